@@ -1,0 +1,1 @@
+"""KFP v2 components: one typed wrapper per pipeline step."""

@@ -1,0 +1,1 @@
+"""Feast feature repository for creditops (definitions built from creditops.features.registry)."""

@@ -1,0 +1,181 @@
+"""Typed configuration, parsed once at the edge.
+
+One YAML file (or none: every field has an embedded default) is read by :func:`load_config`. ``${VAR}`` and
+``${VAR:-default}`` are expanded from the environment before validation, so one file serves every environment
+instead of a copy per environment. Unknown keys are errors (``extra="forbid"``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from creditops.errors import ConfigError
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataConfig(_Section):
+    """Where the data comes from."""
+
+    source: Literal["synthetic", "german_credit", "hmda", "spec"] = "synthetic"
+    n_applicants: int = Field(20_000, ge=100)
+    seed: int = 7
+    spec_path: Path | None = None
+
+
+class FeastConfig(_Section):
+    """Feature store backends; the repo's feature_store.yaml reads these through environment variables."""
+
+    repo_path: Path | None = None
+    project: str = "creditops"
+    online_store: Literal["sqlite", "redis"] = "sqlite"
+    offline_store: Literal["file", "postgres"] = "file"
+    redis_connection: str = "127.0.0.1:6379"
+    postgres_host: str = "127.0.0.1"
+    postgres_port: int = 5432
+    postgres_database: str = "creditops"
+    postgres_user: str = "postgres"
+    postgres_password: str = ""
+    postgres_sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = "require"
+
+
+class TrainingConfig(_Section):
+    """Tuning and fitting."""
+
+    n_trials: int = Field(100, ge=1)
+    split: Literal["random", "out_of_time"] = "random"
+    pruner: Literal["median", "hyperband"] = "median"
+    cv_folds: int = Field(5, ge=2)
+    seed: int = 7
+    distributed: Literal["none", "dask"] = "none"
+    dask_workers: int = Field(2, ge=1)
+
+
+class GatesConfig(_Section):
+    """Thresholds a model must meet before it may be registered for deployment."""
+
+    min_auc: float = 0.80
+    max_fpr: float = 0.05
+    max_demographic_parity_difference: float = 0.10
+    max_equal_opportunity_difference: float = 0.10
+    max_perturbation_shift: float = 0.02
+    perturbation_scale: float = 0.01
+
+
+class ScoringConfig(_Section):
+    """Score scaling (points to double the odds) and decision thresholds on the probability of default."""
+
+    base_score: float = 600.0
+    base_odds: float = 50.0
+    pdo: float = 20.0
+    approve_below_pd: float | None = None
+    decline_at_or_above_pd: float | None = None
+    target_fpr: float = 0.04
+
+
+class MlflowConfig(_Section):
+    """Tracking server and registry."""
+
+    tracking_uri: str = "sqlite:///.creditops/mlflow.db"
+    experiment: str = "creditops"
+    model_name: str = "credit-pd"
+
+
+class AuditConfig(_Section):
+    """Append-only, hash-chained log of every prediction."""
+
+    url: str = "sqlite:///.creditops/audit.db"
+
+
+class ServingConfig(_Section):
+    """The local model server."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    model_name: str = "credit-pd"
+    max_batch_size: int = Field(1000, ge=1)
+
+
+class Settings(_Section):
+    """All of creditops' configuration."""
+
+    workdir: Path = Path(".creditops")
+    data: DataConfig = DataConfig()
+    feast: FeastConfig = FeastConfig()
+    training: TrainingConfig = TrainingConfig()
+    gates: GatesConfig = GatesConfig()
+    scoring: ScoringConfig = ScoringConfig()
+    mlflow: MlflowConfig = MlflowConfig()
+    audit: AuditConfig = AuditConfig()
+    serving: ServingConfig = ServingConfig()
+
+
+def expand_vars(value: Any, environ: dict[str, str] | None = None) -> Any:
+    """Expand ``${VAR}`` / ``${VAR:-default}`` in every string of a parsed YAML tree.
+
+    Raises:
+        ConfigError: a variable without a default is not set.
+    """
+    env = os.environ if environ is None else environ
+    if isinstance(value, dict):
+        return {k: expand_vars(v, env) for k, v in value.items()}
+    if isinstance(value, list):
+        return [expand_vars(v, env) for v in value]
+    if isinstance(value, str):
+
+        def _sub(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in env:
+                return env[name]
+            if default is not None:
+                return default
+            raise ConfigError(f"config references ${{{name}}} but it is not set and has no default")
+
+        return _VAR.sub(_sub, value)
+    return value
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Settings:
+    """Read, expand and validate the configuration.
+
+    Args:
+        path: a YAML file; ``None`` means the embedded defaults.
+        overrides: nested dict merged over the file (used by the CLI flags and tests).
+
+    Raises:
+        ConfigError: unreadable file, unknown key or invalid value (message names the field).
+    """
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            raw = yaml.safe_load(Path(path).read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"cannot read config {path}: {exc}") from exc
+        if not isinstance(raw, dict):
+            raise ConfigError(f"config {path} must be a mapping at the top level")
+    raw = _merge(expand_vars(raw), overrides or {})
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"invalid config: {problems}") from exc
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out

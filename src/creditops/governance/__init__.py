@@ -1,0 +1,1 @@
+"""creditops.governance."""
