@@ -86,7 +86,7 @@ class ScoringConfig(_Section):
 class MlflowConfig(_Section):
     """Tracking server and registry."""
 
-    tracking_uri: str = "sqlite:///.creditops/mlflow.db"
+    tracking_uri: str = "sqlite:///{workdir}/mlflow.db"
     experiment: str = "creditops"
     model_name: str = "credit-pd"
 
@@ -94,7 +94,7 @@ class MlflowConfig(_Section):
 class AuditConfig(_Section):
     """Append-only, hash-chained log of every prediction."""
 
-    url: str = "sqlite:///.creditops/audit.db"
+    url: str = "sqlite:///{workdir}/audit.db"
 
 
 class ServingConfig(_Section):
@@ -118,6 +118,18 @@ class Settings(_Section):
     mlflow: MlflowConfig = MlflowConfig()
     audit: AuditConfig = AuditConfig()
     serving: ServingConfig = ServingConfig()
+
+    def resolved(self, base: Path | None = None) -> Settings:
+        """Return a copy with an absolute workdir and ``{workdir}`` filled in, safe to hand to subprocesses."""
+        workdir = (base or Path.cwd()) / self.workdir if not self.workdir.is_absolute() else self.workdir
+        workdir = workdir.resolve()
+        data = self.model_dump()
+        data["workdir"] = workdir
+        data["mlflow"]["tracking_uri"] = self.mlflow.tracking_uri.replace("{workdir}", str(workdir))
+        data["audit"]["url"] = self.audit.url.replace("{workdir}", str(workdir))
+        if self.feast.repo_path is not None and not self.feast.repo_path.is_absolute():
+            data["feast"]["repo_path"] = ((base or Path.cwd()) / self.feast.repo_path).resolve()
+        return Settings.model_validate(data)
 
 
 def expand_vars(value: Any, environ: dict[str, str] | None = None) -> Any:

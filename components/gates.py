@@ -1,0 +1,38 @@
+"""Step 7: validation gates (performance, fairness, stability, monotonicity) on the held-out test set."""
+
+from typing import NamedTuple
+
+from kfp import dsl
+from kfp.dsl import Artifact, Dataset, Input, Markdown, Metrics, Model, Output
+
+from components import BASE_IMAGE
+
+
+@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
+def evaluate_gates(
+    config: str,
+    model: Input[Model],
+    test: Input[Dataset],
+    gate_report: Output[Artifact],
+    gate_summary: Output[Markdown],
+    metrics: Output[Metrics],
+) -> NamedTuple("GateOutputs", [("passed", bool), ("summary", str)]):
+    """Evaluate every gate; the summary names each failed gate with its measured value and threshold."""
+    from collections import namedtuple
+    from pathlib import Path
+
+    import pandas as pd
+
+    from creditops.artifact import load_bundle
+    from creditops.config import Settings
+    from creditops.governance.gates import evaluate_gates as run_gates
+
+    settings = Settings.model_validate_json(config)
+    bundle = load_bundle(model.path)
+    report = run_gates(bundle, pd.read_parquet(test.path), settings.gates, bundle.manifest.target,
+                       bundle.manifest.protected)
+    Path(gate_report.path).write_text(report.model_dump_json(indent=2))
+    Path(gate_summary.path).write_text(report.summary())
+    for gate in report.gates:
+        metrics.log_metric(gate.name, float(gate.value))
+    return namedtuple("GateOutputs", ["passed", "summary"])(bool(report.passed), report.summary())

@@ -1,0 +1,31 @@
+"""Step 8: the model card (Markdown + HTML with plots) for this model version."""
+
+from kfp import dsl
+from kfp.dsl import HTML, Artifact, Dataset, Input, Markdown, Model, Output
+
+from components import BASE_IMAGE
+
+
+@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
+def write_model_card(
+    config: str,
+    model: Input[Model],
+    test: Input[Dataset],
+    gate_report: Input[Artifact],
+    card_markdown: Output[Markdown],
+    card_html: Output[HTML],
+):
+    """Render overview, data, performance, fairness, limitations, ethics and model-risk sections."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    from creditops.artifact import load_bundle
+    from creditops.governance.gates import GateReport
+    from creditops.governance.model_card import render
+
+    bundle = load_bundle(model.path)
+    report = GateReport.model_validate_json(Path(gate_report.path).read_text())
+    markdown, html = render(bundle, report, pd.read_parquet(test.path))
+    Path(card_markdown.path).write_text(markdown)
+    Path(card_html.path).write_text(html)

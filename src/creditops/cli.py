@@ -1,0 +1,204 @@
+"""``creditops`` command line: the edge where configuration is parsed and errors become messages.
+
+Framework adapters (the KFP local runner, the KServe server, Feast) are imported lazily here, only by the
+commands that need them, so the core stays importable without them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from creditops.config import Settings, load_config
+from creditops.errors import CreditOpsError
+
+console = Console()
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {}
+    if getattr(args, "applicants", None):
+        overrides.setdefault("data", {})["n_applicants"] = args.applicants
+    if getattr(args, "source", None):
+        overrides.setdefault("data", {})["source"] = args.source
+    if getattr(args, "spec", None):
+        overrides.setdefault("data", {})["spec_path"] = str(args.spec)
+    if getattr(args, "trials", None):
+        overrides.setdefault("training", {})["n_trials"] = args.trials
+    return load_config(args.config, overrides).resolved()
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    """Ingest a source into a content-addressed snapshot."""
+    from creditops.data.ingest import ingest
+
+    settings = _settings(args)
+    info = ingest(
+        settings.data.source,
+        out_root=settings.workdir / "snapshots",
+        n_applicants=settings.data.n_applicants,
+        seed=settings.data.seed,
+        spec_path=settings.data.spec_path,
+    )
+    console.print(f"snapshot [bold]{info.version}[/] at {info.path}")
+    for table, rows in info.row_counts.items():
+        console.print(f"  {table}: {rows:,} rows")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Run the KFP training pipeline locally and print its summary."""
+    summary = _train(_settings(args))
+    return 0 if summary.get("registered_version") else 1
+
+
+def _train(settings: Settings) -> dict[str, Any]:
+    from pipelines.local import run_training
+
+    console.rule("training pipeline (KFP local runner)")
+    summary = run_training(settings)
+    print_summary(summary)
+    return summary
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    """Render a training run summary."""
+    table = Table(title="training run", show_header=False)
+    table.add_row("data version", str(summary.get("data_version")))
+    table.add_row("best params", json.dumps(summary.get("best_params", {}), sort_keys=True))
+    for name, value in sorted(summary.get("metrics", {}).items()):
+        table.add_row(name, f"{value:.4f}" if isinstance(value, float) else str(value))
+    for gate in summary.get("gates", []):
+        mark = "[green]pass[/]" if gate["passed"] else "[red]FAIL[/]"
+        table.add_row(f"gate {gate['name']}", f"{mark} {gate['value']:.4f} {gate['op']} {gate['threshold']}")
+    version = summary.get("registered_version") or "[red]not registered[/] (a gate failed)"
+    table.add_row("registered", f"{summary.get('model_name')} v{version} (alias challenger)")
+    table.add_row("model card", str(summary.get("model_card_html")))
+    console.print(table)
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    """Compile the pipelines to KFP YAML."""
+    from pipelines.training import compile_pipeline
+
+    console.print(f"wrote {compile_pipeline()}")
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    """Batch-score a CSV/Parquet file with reason codes; every decision is audited."""
+    from creditops.artifact import load_bundle
+    from creditops.batch import score_file
+    from creditops.governance.audit import AuditLog
+    from creditops.governance.registry import resolve
+
+    settings = _settings(args)
+    bundle = load_bundle(resolve(settings.mlflow.tracking_uri, args.model))
+    audit = None if args.no_audit else AuditLog.open(settings.audit.url)
+    result = score_file(bundle, args.input, args.output, audit=audit, caller_id=args.caller_id)
+    console.print(result)
+    return 0
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    """Recompute the audit hash chains."""
+    from creditops.governance.audit import AuditLog
+
+    settings = _settings(args)
+    report = AuditLog.open(args.url or settings.audit.url).verify()
+    console.print(report)
+    return 0 if report.ok else 1
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    """Move the ``champion`` alias to a registered version."""
+    from creditops.governance.registry import promote
+
+    settings = _settings(args)
+    promote(settings.mlflow.tracking_uri, settings.mlflow.model_name, args.version)
+    console.print(f"{settings.mlflow.model_name} v{args.version} is now champion")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve a registered model with the local KServe model server (blocks)."""
+    from creditops.serve_local import serve_command
+
+    return serve_command(_settings(args), args.model, args.port)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Train, register, serve, score a few applicants over HTTP, verify the audit chain."""
+    from creditops.serve_local import demo_serving
+
+    settings = _settings(args)
+    summary = _train(settings)
+    if not summary.get("registered_version"):
+        console.print("[red]no model registered: a validation gate failed; see the summary above[/]")
+        return 1
+    return demo_serving(settings, summary, console)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (one sub-command per platform action)."""
+    parser = argparse.ArgumentParser(prog="creditops", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, help="YAML config (default: embedded defaults)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, func: Callable[[argparse.Namespace], int], help_: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_)
+        p.set_defaults(func=func)
+        return p
+
+    for name, func, help_ in (
+        ("demo", cmd_demo, "end to end on the embedded defaults: train, register, serve, score, audit"),
+        ("train", cmd_train, "run the KFP training pipeline locally"),
+        ("ingest", cmd_ingest, "ingest a source into a content-addressed snapshot"),
+    ):
+        p = add(name, func, help_)
+        p.add_argument("--source", choices=["synthetic", "german_credit", "hmda", "spec"])
+        p.add_argument("--spec", type=Path, help="dataset spec YAML (with --source spec)")
+        p.add_argument("--applicants", type=int, help="synthetic applicants to generate")
+        if name != "ingest":
+            p.add_argument("--trials", type=int, help="Optuna trials")
+    add("compile", cmd_compile, "compile the pipelines to KFP YAML")
+    p = add("score", cmd_score, "batch-score a file with reason codes")
+    p.add_argument("--input", type=Path, required=True)
+    p.add_argument("--output", type=Path, required=True)
+    p.add_argument("--model", default="models:/credit-pd@challenger", help="bundle dir or models:/name@alias")
+    p.add_argument("--caller-id", default="batch")
+    p.add_argument("--no-audit", action="store_true", help="skip audit records (not for production decisions)")
+    p = add("serve", cmd_serve, "serve a model with the local KServe model server")
+    p.add_argument("--model", default="models:/credit-pd@challenger", help="bundle dir or models:/name@alias")
+    p.add_argument("--port", type=int)
+    p = add("promote", cmd_promote, "move the champion alias to a model version")
+    p.add_argument("--version", required=True)
+    audit = sub.add_parser("audit", help="audit log operations")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    p = audit_sub.add_parser("verify", help="verify the hash chains of the audit log")
+    p.add_argument("--url", help="audit log URL (default: from config)")
+    p.set_defaults(func=cmd_audit_verify)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: user errors print one clear line and exit 2, never a traceback."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except CreditOpsError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
