@@ -14,6 +14,9 @@ PG_ADMIN = os.environ.get("CREDITOPS_TEST_PG", "postgresql://postgres@127.0.0.1:
 REDIS_URL = os.environ.get("CREDITOPS_TEST_REDIS", "redis://127.0.0.1:6379/0")
 RUN_ID = uuid.uuid4().hex[:8]
 
+# tests/alibi run inside the separate BSL-licensed alibi environment (.venv-alibi), never in the core one.
+collect_ignore = ["alibi"]
+
 
 @pytest.fixture(scope="session")
 def run_id() -> str:
