@@ -29,8 +29,9 @@ def evaluate_gates(
 
     settings = Settings.model_validate_json(config)
     bundle = load_bundle(model.path)
-    report = run_gates(bundle, pd.read_parquet(test.path), settings.gates, bundle.manifest.target,
-                       bundle.manifest.protected)
+    report = run_gates(
+        bundle, pd.read_parquet(test.path), settings.gates, bundle.manifest.target, bundle.manifest.protected
+    )
     Path(gate_report.path).write_text(report.model_dump_json(indent=2))
     Path(gate_summary.path).write_text(report.summary())
     for gate in report.gates:

@@ -20,8 +20,9 @@ def register_model(
     Returns:
         JSON run summary: data version, metrics, gates, registered version (empty when refused), card paths.
     """
-    from creditops.config import Settings
     from creditops.training.workflow import register_if_passed
+
+    from creditops.config import Settings
 
     settings = Settings.model_validate_json(config)
     summary = register_if_passed(

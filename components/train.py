@@ -24,9 +24,9 @@ def train_model(
     import json
 
     import pandas as pd
+    from creditops.training.workflow import train_bundle
 
     from creditops.config import Settings
-    from creditops.training.workflow import train_bundle
 
     settings = Settings.model_validate_json(config)
     with open(best_params.path) as fh:
@@ -42,5 +42,7 @@ def train_model(
     )
     for name, value in manifest.metrics.items():
         metrics.log_metric(name, float(value))
-    model.metadata.update({"data_version": manifest.data_version, "feature_service": manifest.feature_service})
+    model.metadata.update(
+        {"data_version": manifest.data_version, "feature_service": manifest.feature_service}
+    )
     return float(manifest.metrics["cv_auc_mean"])

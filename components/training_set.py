@@ -8,7 +8,11 @@ from components import BASE_IMAGE
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
 def build_training_set(
-    config: str, entities: Input[Dataset], train: Output[Dataset], valid: Output[Dataset], test: Output[Dataset]
+    config: str,
+    entities: Input[Dataset],
+    train: Output[Dataset],
+    valid: Output[Dataset],
+    test: Output[Dataset],
 ) -> int:
     """``get_historical_features`` through ``credit_scoring_v1``, then split 80/10/10 (random or out-of-time).
 
@@ -16,10 +20,10 @@ def build_training_set(
         Rows in the training set before splitting.
     """
     import pandas as pd
+    from feast_repo.store import open_store, training_frame
 
     from creditops.config import Settings
     from creditops.training.split import split_frame
-    from feast_repo.store import open_store, training_frame
 
     settings = Settings.model_validate_json(config)
     frame = training_frame(open_store(settings.feast), pd.read_parquet(entities.path))

@@ -10,7 +10,11 @@ from components import BASE_IMAGE
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
 def tune_model(
-    config: str, train: Input[Dataset], valid: Input[Dataset], best_params: Output[Artifact], metrics: Output[Metrics]
+    config: str,
+    train: Input[Dataset],
+    valid: Input[Dataset],
+    best_params: Output[Artifact],
+    metrics: Output[Metrics],
 ) -> NamedTuple("TuneOutputs", [("run_id", str), ("best_valid_auc", float)]):
     """Tune XGBoost on validation AUC-ROC; the parent MLflow run id carries the lineage to later steps."""
     import json

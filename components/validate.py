@@ -29,7 +29,9 @@ def validate_data(
 
     tables, info = read_snapshot(snapshot.metadata["path"])
     result = validate_tables(tables, info)
-    out = write_snapshot(result.accepted, validated.path, source={**info.source, "validated_from": info.version})
+    out = write_snapshot(
+        result.accepted, validated.path, source={**info.source, "validated_from": info.version}
+    )
     result.quarantine.to_parquet(quarantine.path)
     Path(quality_report.path).write_text(result.report_markdown)
     validated.metadata.update({"path": str(out.path), "version": info.version, "rows": out.row_counts})

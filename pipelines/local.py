@@ -1,30 +1,78 @@
-"""Run the compiled-from-source pipelines on this machine with the KFP local runner.
+"""Run the pipelines on this machine with the KFP local runner.
 
 The SubprocessRunner runs each step as a subprocess of this interpreter (``use_venv=False``): every
-dependency is already installed in the project's venv, and nothing is downloaded at run time.
+dependency is already installed in the project's venv and nothing is downloaded at run time. The runner's
+full output (each step's logs) goes to ``<workdir>/kfp/<run>.log``; the console shows one line per step.
 """
 
+import contextlib
+import io
 import json
-import logging
-from typing import Any
+import re
+import time
+from collections.abc import Callable
+from typing import Any, TextIO
 
 from kfp import local
 
 from creditops.config import Settings
+from creditops.errors import CreditOpsError
 from pipelines.training import training_pipeline
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_START = re.compile(r"Executing task '([^']+)'")
+_END = re.compile(r"Task '([^']+)' finished with status (\w+)")
 
-def run_training(settings: Settings, quiet: bool = True) -> dict[str, Any]:
-    """Run the training pipeline end to end and return its summary.
+
+class StepProgress(io.TextIOBase):
+    """A stdout stand-in: everything to the log file, one progress line per step to the console."""
+
+    def __init__(self, log: TextIO, emit: Callable[[str], None]) -> None:
+        self._log, self._emit, self._buf = log, emit, ""
+        self._started: dict[str, float] = {}
+
+    def write(self, text: str) -> int:  # noqa: D102 - io.TextIOBase protocol
+        self._log.write(text)
+        self._buf += text
+        *lines, self._buf = self._buf.split("\n")
+        for line in lines:
+            self._progress(_ANSI.sub("", line))
+        return len(text)
+
+    def flush(self) -> None:  # noqa: D102 - io.TextIOBase protocol
+        self._log.flush()
+
+    def _progress(self, line: str) -> None:
+        if start := _START.search(line):
+            self._started[start.group(1)] = time.perf_counter()
+            self._emit(f"  ▶ {start.group(1)} ...")
+        elif end := _END.search(line):
+            took = time.perf_counter() - self._started.get(end.group(1), time.perf_counter())
+            mark = "✔" if end.group(2) == "SUCCESS" else "✘"
+            self._emit(f"  {mark} {end.group(1)} {end.group(2).lower()} in {took:.1f} s")
+
+
+def run_training(settings: Settings, emit: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run the training pipeline end to end and return its summary (parsed from the last step's output).
 
     Args:
-        settings: resolved settings (absolute paths); passed to every step as JSON.
-        quiet: hide the runner's per-step dump of executor inputs (status lines stay visible).
+        settings: resolved settings (absolute paths); handed to every step as JSON.
+        emit: where the one-line-per-step progress goes.
     """
     root = settings.workdir / "kfp"
     root.mkdir(parents=True, exist_ok=True)
-    if quiet:
-        logging.getLogger("kfp.local").setLevel(logging.INFO)
+    log_path = root / f"training-{time.strftime('%Y%m%d-%H%M%S')}.log"
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root), raise_on_error=True)
-    task = training_pipeline(config=settings.model_dump_json())
-    return json.loads(task.output)
+    with open(log_path, "w") as log, contextlib.redirect_stdout(StepProgress(log, emit)):
+        try:
+            task = training_pipeline(config=settings.model_dump_json())
+        except RuntimeError as exc:
+            last = "\n".join(log_path.read_text().splitlines()[-30:])
+            raise PipelineFailed(f"{exc}\n--- last lines of {log_path} ---\n{last}") from exc
+    summary = json.loads(task.output)
+    summary["log"] = str(log_path)
+    return summary
+
+
+class PipelineFailed(CreditOpsError):
+    """A pipeline step failed; the message carries the end of the run's log."""

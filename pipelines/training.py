@@ -1,6 +1,7 @@
 """The training pipeline: data version -> registered, documented, gated model. Wiring only.
 
-Compile: ``python -m pipelines.training`` (writes ``pipelines/training.yaml``, checked in; a test recompiles and
+Compile: ``python -m pipelines.training`` (writes ``pipelines/training.yaml``, checked in; a test recompiles
+and diffs). Run locally: ``creditops train`` (KFP local SubprocessRunner on the embedded defaults).
 diffs). Run locally: ``creditops train`` (KFP local SubprocessRunner on the embedded defaults).
 """
 
@@ -13,15 +14,17 @@ from components.gates import evaluate_gates
 from components.ingest import ingest_data
 from components.model_card import write_model_card
 from components.register import register_model
-from components.training_set import build_training_set
 from components.train import train_model
+from components.training_set import build_training_set
 from components.tune import tune_model
 from components.validate import validate_data
 
 COMPILED = Path(__file__).with_name("training.yaml")
 
 
-@dsl.pipeline(name="creditops-training", description="Ingest, validate, featurise, tune, train, gate, register.")
+@dsl.pipeline(
+    name="creditops-training", description="Ingest, validate, featurise, tune, train, gate, register."
+)
 def training_pipeline(config: str) -> str:
     """Wire the steps; ``config`` is the run's ``Settings`` as JSON. Returns the run summary (JSON)."""
     ingest = ingest_data(config=config)

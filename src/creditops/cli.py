@@ -174,7 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", type=Path, required=True)
     p.add_argument("--model", default="models:/credit-pd@challenger", help="bundle dir or models:/name@alias")
     p.add_argument("--caller-id", default="batch")
-    p.add_argument("--no-audit", action="store_true", help="skip audit records (not for production decisions)")
+    p.add_argument(
+        "--no-audit", action="store_true", help="skip audit records (not for production decisions)"
+    )
     p = add("serve", cmd_serve, "serve a model with the local KServe model server")
     p.add_argument("--model", default="models:/credit-pd@challenger", help="bundle dir or models:/name@alias")
     p.add_argument("--port", type=int)

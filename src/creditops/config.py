@@ -120,7 +120,7 @@ class Settings(_Section):
     serving: ServingConfig = ServingConfig()
 
     def resolved(self, base: Path | None = None) -> Settings:
-        """Return a copy with an absolute workdir and ``{workdir}`` filled in, safe to hand to subprocesses."""
+        """Return a copy with an absolute workdir and ``{workdir}`` filled in, for subprocesses."""
         workdir = (base or Path.cwd()) / self.workdir if not self.workdir.is_absolute() else self.workdir
         workdir = workdir.resolve()
         data = self.model_dump()

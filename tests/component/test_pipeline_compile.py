@@ -27,7 +27,16 @@ def test_compiled_yaml_loads_back_and_uses_the_project_image() -> None:
     images = {ex["container"]["image"] for ex in spec["deploymentSpec"]["executors"].values()}
     assert images == {BASE_IMAGE}
     steps = set(spec["root"]["dag"]["tasks"])
-    assert {"ingest-data", "validate-data", "compute-features", "build-training-set", "tune-model",
-            "train-model", "evaluate-gates", "write-model-card", "register-model"} == steps
+    assert {
+        "ingest-data",
+        "validate-data",
+        "compute-features",
+        "build-training-set",
+        "tune-model",
+        "train-model",
+        "evaluate-gates",
+        "write-model-card",
+        "register-model",
+    } == steps
     # offline clusters: the compiled steps never pip-install at run time
     assert "pip install" not in COMPILED.read_text()

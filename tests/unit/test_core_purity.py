@@ -10,7 +10,9 @@ ADAPTED = ("kfp", "kserve", "feast")
 
 
 def test_core_modules_do_not_import_frameworks() -> None:
-    modules = [m.name for m in pkgutil.walk_packages(creditops.__path__, "creditops.") if m.name != "creditops.cli"]
+    modules = [
+        m.name for m in pkgutil.walk_packages(creditops.__path__, "creditops.") if m.name != "creditops.cli"
+    ]
     code = (
         "import importlib, sys\n"
         f"for m in {modules!r}: importlib.import_module(m)\n"
