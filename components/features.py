@@ -13,11 +13,10 @@ def compute_features(config: str, validated: Input[Dataset], entities: Output[Da
     Returns:
         Number of applicants (entity rows).
     """
+    from creditops.config import Settings
     from creditops.data.snapshot import read_snapshot
     from creditops.features.build import build_features_from_tables
     from feast_repo.store import apply, materialize, open_store, write_offline
-
-    from creditops.config import Settings
 
     settings = Settings.model_validate_json(config)
     tables, info = read_snapshot(validated.metadata["path"])

@@ -17,9 +17,8 @@ def ingest_data(config: str, snapshot: Output[Dataset]) -> str:
     Returns:
         The data version (content hash).
     """
-    from creditops.data.ingest import ingest
-
     from creditops.config import Settings
+    from creditops.data.ingest import ingest
 
     settings = Settings.model_validate_json(config)
     info = ingest(

@@ -20,9 +20,8 @@ def register_model(
     Returns:
         JSON run summary: data version, metrics, gates, registered version (empty when refused), card paths.
     """
-    from creditops.training.workflow import register_if_passed
-
     from creditops.config import Settings
+    from creditops.training.workflow import register_if_passed
 
     settings = Settings.model_validate_json(config)
     summary = register_if_passed(

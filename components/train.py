@@ -24,9 +24,9 @@ def train_model(
     import json
 
     import pandas as pd
-    from creditops.training.workflow import train_bundle
 
     from creditops.config import Settings
+    from creditops.training.workflow import train_bundle
 
     settings = Settings.model_validate_json(config)
     with open(best_params.path) as fh:

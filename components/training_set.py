@@ -20,10 +20,10 @@ def build_training_set(
         Rows in the training set before splitting.
     """
     import pandas as pd
-    from feast_repo.store import open_store, training_frame
 
     from creditops.config import Settings
     from creditops.training.split import split_frame
+    from feast_repo.store import open_store, training_frame
 
     settings = Settings.model_validate_json(config)
     frame = training_frame(open_store(settings.feast), pd.read_parquet(entities.path))

@@ -2,7 +2,6 @@
 
 Compile: ``python -m pipelines.training`` (writes ``pipelines/training.yaml``, checked in; a test recompiles
 and diffs). Run locally: ``creditops train`` (KFP local SubprocessRunner on the embedded defaults).
-diffs). Run locally: ``creditops train`` (KFP local SubprocessRunner on the embedded defaults).
 """
 
 from pathlib import Path
