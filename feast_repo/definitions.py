@@ -1,0 +1,83 @@
+"""Feast objects for creditops, generated from ``creditops.features.registry`` (no hand-typed feature list).
+
+Entity ``applicant`` (join key ``applicant_id``); per feature group a source ``<group>_source`` and a view
+``<group>_fv``; the FeatureService ``credit_scoring_v1`` projects the views in registry order, so its features
+are exactly ``model_feature_names()``. The offline backend decides the source class: Parquet files under
+``CREDITOPS_FEAST_DATA_DIR`` (default ``feast_repo/data``) or Postgres tables ``<group>_features``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+
+from feast import Entity, FeatureService, FeatureView, Field, FileSource
+from feast.data_source import DataSource
+from feast.infra.offline_stores.contrib.postgres_offline_store.postgres_source import PostgreSQLSource
+from feast.types import Float64, Int64
+from feast.value_type import ValueType
+
+from creditops.features.registry import ENTITY, FEATURE_SERVICE, GROUPS, JOIN_KEY, TIMESTAMP, features_in
+
+DEFAULT_DATA_DIR = Path(__file__).resolve().parent / "data"
+# How long a row stays valid: declared application data for years, a monthly bureau snapshot for two
+# months (one missed report is tolerated), account behaviour for a year.
+TTL: dict[str, timedelta] = {
+    "identity": timedelta(days=3650),
+    "bureau": timedelta(days=62),
+    "behavioural": timedelta(days=365),
+    "derived": timedelta(days=365),
+}
+
+
+def table_name(group: str) -> str:
+    """Postgres table holding one feature group."""
+    return f"{group}_features"
+
+
+def parquet_path(data_dir: str | Path, group: str) -> Path:
+    """Parquet file holding one feature group."""
+    return Path(data_dir).resolve() / f"{group}.parquet"
+
+
+def _source(group: str, offline_store: str, data_dir: str | Path) -> DataSource:
+    if offline_store == "postgres":
+        return PostgreSQLSource(name=f"{group}_source", table=table_name(group), timestamp_field=TIMESTAMP)
+    return FileSource(name=f"{group}_source", path=str(parquet_path(data_dir, group)), timestamp_field=TIMESTAMP)
+
+
+def feast_objects(env: Mapping[str, str]) -> dict[str, object]:
+    """Every Feast object of the repo, by name, for the backends named in ``env``."""
+    offline = env.get("CREDITOPS_FEAST_OFFLINE_STORE", "file")
+    data_dir = env.get("CREDITOPS_FEAST_DATA_DIR", str(DEFAULT_DATA_DIR))
+    applicant = Entity(name=ENTITY, join_keys=[JOIN_KEY], value_type=ValueType.INT64, description="A loan applicant.")
+    objects: dict[str, object] = {ENTITY: applicant}
+    views = []
+    for group in GROUPS:
+        view = FeatureView(
+            name=f"{group}_fv",
+            entities=[applicant],
+            ttl=TTL[group],
+            schema=[
+                Field(name=f.name, dtype=Int64 if f.dtype == "int" else Float64, description=f.description)
+                for f in features_in(group)
+            ],
+            source=_source(group, offline, data_dir),
+            online=True,
+            tags={"group": group},
+        )
+        objects[view.name] = view
+        views.append(view)
+    objects[FEATURE_SERVICE] = FeatureService(name=FEATURE_SERVICE, features=views, description="Model inputs.")
+    return objects
+
+
+_OBJECTS = feast_objects(os.environ)
+applicant = _OBJECTS[ENTITY]
+identity_fv = _OBJECTS["identity_fv"]
+bureau_fv = _OBJECTS["bureau_fv"]
+behavioural_fv = _OBJECTS["behavioural_fv"]
+derived_fv = _OBJECTS["derived_fv"]
+credit_scoring_v1 = _OBJECTS[FEATURE_SERVICE]

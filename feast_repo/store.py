@@ -1,0 +1,179 @@
+"""Glue between creditops and Feast: open the store, write offline tables, apply, materialize, read.
+
+Backends come from :class:`creditops.config.FeastConfig`, turned into the ``CREDITOPS_FEAST_*`` variables that
+``feature_store.yaml`` references (see :func:`feast_env`); ``python -m feast_repo.store env`` prints them as
+``export`` lines for the bare ``feast`` CLI.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import sys
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import psycopg
+import yaml
+from feast import FeatureStore
+from feast.repo_config import RepoConfig
+
+from creditops.config import FeastConfig
+from creditops.features.registry import FEATURE_SERVICE, GROUPS, JOIN_KEY, TIMESTAMP, model_feature_names
+from feast_repo import definitions
+
+REPO_PATH = Path(__file__).resolve().parent
+_VAR = re.compile(r"\$\{(\w+)\}|\$(\w+)")
+_COPY_CHUNK_ROWS = 250_000
+
+
+def feast_env(config: FeastConfig | None = None, data_dir: str | Path | None = None) -> dict[str, str]:
+    """The ``CREDITOPS_FEAST_*`` variables for a configuration (registry and SQLite file live in ``data_dir``)."""
+    cfg = config or FeastConfig()
+    data = Path(data_dir or definitions.DEFAULT_DATA_DIR).resolve()
+    return {
+        "CREDITOPS_FEAST_PROJECT": cfg.project,
+        "CREDITOPS_FEAST_DATA_DIR": str(data),
+        "CREDITOPS_FEAST_REGISTRY": str(data / "registry.db"),
+        "CREDITOPS_FEAST_ONLINE_STORE": cfg.online_store,
+        "CREDITOPS_FEAST_OFFLINE_STORE": cfg.offline_store,
+        "CREDITOPS_FEAST_SQLITE_PATH": str(data / "online.db"),
+        "CREDITOPS_FEAST_REDIS": cfg.redis_connection,
+        "CREDITOPS_FEAST_PG_HOST": cfg.postgres_host,
+        "CREDITOPS_FEAST_PG_PORT": str(cfg.postgres_port),
+        "CREDITOPS_FEAST_PG_DATABASE": cfg.postgres_database,
+        "CREDITOPS_FEAST_PG_USER": cfg.postgres_user,
+        "CREDITOPS_FEAST_PG_PASSWORD": cfg.postgres_password,
+        "CREDITOPS_FEAST_PG_SSLMODE": cfg.postgres_sslmode,
+    }
+
+
+def _expand(text: str, env: Mapping[str, str]) -> str:
+    """``os.path.expandvars`` semantics (what feast applies to the file), but over an explicit mapping."""
+    return _VAR.sub(lambda m: env.get(m.group(1) or m.group(2), m.group(0)), text)
+
+
+def open_store(
+    repo_path: str | Path | None = None,
+    config: FeastConfig | None = None,
+    data_dir: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> FeatureStore:
+    """A FeatureStore over ``repo_path``'s feature_store.yaml with the backends of ``config``.
+
+    ``env`` overrides single variables. Nothing is written to ``os.environ``: the file is expanded here
+    against ``feast_env(config) | env`` and handed to Feast as a ready RepoConfig.
+    """
+    repo = Path(repo_path or (config.repo_path if config and config.repo_path else REPO_PATH)).resolve()
+    variables = {**feast_env(config, data_dir), **(env or {})}
+    raw = yaml.safe_load(_expand((repo / "feature_store.yaml").read_text(), variables))
+    Path(variables["CREDITOPS_FEAST_DATA_DIR"]).mkdir(parents=True, exist_ok=True)
+    store = FeatureStore(repo_path=str(repo), config=RepoConfig(repo_path=repo, **raw))
+    store.creditops_env = variables  # the definitions need the same backend choice
+    return store
+
+
+def apply(store: FeatureStore) -> None:
+    """Register the entity, the four views and the FeatureService (the same objects the CLI applies)."""
+    store.apply(list(definitions.feast_objects(store.creditops_env).values()))
+
+
+def write_offline(tables: Mapping[str, pd.DataFrame], store: FeatureStore) -> None:
+    """Write the feature tables where the views' sources read them (Parquet files or Postgres tables)."""
+    if store.config.offline_store.type == "postgres":
+        with _pg_connect(store) as conn:
+            for group in GROUPS:
+                _copy_table(conn, definitions.table_name(group), tables[group])
+        return
+    for group in GROUPS:
+        path = definitions.parquet_path(store.creditops_env["CREDITOPS_FEAST_DATA_DIR"], group)
+        tables[group].to_parquet(path, index=False)
+
+
+def materialize(store: FeatureStore, end: datetime, start: datetime | None = None) -> None:
+    """Load the latest row per applicant with timestamp in ``[start, end]`` into the online store.
+
+    ``start`` defaults to ``end`` minus the longest view TTL, which covers every still-valid row.
+    """
+    start = start or end - max(definitions.TTL.values()) - timedelta(days=1)
+    store.materialize(start_date=start, end_date=end)
+
+
+def training_frame(store: FeatureStore, entity_df: pd.DataFrame) -> pd.DataFrame:
+    """Point-in-time correct training rows: entity columns, then ``model_feature_names()`` in order.
+
+    Rows come back in ``entity_df`` order with a UTC ``event_timestamp``, whatever the offline backend.
+    """
+    entities = entity_df.reset_index(drop=True).assign(_row=lambda f: range(len(f)))
+    service = store.get_feature_service(FEATURE_SERVICE)
+    frame = store.get_historical_features(entity_df=entities, features=service).to_df()
+    frame = frame.sort_values("_row").reset_index(drop=True)
+    frame[TIMESTAMP] = pd.to_datetime(frame[TIMESTAMP], utc=True)
+    return frame[[c for c in entity_df.columns] + model_feature_names()]
+
+
+def online_features(store: FeatureStore, applicant_ids: Sequence[int]) -> pd.DataFrame:
+    """Current model features for some applicants: ``applicant_id`` + ``model_feature_names()``."""
+    rows = [{JOIN_KEY: int(i)} for i in applicant_ids]
+    service = store.get_feature_service(FEATURE_SERVICE)
+    frame = store.get_online_features(features=service, entity_rows=rows).to_df()
+    return frame[[JOIN_KEY] + model_feature_names()]
+
+
+def teardown(store: FeatureStore) -> None:
+    """Remove the project's online data and infrastructure (Redis keys, SQLite tables) and its registry."""
+    store.teardown()
+
+
+def _pg_connect(store: FeatureStore) -> psycopg.Connection:
+    cfg = store.config.offline_store
+    return psycopg.connect(
+        host=cfg.host,
+        port=cfg.port,
+        dbname=cfg.database,
+        user=cfg.user,
+        password=cfg.password or None,
+        sslmode=cfg.sslmode or "prefer",
+        autocommit=False,
+    )
+
+
+def _sql_type(dtype: object) -> str:
+    if isinstance(dtype, pd.DatetimeTZDtype) or str(dtype).startswith("datetime64"):
+        return "timestamptz"
+    return "bigint" if pd.api.types.is_integer_dtype(dtype) else "double precision"
+
+
+def _copy_table(conn: psycopg.Connection, name: str, table: pd.DataFrame) -> None:
+    """Replace ``name`` with ``table`` using COPY (CSV blocks), then index it for point-in-time joins."""
+    columns = ", ".join(f'"{c}" {_sql_type(t)}' for c, t in table.dtypes.items())
+    with conn.cursor() as cur:
+        cur.execute(f'DROP TABLE IF EXISTS "{name}"')
+        cur.execute(f'CREATE TABLE "{name}" ({columns})')
+        with cur.copy(f'COPY "{name}" FROM STDIN WITH (FORMAT csv)') as copy:
+            for lo in range(0, len(table), _COPY_CHUNK_ROWS):
+                buf = io.StringIO()
+                table.iloc[lo : lo + _COPY_CHUNK_ROWS].to_csv(buf, header=False, index=False)
+                copy.write(buf.getvalue())
+        cur.execute(f'CREATE INDEX ON "{name}" ("{JOIN_KEY}", "{TIMESTAMP}")')
+    conn.commit()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m feast_repo.store env [config.yaml]``: print the variables as shell ``export`` lines."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] != "env":
+        print("usage: python -m feast_repo.store env [creditops-config.yaml]", file=sys.stderr)
+        return 2
+    from creditops.config import load_config
+
+    cfg = load_config(args[1] if len(args) > 1 else None).feast
+    for key, value in feast_env(cfg).items():
+        print(f"export {key}='{value}'")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

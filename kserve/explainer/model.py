@@ -1,0 +1,88 @@
+"""``CreditExplainer``: a kserve.Model that answers ``:explain`` for a creditops bundle."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import kserve
+import numpy as np
+from kserve.protocol.infer_type import InferRequest
+
+from creditops.artifact import Bundle, load_bundle
+from creditops.governance.explain import reasons_from_contribs
+from explainer.backends import BACKENDS, ContributionBackend
+from explainer.payload import frame_from_payload
+
+
+class CreditExplainer(kserve.Model):
+    """Per-feature contributions, base value, PD and top adverse-action reasons for each instance.
+
+    Args:
+        name: Model name in the URL (``/v1/models/<name>:explain``); normally the predictor's name.
+        bundle_dir: Directory of the model bundle (model.ubj, manifest.json, reference.parquet).
+        backend: ``treeshap`` (default, core env) or ``alibi`` (alibi env only).
+        top_k: Reasons per instance.
+    """
+
+    def __init__(self, name: str, bundle_dir: str | Path, backend: str = "treeshap", top_k: int = 4) -> None:
+        super().__init__(name)
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {sorted(BACKENDS)}, got {backend!r}")
+        self.bundle_dir = Path(bundle_dir)
+        self.backend = backend
+        self.top_k = top_k
+        self.bundle_: Bundle | None = None
+        self.contributions_: ContributionBackend | None = None
+
+    def load(self) -> bool:
+        """Load and validate the bundle, build the backend, then mark the model ready.
+
+        Raises:
+            creditops.errors.BundleError: The bundle is missing, corrupt or inconsistent.
+        """
+        self.bundle_ = load_bundle(self.bundle_dir)
+        self.contributions_ = BACKENDS[self.backend](self.bundle_)
+        self.ready = True
+        return self.ready
+
+    def explain(self, payload: dict[str, Any] | InferRequest, headers: dict[str, str] | None = None) -> dict:
+        """Explain every instance of a V1 (``instances``) or V2 tensor payload.
+
+        Returns:
+            ``{"model_name", "backend", "units": "log-odds", "explanations": [{"pd", "margin", "base_value",
+            "contributions": {feature: value}, "reasons": [{"feature", "value", "contribution", "reason"}]}]}``;
+            ``base_value + sum(contributions) == margin`` and the calibrated ``pd`` is what the predictor serves.
+
+        Raises:
+            kserve.errors.InvalidInput: Malformed request (HTTP 400 naming the field).
+        """
+        if self.bundle_ is None or self.contributions_ is None:
+            raise RuntimeError(f"model {self.name} is not loaded")
+        bundle = self.bundle_
+        X = bundle.to_matrix(frame_from_payload(payload, bundle.features))
+        contribs = self.contributions_(X)
+        margins = np.asarray(
+            bundle.booster.inplace_predict(X, predict_type="margin", validate_features=False), dtype=np.float64
+        ).reshape(len(X))
+        pds = bundle.predict_pd(X)
+        reasons = reasons_from_contribs(bundle, X, contribs, self.top_k)
+        features = bundle.features
+        return {
+            "model_name": bundle.manifest.model_name,
+            "backend": self.backend,
+            "units": "log-odds",
+            "explanations": [
+                {
+                    "pd": float(pds[i]),
+                    "margin": float(margins[i]),
+                    "base_value": float(contribs[i, -1]),
+                    "contributions": dict(zip(features, map(float, contribs[i, :-1]), strict=True)),
+                    "reasons": [
+                        {"feature": r.feature, "value": r.value, "contribution": r.contribution, "reason": r.reason}
+                        for r in reasons[i]
+                    ],
+                }
+                for i in range(len(X))
+            ],
+        }

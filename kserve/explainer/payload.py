@@ -1,0 +1,114 @@
+"""Request payloads (V1 ``instances`` or a V2 tensor request) to a feature frame in the bundle's order.
+
+Shared by the explainer and the drift detector. Every rejection is ``kserve.errors.InvalidInput`` (HTTP 400)
+and names the offending field and row. ``null`` is accepted and becomes NaN: XGBoost routes missing values
+natively and some features are legitimately missing (e.g. months since the last delinquency, when never).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from numbers import Real
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from kserve.errors import InvalidInput
+from kserve.protocol.infer_type import InferRequest
+
+
+def frame_from_payload(payload: dict[str, Any] | InferRequest, features: Sequence[str]) -> pd.DataFrame:
+    """Validate a request and return one float column per feature, in ``features`` order.
+
+    Args:
+        payload: V1 ``{"instances": [{feature: value, ...}, ...]}`` (rows may also be lists in feature
+            order), or a V2 ``InferRequest`` with either one tensor per feature (shape ``[n]`` or ``[n, 1]``)
+            or a single tensor of shape ``[n, len(features)]`` in feature order.
+        features: The model's ordered features (from the bundle manifest).
+
+    Returns:
+        DataFrame of float64, NaN where the request had ``null``.
+
+    Raises:
+        InvalidInput: Anything malformed, naming the field (and row).
+    """
+    if isinstance(payload, InferRequest):
+        return _frame_from_v2(payload, features)
+    if not isinstance(payload, dict) or "instances" not in payload:
+        raise InvalidInput('expected a JSON object with "instances": a list of {feature: value} objects')
+    instances = payload["instances"]
+    if not isinstance(instances, list) or not instances:
+        raise InvalidInput('"instances" must be a non-empty list')
+    rows = [_row(i, instance, features) for i, instance in enumerate(instances)]
+    return pd.DataFrame(np.array(rows, dtype=float).reshape(len(rows), len(features)), columns=list(features))
+
+
+def _row(i: int, instance: Any, features: Sequence[str]) -> list[float]:
+    if isinstance(instance, list):
+        if len(instance) != len(features):
+            raise InvalidInput(f"instances[{i}]: expected {len(features)} values in feature order, got {len(instance)}")
+        return [_number(f"instances[{i}].{name}", value) for name, value in zip(features, instance, strict=True)]
+    if not isinstance(instance, dict):
+        raise InvalidInput(f"instances[{i}]: expected an object of feature values, got {type(instance).__name__}")
+    missing = [name for name in features if name not in instance]
+    if missing:
+        raise InvalidInput(f"instances[{i}]: missing feature {missing[0]!r} ({len(missing)} missing)")
+    extra = sorted(set(instance) - set(features))
+    if extra:
+        raise InvalidInput(f"instances[{i}]: unknown field {extra[0]!r} (not a model feature)")
+    return [_number(f"instances[{i}].{name}", instance[name]) for name in features]
+
+
+def _number(field: str, value: Any) -> float:
+    if value is None:
+        return math.nan
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise InvalidInput(f"{field}: expected a number or null, got {value!r}")
+    number = float(value)
+    if math.isinf(number):
+        raise InvalidInput(f"{field}: must be finite, got {number}")
+    return number
+
+
+def _frame_from_v2(request: InferRequest, features: Sequence[str]) -> pd.DataFrame:
+    inputs = {infer_input.name: infer_input for infer_input in request.inputs}
+    if len(inputs) == 1 and not set(inputs) & set(features):
+        (name, tensor), = inputs.items()
+        array = _tensor(name, tensor)
+        if array.ndim != 2 or array.shape[1] != len(features):
+            raise InvalidInput(f"input {name!r}: expected shape [n, {len(features)}], got {list(array.shape)}")
+        columns = {feature: array[:, j] for j, feature in enumerate(features)}
+    else:
+        missing = [f for f in features if f not in inputs]
+        if missing:
+            raise InvalidInput(f"missing input tensor for feature {missing[0]!r} ({len(missing)} missing)")
+        extra = sorted(set(inputs) - set(features))
+        if extra:
+            raise InvalidInput(f"unknown input tensor {extra[0]!r} (not a model feature)")
+        columns = {}
+        for feature in features:
+            array = _tensor(feature, inputs[feature])
+            if array.ndim == 2 and array.shape[1] == 1:
+                array = array[:, 0]
+            if array.ndim != 1:
+                raise InvalidInput(f"input {feature!r}: expected shape [n] or [n, 1], got {list(array.shape)}")
+            columns[feature] = array
+        lengths = {len(column) for column in columns.values()}
+        if len(lengths) != 1:
+            raise InvalidInput(f"input tensors have different lengths: {sorted(lengths)}")
+    frame = pd.DataFrame(columns, columns=list(features))
+    if frame.empty:
+        raise InvalidInput("the request has no rows")
+    bad = np.isinf(frame.to_numpy())
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        raise InvalidInput(f"input {features[col]!r} row {row}: must be finite")
+    return frame
+
+
+def _tensor(name: str, tensor: Any) -> np.ndarray:
+    try:
+        return np.asarray(tensor.as_numpy(), dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"input {name!r}: expected a numeric tensor ({exc})") from exc

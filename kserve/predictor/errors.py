@@ -1,0 +1,79 @@
+"""HTTP errors of the predictor and the handlers that turn them into JSON answers.
+
+Every refusal the predictor makes is a :class:`PredictorError` carrying its HTTP status and a short machine
+reason (the ``reason`` label of the error counter). Client errors subclass kserve's ``InvalidInput`` so that,
+even without :func:`install_error_handlers`, kserve answers them with a 400 and never a 500.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import ORJSONResponse
+from kserve.errors import InferenceError, InvalidInput
+
+from predictor import metrics
+
+
+class PredictorError(InvalidInput):
+    """A request the predictor refuses: ``status`` (4xx) and a message naming the problem."""
+
+    def __init__(self, message: str, status: int = HTTPStatus.BAD_REQUEST, reason: str = "invalid_input"):
+        super().__init__(message)
+        self.status = int(status)
+        self.error_reason = reason
+
+
+class AuditUnavailable(InferenceError):
+    """The audit log could not record a prediction: the request fails (503) and no answer is given."""
+
+    def __init__(self, message: str):
+        super().__init__(message, status="audit_unavailable")
+        self.status_code = HTTPStatus.SERVICE_UNAVAILABLE
+        self.error_reason = "audit_unavailable"
+
+
+def bad_request(message: str, reason: str = "invalid_input") -> PredictorError:
+    """A 400 naming the problem."""
+    return PredictorError(message, HTTPStatus.BAD_REQUEST, reason)
+
+
+async def _predictor_error_handler(request: Request, exc: Exception) -> ORJSONResponse:
+    assert isinstance(exc, PredictorError)
+    request.state.error_reason = exc.error_reason
+    return ORJSONResponse(status_code=exc.status, content={"error": exc.reason})
+
+
+async def _audit_error_handler(request: Request, exc: Exception) -> ORJSONResponse:
+    request.state.error_reason = "audit_unavailable"
+    return ORJSONResponse(status_code=HTTPStatus.SERVICE_UNAVAILABLE, content={"error": str(exc)})
+
+
+async def _validation_error_handler(request: Request, exc: Exception) -> ORJSONResponse:
+    # FastAPI's own 422 for bodies that are not a V2 InferenceRequest (malformed JSON included); kept as a
+    # 422 but with one readable message instead of pydantic's list.
+    assert isinstance(exc, RequestValidationError)
+    request.state.error_reason = "malformed_request"
+    parts = []
+    for err in exc.errors()[:5]:
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "bytes"))
+        parts.append(f"{loc}: {err.get('msg')}" if loc else str(err.get("msg")))
+    return ORJSONResponse(
+        status_code=HTTPStatus.UNPROCESSABLE_ENTITY,
+        content={"error": "malformed inference request: " + "; ".join(parts)},
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the predictor's handlers on kserve's FastAPI app (before ``ModelServer.start``).
+
+    kserve registers its own handlers for its exception classes and ``Exception`` when the server starts;
+    these are keyed on the predictor's own classes, so they take precedence for them (Starlette looks the
+    handler up along the exception's MRO).
+    """
+    app.add_exception_handler(PredictorError, _predictor_error_handler)
+    app.add_exception_handler(AuditUnavailable, _audit_error_handler)
+    app.add_exception_handler(RequestValidationError, _validation_error_handler)
+    metrics.install_middleware(app)

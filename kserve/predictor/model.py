@@ -1,0 +1,248 @@
+"""``CreditPredictor``: the kserve Model scoring credit applications (V1, V2: :mod:`predictor.payload`).
+
+The class only speaks the protocol. Feature validation, scoring, reason codes and the audit log are the
+core's (``creditops.scoring``, ``creditops.governance``); online features come from Feast through
+``feast_repo.store``. State (bundle, feature store, audit writer) is injectable for tests; ``load()`` builds
+what was not injected, refuses a bundle whose features differ from the feature service, and sets ``ready``.
+
+Every answered prediction is written to the audit log (awaiting the group-commit writer) before the answer
+leaves; if that write fails the request fails with a 503 and no answer is given.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from http import HTTPStatus
+from typing import Any
+
+import pandas as pd
+from kserve.protocol.infer_type import InferRequest, InferResponse
+
+import kserve
+from creditops.artifact import Bundle, check_feature_contract, load_bundle
+from creditops.errors import BundleError
+from creditops.features.registry import FEATURE_SERVICE, FEATURES, model_feature_names
+from creditops.governance.audit import AuditLog, AuditRecord, AuditWriter
+from creditops.scoring import Decision, RequestError, coerce_features, score_frame
+from predictor import metrics, payload
+from predictor.errors import AuditUnavailable, PredictorError, bad_request
+from predictor.online import OnlineFeatures
+
+log = logging.getLogger(__name__)
+CALLER_HEADER = "x-caller-id"
+DEFAULT_MAX_BATCH = 1000
+
+
+class CreditPredictor(kserve.Model):
+    """Probability of default, score, decision and reason codes for applicant ids or raw features.
+
+    Args:
+        name: model name on the endpoint paths (``/v1/models/<name>:predict``).
+        bundle_dir: a model bundle directory (``creditops.artifact``), or
+        model_uri: ``models:/<name>@<alias>`` resolved through the MLflow registry at ``tracking_uri``.
+        feast_repo: Feast repo path; without it (and without ``store``) only raw features are accepted.
+        audit_url: ``sqlite:///...`` or ``postgresql://...`` audit log.
+        bundle, store, audit: already-built state (tests inject these instead of the paths above).
+        max_batch: largest accepted batch (more rows -> 413).
+        top_k: reason codes per answer.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        bundle_dir: str | None = None,
+        model_uri: str | None = None,
+        tracking_uri: str | None = None,
+        feast_repo: str | None = None,
+        audit_url: str | None = None,
+        bundle: Bundle | None = None,
+        store: Any | None = None,
+        audit: AuditWriter | None = None,
+        max_batch: int = DEFAULT_MAX_BATCH,
+        top_k: int = 4,
+    ):
+        super().__init__(name)
+        self.bundle_dir = bundle_dir
+        self.model_uri = model_uri
+        self.tracking_uri = tracking_uri
+        self.feast_repo = feast_repo
+        self.audit_url = audit_url
+        self.bundle = bundle
+        self.store = store
+        self.audit = audit
+        self.max_batch = max_batch
+        self.top_k = top_k
+        self.features: list[str] = []
+        self.model_version = ""
+        self._lookup: OnlineFeatures | None = None
+
+    def load(self) -> bool:
+        """Load the bundle (refusing a feature-contract mismatch), the online store and the audit writer."""
+        if self.bundle is None:
+            self.bundle = load_bundle(self._bundle_path())
+        manifest = self.bundle.manifest
+        check_feature_contract(manifest, model_feature_names(), FEATURE_SERVICE)
+        self.features = list(manifest.features)
+        self.model_version = _model_version(self.bundle)
+        if self.store is None and self.feast_repo:
+            from feast_repo.store import open_store  # Feast imports are slow; only when a repo is given
+
+            # Backends come from the CREDITOPS_FEAST_* variables the launcher sets (read once, at load).
+            overrides = {k: v for k, v in os.environ.items() if k.startswith("CREDITOPS_FEAST_")}
+            self.store = open_store(self.feast_repo, env=overrides)
+        if self.store is not None:
+            self._lookup = OnlineFeatures(self.store, self.features)
+            self._lookup([0])  # opens the online-store connection now rather than on the first request
+        if self.audit is None:
+            if not self.audit_url:
+                raise BundleError("an audit log is required: pass audit_url (every prediction is audited)")
+            self.audit = AuditWriter(AuditLog.open(self.audit_url))
+        self._ranges = {f.name: f.valid_range for f in FEATURES if f.name in set(self.features)}
+        self._warm_up()
+        metrics.set_model_info(self.name, self.model_version, manifest.feature_service)
+        self.ready = True
+        return self.ready
+
+    def _warm_up(self) -> None:
+        # The first explanation builds the TreeSHAP tables (numba); pay that at load, not on a request.
+        sample = self.bundle.reference[self.features].head(2)
+        if len(sample):
+            score_frame(self.bundle, sample.reset_index(drop=True), top_k=self.top_k)
+
+    def _bundle_path(self) -> str:
+        if self.bundle_dir:
+            return self.bundle_dir
+        if self.model_uri:
+            from creditops.governance.registry import resolve
+
+            return str(resolve(self.tracking_uri, self.model_uri))
+        raise BundleError("no model given: pass bundle_dir or model_uri")
+
+    def get_input_types(self) -> list[dict]:
+        """V2 metadata: the accepted input layouts (alternatives, see :mod:`predictor.payload`)."""
+        return payload.v2_metadata(self.features, dict(self.bundle.manifest.dtypes))[0]
+
+    def get_output_types(self) -> list[dict]:
+        """V2 metadata: the output tensors."""
+        return payload.v2_metadata(self.features, dict(self.bundle.manifest.dtypes))[1]
+
+    async def predict(
+        self,
+        body: dict | InferRequest,
+        headers: dict[str, str] | None = None,
+        response_headers: dict[str, str] | None = None,
+    ) -> dict | InferResponse:
+        """Score a V1 body or a V2 request; audit every row before answering."""
+        is_v2 = isinstance(body, InferRequest)
+        request = (
+            payload.parse_v2(body, self.features, self.max_batch)
+            if is_v2
+            else payload.parse_v1(body, self.max_batch)
+        )
+        frame = self._frame(request)
+        decisions = score_frame(self.bundle, frame, top_k=self.top_k)
+        predictions = [self._answer(d) for d in decisions]
+        if request.applicant_ids is not None:
+            for p, applicant_id in zip(predictions, request.applicant_ids, strict=True):
+                p["applicant_id"] = applicant_id
+        await self._audit(frame, decisions, predictions, request, headers or {})
+        metrics.count_decisions(self.name, [p["decision"] for p in predictions])
+        if is_v2:
+            return payload.v2_response(self.name, self.model_version, body.id, predictions)
+        return payload.v1_response(self.name, self.model_version, predictions)
+
+    def _frame(self, request: payload.ScoringRequest) -> pd.DataFrame:
+        """The model-ready feature frame: validated raw values, or the online store's row per applicant."""
+        if request.records is not None:
+            try:
+                return coerce_features(request.records, self.features, self._ranges)
+            except RequestError as exc:
+                raise bad_request(str(exc), "invalid_features") from None
+        if self._lookup is None:
+            raise bad_request(
+                "this server has no feature store: send feature values instead of applicant_id", "no_store"
+            )
+        return self._online(request.applicant_ids or [])
+
+    def _online(self, ids: Sequence[int]) -> pd.DataFrame:
+        assert self._lookup is not None, "load() builds the lookup when a store is given"
+        frame = self._lookup(ids)
+        unknown = [i for i, row_missing in zip(ids, frame.isna().all(axis=1), strict=True) if row_missing]
+        if unknown:
+            shown = ", ".join(str(i) for i in unknown[:10]) + (" ..." if len(unknown) > 10 else "")
+            raise PredictorError(f"unknown applicant_id: {shown}", HTTPStatus.NOT_FOUND, "unknown_applicant")
+        return frame
+
+    def _answer(self, decision: Decision) -> dict[str, Any]:
+        return {
+            "prediction_id": decision.prediction_id,
+            "pd": float(decision.pd),
+            "score": float(decision.score),
+            "decision": decision.decision,
+            "reasons": [
+                {
+                    "feature": r.feature,
+                    "value": _plain(r.value),
+                    "reason": r.reason,
+                    "contribution": float(r.contribution),
+                }
+                for r in decision.reasons
+            ],
+            "model_version": decision.model_version,
+        }
+
+    async def _audit(
+        self,
+        frame: pd.DataFrame,
+        decisions: list[Decision],
+        predictions: list[dict[str, Any]],
+        request: payload.ScoringRequest,
+        headers: dict[str, str],
+    ) -> None:
+        caller = headers.get(CALLER_HEADER) or "anonymous"
+        now = datetime.now(UTC)
+        rows = frame.to_dict(orient="records")
+        records = []
+        for i, (d, p, row) in enumerate(zip(decisions, predictions, rows, strict=True)):
+            inputs = {k: _plain(v) for k, v in row.items()}
+            if request.applicant_ids is not None:
+                inputs = {"applicant_id": request.applicant_ids[i], **inputs}
+            records.append(
+                AuditRecord(
+                    prediction_id=d.prediction_id,
+                    ts=now,
+                    model_name=self.bundle.manifest.model_name,
+                    model_version=d.model_version,
+                    inputs=inputs,
+                    output={"pd": p["pd"], "score": p["score"]},
+                    explanation=p["reasons"],
+                    decision=d.decision,
+                    caller_id=caller,
+                )
+            )
+        try:
+            await self.audit.write(records)
+        except Exception as exc:  # any failure of the audit store fails the request, by design
+            log.error("audit write failed, refusing %d prediction(s): %s", len(records), exc)
+            raise AuditUnavailable(f"audit log unavailable, prediction not served: {exc}") from None
+
+
+def _model_version(bundle: Bundle) -> str:
+    """The version answers and audit records carry (the core's, as ``score_frame`` reports it)."""
+    sample = bundle.reference[list(bundle.manifest.features)].head(1).reset_index(drop=True)
+    if len(sample):
+        return str(score_frame(bundle, sample, top_k=0)[0].model_version)
+    return bundle.manifest.model_name
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-safe Python scalar (numpy -> Python, NaN -> None)."""
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and value != value:
+        return None
+    return value

@@ -1,0 +1,174 @@
+"""Small real bundles for the predictor's tests and benchmark (a trained booster, not a stand-in).
+
+``tiny_bundle`` trains an XGBoost model on random feature values drawn inside each feature's valid range,
+with the registry's monotone directions, and saves it with ``creditops.artifact.save_bundle``;
+``running_server`` runs the real server in a subprocess; ``feast_world`` fills a Redis online store.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+import xgboost as xgb
+
+from creditops.artifact import Calibration, Manifest, ScoreScaling, Thresholds, save_bundle
+from creditops.features.registry import FEATURE_SERVICE, FEATURES
+
+
+def random_features(n: int, seed: int = 0) -> pd.DataFrame:
+    """``n`` rows of plausible values for every model feature, each inside its valid range."""
+    rng = np.random.default_rng(seed)
+    cols = {}
+    for f in FEATURES:
+        low, high = f.valid_range
+        lo = 0.0 if low is None else float(low)
+        hi = (lo + 1000.0) if high is None else float(high)
+        if low is None and high is None:
+            lo, hi = -1000.0, 1000.0
+        values = rng.uniform(lo, hi, size=n)
+        cols[f.name] = np.floor(values).astype(np.int64) if f.dtype == "int" else values
+    return pd.DataFrame(cols)
+
+
+def tiny_bundle(out_dir: str | Path, n_rows: int = 2000, n_trees: int = 30, seed: int = 0) -> Path:
+    """Train and save a small model over the full feature service; returns the bundle directory."""
+    X = random_features(n_rows, seed)
+    rng = np.random.default_rng(seed + 1)
+    directions = {f.name: f.direction for f in FEATURES}
+    z = sum(directions[c] * (X[c] - X[c].mean()) / (X[c].std() + 1e-9) for c in X.columns) / 3.0
+    y = (rng.uniform(size=n_rows) < 1.0 / (1.0 + np.exp(-(z - 1.5)))).astype(int)
+    dtrain = xgb.DMatrix(X.to_numpy(np.float32), label=y)
+    params = {
+        "objective": "binary:logistic",
+        "max_depth": 3,
+        "eta": 0.3,
+        "nthread": 1,
+        "monotone_constraints": "(" + ",".join(str(directions[c]) for c in X.columns) + ")",
+    }
+    booster = xgb.train(params, dtrain, num_boost_round=n_trees)
+    features = list(X.columns)
+    manifest = Manifest(
+        model_name="credit-tiny",
+        feature_service=FEATURE_SERVICE,
+        features=features,
+        dtypes={f.name: f.dtype for f in FEATURES},
+        directions=directions,
+        reasons={f.name: f.reason for f in FEATURES},
+        calibration=Calibration.identity(),
+        score_scaling=ScoreScaling(),
+        thresholds=Thresholds(approve_below_pd=0.1, decline_at_or_above_pd=0.4),
+        metrics={},
+        data_version=f"random-{seed}",
+        target="defaulted",
+        protected=["sex", "age_band", "race"],
+    )
+    return save_bundle(out_dir, booster, manifest, X.head(200))
+
+
+def free_port() -> int:
+    """An unused TCP port on the loopback interface."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def running_server(
+    args: list[str],
+    env: Mapping[str, str] | None = None,
+    model_name: str = "credit",
+    timeout_s: float = 120.0,
+) -> Iterator[str]:
+    """Run ``python -m predictor <args> --http-port <free>`` and yield its base URL once the model is ready.
+
+    The server's output goes to a temporary log file, printed (tail) if it dies before getting ready.
+    """
+    port = free_port()
+    kserve_dir = Path(__file__).resolve().parents[1]
+    full_env = {**os.environ, **(env or {})}
+    full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(kserve_dir), full_env.get("PYTHONPATH")]))
+    cmd = [sys.executable, "-m", "predictor", *args, "--model-name", model_name, "--http-port", str(port)]
+    with tempfile.NamedTemporaryFile("w+", suffix=".log", prefix="predictor-") as log:
+        proc = subprocess.Popen(cmd, env=full_env, stdout=log, stderr=subprocess.STDOUT)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + timeout_s
+            while True:
+                if proc.poll() is not None:
+                    log.seek(0)
+                    tail = "\n".join(log.read().splitlines()[-30:])
+                    raise RuntimeError(f"predictor exited with code {proc.returncode}:\n{tail}")
+                try:
+                    if httpx.get(f"{base}/v2/models/{model_name}/ready", timeout=1.0).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"predictor not ready after {timeout_s:.0f} s")
+                time.sleep(0.2)
+            yield base
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def feature_tables(n_applicants: int, seed: int = 0, first_id: int = 1) -> dict[str, pd.DataFrame]:
+    """Feature tables (one per group: applicant_id, event_timestamp, that group's features) of random rows."""
+    from creditops.features.registry import GROUPS, JOIN_KEY, TIMESTAMP, features_in
+
+    values = random_features(n_applicants, seed)
+    ids = np.arange(first_id, first_id + n_applicants, dtype=np.int64)
+    ts = pd.Timestamp.now(tz="UTC").floor("s") - pd.Timedelta(days=1)
+    return {
+        group: pd.DataFrame(
+            {JOIN_KEY: ids, TIMESTAMP: ts, **{f.name: values[f.name].to_numpy() for f in features_in(group)}}
+        )
+        for group in GROUPS
+    }
+
+
+def feast_world(
+    data_dir: str | Path, project: str, redis: str, n_applicants: int = 300, seed: int = 0
+) -> tuple[dict[str, str], pd.DataFrame]:
+    """Apply the repo, write random feature tables and materialize them into a Redis online store.
+
+    Returns the ``CREDITOPS_FEAST_*`` environment a server needs to read the same store, and the features
+    (``applicant_id`` + model features) that were materialized.
+    """
+    from creditops.config import FeastConfig
+    from creditops.features.registry import JOIN_KEY
+    from feast_repo import store as feast_store
+
+    config = FeastConfig(project=project, online_store="redis", offline_store="file", redis_connection=redis)
+    env = feast_store.feast_env(config, data_dir)
+    store = feast_store.open_store(config=config, data_dir=data_dir)
+    tables = feature_tables(n_applicants, seed)
+    feast_store.write_offline(tables, store)
+    feast_store.apply(store)
+    feast_store.materialize(store, end=pd.Timestamp.now(tz="UTC").to_pydatetime())
+    frame = random_features(n_applicants, seed)
+    frame.insert(0, JOIN_KEY, tables["identity"][JOIN_KEY].to_numpy())
+    return env, frame
+
+
+def redis_address(redis_url: str) -> str:
+    """``host:port`` (Feast's connection string) from ``redis://host:port/db``."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(redis_url)
+    return f"{parts.hostname or '127.0.0.1'}:{parts.port or 6379}"

@@ -1,0 +1,474 @@
+"""Append-only, hash-chained audit log of every served decision (SQLite by default, Postgres in production).
+
+Each writer (one server worker, one batch job) owns a *chain* ``chain_id = host:pid:start``; its records carry
+``seq`` 0, 1, 2, ... and ``hash = sha256(prev_hash + canonical_json(record))`` with the chain's previous hash
+(64 zeros for the first). Several workers therefore append concurrently without contending for one chain head,
+and :meth:`AuditLog.verify` recomputes every chain: an edited field, a deleted or reordered record shows up as
+the first record whose hash, ``prev_hash`` or ``seq`` does not match. (Truncating the *newest* records of a
+chain leaves a valid shorter chain; anchoring chain heads externally is out of scope here.)
+
+Append-only is enforced by triggers that reject UPDATE/DELETE (and TRUNCATE on Postgres); an administrator can
+still bypass them, which is exactly what :meth:`verify` is for.
+
+JSON columns hold the canonical JSON text that was hashed (never re-encoded by the database), so verification
+is byte-exact on both backends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import queue
+import socket
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+__all__ = ["AuditLog", "AuditRecord", "AuditWriter", "VerifyReport", "canonical_json", "utc_now_iso"]
+
+GENESIS = "0" * 64
+TABLE = "audit_log"
+_COLUMNS = (
+    "chain_id",
+    "seq",
+    "prediction_id",
+    "ts",
+    "model_name",
+    "model_version",
+    "inputs",
+    "output",
+    "explanation",
+    "decision",
+    "caller_id",
+    "prev_hash",
+    "hash",
+)
+_JSON_FIELDS = ("inputs", "output", "explanation")
+
+
+def canonical_json(value: Any) -> str:
+    """Deterministic JSON: sorted keys, no whitespace, UTF-8, no NaN/inf (rejected)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def utc_now_iso() -> str:
+    """Current UTC time as fixed-width ISO-8601 with microseconds (sorts lexicographically)."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _iso(ts: str | datetime | pd.Timestamp) -> str:
+    if isinstance(ts, str):
+        return ts
+    t = pd.Timestamp(ts)
+    t = t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
+    return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """One served prediction.
+
+    ``inputs`` / ``output`` / ``explanation`` are JSON-able values; a ``str`` is taken as already-canonical
+    JSON (batch scoring serialises whole chunks at once). ``ts`` defaults to now (UTC).
+    """
+
+    prediction_id: str
+    model_name: str
+    model_version: str
+    inputs: Mapping[str, Any] | str
+    output: Mapping[str, Any] | str
+    explanation: Sequence[Any] | Mapping[str, Any] | str
+    decision: str
+    caller_id: str = ""
+    ts: str = field(default_factory=utc_now_iso)
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyReport:
+    """Result of recomputing every chain."""
+
+    ok: bool
+    n_records: int
+    first_bad_id: int | None = None
+    reason: str = ""
+    n_chains: int = 0
+
+
+def _record_payload(chain_id: str, seq: int, r: Sequence[Any]) -> str:
+    """Canonical JSON of a stored record (keys in sorted order); ``r`` is the column tuple minus hashes."""
+    # Built by concatenation because the three JSON fields are already canonical text; equal to
+    # canonical_json() of the decoded record (tested).
+    return (
+        '{"caller_id":' + json.dumps(r[10], ensure_ascii=False) + ',"chain_id":' + json.dumps(chain_id, ensure_ascii=False)
+        + ',"decision":' + json.dumps(r[9], ensure_ascii=False) + ',"explanation":' + r[8]
+        + ',"inputs":' + r[6] + ',"model_name":' + json.dumps(r[4], ensure_ascii=False)
+        + ',"model_version":' + json.dumps(r[5], ensure_ascii=False) + ',"output":' + r[7]
+        + ',"prediction_id":' + json.dumps(r[2], ensure_ascii=False) + ',"seq":' + str(seq)
+        + ',"ts":' + json.dumps(r[3], ensure_ascii=False) + "}"
+    )  # fmt: skip
+
+
+def chain_hash(prev_hash: str, payload: str) -> str:
+    """sha256 hex of previous hash + canonical record JSON."""
+    return hashlib.sha256((prev_hash + payload).encode("utf-8")).hexdigest()
+
+
+def _as_json(value: Any) -> str:
+    return value if isinstance(value, str) else canonical_json(value)
+
+
+# --------------------------------------------------------------------------------------------------------
+# backends
+
+_SQLITE_DDL = (
+    f"""CREATE TABLE IF NOT EXISTS {TABLE} (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        chain_id TEXT NOT NULL, seq INTEGER NOT NULL, prediction_id TEXT NOT NULL, ts TEXT NOT NULL,
+        model_name TEXT NOT NULL, model_version TEXT NOT NULL, inputs TEXT NOT NULL, output TEXT NOT NULL,
+        explanation TEXT NOT NULL, decision TEXT NOT NULL, caller_id TEXT NOT NULL,
+        prev_hash TEXT NOT NULL, hash TEXT NOT NULL, UNIQUE (chain_id, seq))""",
+    f"CREATE INDEX IF NOT EXISTS {TABLE}_ts ON {TABLE} (ts)",
+    f"""CREATE TRIGGER IF NOT EXISTS {TABLE}_no_update BEFORE UPDATE ON {TABLE}
+        BEGIN SELECT RAISE(ABORT, '{TABLE} is append-only'); END""",
+    f"""CREATE TRIGGER IF NOT EXISTS {TABLE}_no_delete BEFORE DELETE ON {TABLE}
+        BEGIN SELECT RAISE(ABORT, '{TABLE} is append-only'); END""",
+)
+
+_PG_DDL = (
+    f"""CREATE TABLE IF NOT EXISTS {TABLE} (
+        id BIGSERIAL PRIMARY KEY,
+        chain_id TEXT NOT NULL, seq BIGINT NOT NULL, prediction_id TEXT NOT NULL, ts TEXT NOT NULL,
+        model_name TEXT NOT NULL, model_version TEXT NOT NULL, inputs TEXT NOT NULL, output TEXT NOT NULL,
+        explanation TEXT NOT NULL, decision TEXT NOT NULL, caller_id TEXT NOT NULL,
+        prev_hash TEXT NOT NULL, hash TEXT NOT NULL, UNIQUE (chain_id, seq))""",
+    f"CREATE INDEX IF NOT EXISTS {TABLE}_ts ON {TABLE} (ts)",
+    f"""CREATE OR REPLACE FUNCTION {TABLE}_reject() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN RAISE EXCEPTION '{TABLE} is append-only (% rejected)', TG_OP; END $$""",
+    f"DROP TRIGGER IF EXISTS {TABLE}_append_only ON {TABLE}",
+    f"""CREATE TRIGGER {TABLE}_append_only BEFORE UPDATE OR DELETE ON {TABLE}
+        FOR EACH ROW EXECUTE FUNCTION {TABLE}_reject()""",
+    f"DROP TRIGGER IF EXISTS {TABLE}_no_truncate ON {TABLE}",
+    f"""CREATE TRIGGER {TABLE}_no_truncate BEFORE TRUNCATE ON {TABLE}
+        FOR EACH STATEMENT EXECUTE FUNCTION {TABLE}_reject()""",
+)
+
+_INSERT_COLS = ", ".join(_COLUMNS)
+
+
+class _SQLite:
+    def __init__(self, path: str, synchronous: str = "FULL") -> None:
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute(f"PRAGMA synchronous={synchronous}")
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            for stmt in _SQLITE_DDL:
+                self.conn.execute(stmt)
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+
+    def insert(self, rows: list[tuple[Any, ...]]) -> None:
+        ph = ", ".join("?" * len(_COLUMNS))
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            self.conn.executemany(f"INSERT INTO {TABLE} ({_INSERT_COLS}) VALUES ({ph})", rows)
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> Iterator[tuple[Any, ...]]:
+        cur = self.conn.execute(sql.replace("%s", "?"), tuple(params))
+        while batch := cur.fetchmany(5000):
+            yield from batch
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class _Postgres:
+    def __init__(self, url: str) -> None:
+        import psycopg
+
+        self.psycopg = psycopg
+        self.conn = psycopg.connect(url, autocommit=False)
+        with self.conn.transaction():
+            # Serialise DDL between workers starting together.
+            self.conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (TABLE,))
+            exists = self.conn.execute("SELECT to_regclass(%s) IS NOT NULL", (TABLE,)).fetchone()
+            if not (exists and exists[0]):
+                for stmt in _PG_DDL:
+                    self.conn.execute(stmt)
+
+    def insert(self, rows: list[tuple[Any, ...]]) -> None:
+        with self.conn.transaction(), self.conn.cursor() as cur:
+            with cur.copy(f"COPY {TABLE} ({_INSERT_COLS}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> Iterator[tuple[Any, ...]]:
+        with self.conn.transaction(), self.conn.cursor(name=f"audit_{time.monotonic_ns()}") as cur:
+            cur.itersize = 5000
+            cur.execute(sql, tuple(params))
+            yield from cur
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+# --------------------------------------------------------------------------------------------------------
+# the log
+
+
+class AuditLog:
+    """Hash-chained, append-only audit log. Open with :meth:`open`; one instance = one chain (one writer).
+
+    Not thread-safe by itself beyond an internal lock; an asyncio server should write through
+    :class:`AuditWriter`.
+    """
+
+    def __init__(self, backend: _SQLite | _Postgres, url: str, chain_id: str | None = None) -> None:
+        self._db = backend
+        self.url = url
+        self.chain_id = chain_id or f"{socket.gethostname()}:{os.getpid()}:{time.time_ns()}"
+        self._seq = 0
+        self._head = GENESIS
+        self._lock = threading.RLock()
+        last = next(
+            self._db.query(
+                f"SELECT seq, hash FROM {TABLE} WHERE chain_id = %s ORDER BY seq DESC LIMIT 1",
+                (self.chain_id,),
+            ),
+            None,
+        )
+        if last is not None:  # re-opening a named chain continues it
+            self._seq, self._head = int(last[0]) + 1, str(last[1])
+
+    @classmethod
+    def open(cls, url: str, chain_id: str | None = None) -> AuditLog:
+        """Open (creating if needed) ``sqlite:///path`` (``sqlite:///:memory:`` too) or ``postgresql://...``."""
+        if url.startswith("sqlite:///"):
+            return cls(_SQLite(url[len("sqlite:///") :]), url, chain_id)
+        if url.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
+            return cls(_Postgres(url.replace("postgresql+psycopg://", "postgresql://")), url, chain_id)
+        raise ValueError(f"unsupported audit log url {url!r} (use sqlite:///path or postgresql://...)")
+
+    @property
+    def backend(self) -> str:
+        """``sqlite`` or ``postgres``."""
+        return "sqlite" if isinstance(self._db, _SQLite) else "postgres"
+
+    def append(self, records: Iterable[AuditRecord]) -> int:
+        """Append records atomically (one transaction: all or nothing); returns how many were written."""
+        with self._lock:
+            seq, head = self._seq, self._head
+            rows = []
+            for rec in records:
+                base = (
+                    self.chain_id,
+                    seq,
+                    rec.prediction_id,
+                    _iso(rec.ts),
+                    rec.model_name,
+                    rec.model_version,
+                    _as_json(rec.inputs),
+                    _as_json(rec.output),
+                    _as_json(rec.explanation),
+                    rec.decision,
+                    rec.caller_id,
+                )
+                digest = chain_hash(head, _record_payload(self.chain_id, seq, base))
+                rows.append((*base, head, digest))
+                head = digest
+                seq += 1
+            if not rows:
+                return 0
+            self._db.insert(rows)
+            # Only a committed batch advances the chain head; a failed one leaves no trace.
+            self._seq, self._head = seq, head
+            return len(rows)
+
+    def count(self) -> int:
+        """Number of records in the log (all chains)."""
+        with self._lock:
+            return int(next(self._db.query(f"SELECT count(*) FROM {TABLE}"))[0])
+
+    def verify(self) -> VerifyReport:
+        """Recompute every chain; report the first record whose seq, prev_hash or hash is wrong."""
+        cols = ", ".join(("id", *_COLUMNS))
+        n = 0
+        chains = 0
+        chain, seq, head = None, 0, GENESIS
+        with self._lock:
+            for row in self._db.query(f"SELECT {cols} FROM {TABLE} ORDER BY chain_id, seq"):
+                n += 1
+                rid, r = int(row[0]), row[1:]
+                if r[0] != chain:
+                    chain, seq, head = r[0], 0, GENESIS
+                    chains += 1
+                problem = ""
+                if int(r[1]) != seq:
+                    problem = f"chain {chain}: expected seq {seq}, found {r[1]} (records missing)"
+                elif r[11] != head:
+                    problem = f"chain {chain} seq {seq}: prev_hash does not match previous record"
+                elif chain_hash(head, _record_payload(chain, seq, r[:11])) != r[12]:
+                    problem = f"chain {chain} seq {seq}: hash mismatch (record altered)"
+                if problem:
+                    return VerifyReport(False, n, rid, problem, chains)
+                head = r[12]
+                seq += 1
+        return VerifyReport(True, n, None, "", chains)
+
+    def read_inputs(self, limit: int | None = 10_000, since: str | datetime | None = None) -> pd.DataFrame:
+        """Served inputs, oldest first: the newest ``limit`` records (at or after ``since``).
+
+        Returns one column per input field plus ``ts``, ``prediction_id`` and ``model_version``.
+        """
+        where, params = "", []
+        if since is not None:
+            where, params = "WHERE ts >= %s", [_iso(since)]
+        lim = f" LIMIT {int(limit)}" if limit is not None else ""
+        sql = f"SELECT ts, prediction_id, model_version, inputs FROM {TABLE} {where} ORDER BY ts DESC, id DESC{lim}"
+        with self._lock:
+            rows = list(self._db.query(sql, params))
+        rows.reverse()
+        frame = pd.DataFrame([json.loads(r[3]) for r in rows])
+        frame.insert(0, "model_version", [r[2] for r in rows])
+        frame.insert(0, "prediction_id", [r[1] for r in rows])
+        frame.insert(0, "ts", pd.to_datetime([r[0] for r in rows], utc=True))
+        return frame
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> AuditLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# --------------------------------------------------------------------------------------------------------
+# group commit for asyncio servers
+
+
+_STOP = object()
+
+
+class AuditWriter:
+    """Group-commit writer for asyncio servers: ``await writer.write(records)`` returns once committed.
+
+    Every caller's records go to one background thread, which drains whatever has queued up and commits it in
+    a single transaction (group commit): under N concurrent requests a commit serves many callers, so the
+    p99 stays near one commit time instead of N. If a group's commit fails, each caller's records are retried
+    alone, so one bad request cannot fail the others; the caller's own failure is raised from ``write``.
+
+    Args:
+        log: the audit log (used only from the writer thread once started).
+        max_batch: most records per transaction.
+    """
+
+    def __init__(self, log: AuditLog, max_batch: int = 5000) -> None:
+        self.log = log
+        self.max_batch = max_batch
+        self._queue: queue.Queue[Any] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
+        self._thread.start()
+        self.commits = 0
+
+    async def write(self, records: Sequence[AuditRecord]) -> None:
+        """Queue records and wait until they are durably committed (raises if their commit failed)."""
+        if not records:
+            return
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        self._queue.put((list(records), loop, fut))
+        await fut
+
+    def write_sync(self, records: Sequence[AuditRecord]) -> None:
+        """Blocking variant for non-async callers (same group commit)."""
+        done = threading.Event()
+        err: list[BaseException] = []
+        self._queue.put((list(records), None, (done, err)))
+        done.wait()
+        if err:
+            raise err[0]
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                return
+            group = [item]
+            size = len(item[0])
+            stop = False
+            while size < self.max_batch:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is _STOP:
+                    stop = True
+                    break
+                group.append(nxt)
+                size += len(nxt[0])
+            self._commit(group)
+            if stop:
+                return
+
+    def _commit(self, group: list[tuple[list[AuditRecord], Any, Any]]) -> None:
+        try:
+            self.log.append([r for recs, _, _ in group for r in recs])
+            self.commits += 1
+            results: list[BaseException | None] = [None] * len(group)
+        except Exception:
+            results = []
+            for recs, _, _ in group:
+                try:
+                    self.log.append(recs)
+                    self.commits += 1
+                    results.append(None)
+                except Exception as exc:  # noqa: BLE001 - handed to the caller
+                    results.append(exc)
+        for (_, loop, fut), exc in zip(group, results, strict=True):
+            if loop is None:
+                done, err = fut
+                if exc is not None:
+                    err.append(exc)
+                done.set()
+            else:
+                loop.call_soon_threadsafe(_settle, fut, exc)
+
+    def close(self) -> None:
+        """Flush queued writes and stop the thread (does not close the log)."""
+        if self._thread.is_alive():
+            self._queue.put(_STOP)
+            self._thread.join()
+
+    async def aclose(self) -> None:
+        """Async :meth:`close`."""
+        await asyncio.to_thread(self.close)
+
+
+def _settle(fut: asyncio.Future[None], exc: BaseException | None) -> None:
+    if fut.done():  # caller cancelled
+        return
+    if exc is None:
+        fut.set_result(None)
+    else:
+        fut.set_exception(exc)

@@ -1,0 +1,427 @@
+"""Validation gates a model must pass before it may be registered for deployment.
+
+Four families, each a list of :class:`Gate` (name, measured value, threshold, comparison, passed):
+
+* performance: test AUC-ROC >= ``min_auc``; false-positive rate of the decline decision <= ``max_fpr``
+  (a non-defaulter declined is a false positive). Gini, KS, precision, recall, F1 and Brier are reported.
+* fairness (fairlearn, :mod:`creditops.governance.fairness`): per protected attribute, demographic parity
+  difference and equal opportunity difference of the decline decision <= their thresholds.
+* stability: mean |change in PD| under small random noise on the numeric inputs <= ``max_perturbation_shift``;
+  adversarial nudges along each declared monotone direction never lower the PD.
+* monotonicity: on a grid over each declared feature (for a sample of rows) PD moves only in the declared
+  direction.
+
+A failed gate is never fatal here: the caller (registry, pipeline) decides, and :meth:`GateReport.summary`
+says which gate failed, by how much.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import (
+    brier_score_loss,
+    f1_score,
+    precision_score,
+    recall_score,
+    roc_auc_score,
+    roc_curve,
+)
+
+from creditops.config import GatesConfig
+from creditops.errors import DataError
+from creditops.governance.fairness import FairnessResult, assess_fairness
+
+# PD changes smaller than this are float noise (isotonic calibration and xgboost's float32 margins), not a
+# violation of a monotone direction.
+MONOTONE_TOLERANCE = 1e-9
+
+
+class _Manifest(Protocol):
+    features: list[str]
+    directions: dict[str, int]
+
+
+class BundleLike(Protocol):
+    """What the gates need from :class:`creditops.artifact.Bundle`."""
+
+    manifest: Any
+
+    def predict_pd(self, X: pd.DataFrame) -> np.ndarray:  # noqa: D102
+        ...
+
+    def decide(self, pd_: np.ndarray) -> Any:  # noqa: D102
+        ...
+
+
+@dataclass(frozen=True)
+class Gate:
+    """One check: ``value op threshold`` must hold.
+
+    Attributes:
+        name: e.g. ``auc`` or ``demographic_parity_difference.sex``.
+        value: the measured value.
+        threshold: the configured limit.
+        op: ``>=`` (value must reach the threshold) or ``<=`` (value must stay under it).
+        passed: whether the check held.
+    """
+
+    name: str
+    value: float
+    threshold: float
+    op: Literal[">=", "<="]
+    passed: bool
+
+    @classmethod
+    def check(cls, name: str, value: float, threshold: float, op: Literal[">=", "<="]) -> Gate:
+        """Build a gate, deciding ``passed`` (a NaN value never passes)."""
+        value = float(value)
+        ok = (value >= threshold) if op == ">=" else (value <= threshold)
+        return cls(name, value, float(threshold), op, bool(ok and not math.isnan(value)))
+
+    @property
+    def margin(self) -> float:
+        """How far the value is on the wrong side of the threshold (0 when passed)."""
+        if self.passed:
+            return 0.0
+        return abs(self.value - self.threshold)
+
+    def describe(self) -> str:
+        """One line: name, measured value, required threshold and the shortfall when failed."""
+        verdict = "ok" if self.passed else f"FAILED by {self.margin:.4g}"
+        return f"{self.name}: {self.value:.4g} (required {self.op} {self.threshold:.4g}) {verdict}"
+
+
+@dataclass
+class GateReport:
+    """Result of :func:`evaluate_gates`.
+
+    Attributes:
+        passed: every gate passed.
+        gates: every gate, in evaluation order.
+        metrics: all measured numbers (performance, fairness, stability), flat ``name -> float``.
+        fairness: protected attribute -> fairness result (with the per-group frame for the model card).
+    """
+
+    passed: bool
+    gates: list[Gate]
+    metrics: dict[str, float]
+    fairness: dict[str, FairnessResult] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> list[Gate]:
+        """The gates that did not pass."""
+        return [g for g in self.gates if not g.passed]
+
+    @property
+    def fairness_frames(self) -> dict[str, pd.DataFrame]:
+        """Protected attribute -> per-group metric frame (selection_rate, tpr, fpr, auc, count)."""
+        return {name: result.by_group for name, result in self.fairness.items()}
+
+    def summary(self) -> str:
+        """Human-readable verdict naming each failed gate, its measured value and threshold."""
+        if self.passed:
+            return f"all {len(self.gates)} gates passed"
+        lines = [f"{len(self.failed)} of {len(self.gates)} gates failed:"]
+        lines += [f"  - {g.describe()}" for g in self.failed]
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form (NaN becomes None), logged next to the registered model."""
+
+        def clean(x: float) -> float | None:
+            return None if x is None or math.isnan(x) else float(x)
+
+        return {
+            "passed": self.passed,
+            "gates": [
+                {
+                    "name": g.name,
+                    "value": clean(g.value),
+                    "threshold": g.threshold,
+                    "op": g.op,
+                    "passed": g.passed,
+                }
+                for g in self.gates
+            ],
+            "metrics": {k: clean(v) for k, v in self.metrics.items()},
+            "fairness": {
+                name: {
+                    "demographic_parity_difference": r.demographic_parity_difference,
+                    "equal_opportunity_difference": r.equal_opportunity_difference,
+                    "excluded_groups": r.excluded_groups,
+                    "by_group": {
+                        str(group): {k: clean(v) for k, v in row.items()}
+                        for group, row in r.by_group.to_dict(orient="index").items()
+                    },
+                }
+                for name, r in self.fairness.items()
+            },
+        }
+
+
+def declined(bundle: BundleLike, pd_: np.ndarray) -> np.ndarray:
+    """1 where the bundle's decision rule declines, else 0 (approve and review are not declines)."""
+    return (np.asarray(bundle.decide(np.asarray(pd_)), dtype=object) == "decline").astype(int)
+
+
+def performance_metrics(y_true: np.ndarray, pd_: np.ndarray, decline: np.ndarray) -> dict[str, float]:
+    """Discrimination, calibration and decision metrics on a test set.
+
+    Args:
+        y_true: 1 = defaulted.
+        pd_: predicted probability of default.
+        decline: 1 = declined (positive prediction).
+
+    Returns:
+        auc, gini, ks, brier, fpr, tpr, precision, recall, f1, decline_rate, default_rate, n.
+    """
+    y_true = np.asarray(y_true).astype(int)
+    both_classes = len(np.unique(y_true)) == 2
+    auc = float(roc_auc_score(y_true, pd_)) if both_classes else float("nan")
+    if both_classes:
+        fpr_curve, tpr_curve, _ = roc_curve(y_true, pd_)
+        ks = float(np.max(tpr_curve - fpr_curve))
+    else:
+        ks = float("nan")
+    negatives = y_true == 0
+    positives = y_true == 1
+    return {
+        "auc": auc,
+        "gini": 2 * auc - 1,
+        "ks": ks,
+        "brier": float(brier_score_loss(y_true, pd_)),
+        "fpr": float(decline[negatives].mean()) if negatives.any() else float("nan"),
+        "tpr": float(decline[positives].mean()) if positives.any() else float("nan"),
+        "precision": float(precision_score(y_true, decline, zero_division=0)),
+        "recall": float(recall_score(y_true, decline, zero_division=0)),
+        "f1": float(f1_score(y_true, decline, zero_division=0)),
+        "decline_rate": float(decline.mean()),
+        "default_rate": float(y_true.mean()),
+        "n": float(len(y_true)),
+    }
+
+
+def _numeric_features(X: pd.DataFrame) -> list[str]:
+    return [
+        c for c in X.columns if pd.api.types.is_numeric_dtype(X[c]) and not pd.api.types.is_bool_dtype(X[c])
+    ]
+
+
+def _feature_scales(X: pd.DataFrame, columns: list[str]) -> pd.Series:
+    """Per-feature noise unit: the standard deviation, or 1 for a constant column (so it still moves)."""
+    std = X[columns].astype(float).std(skipna=True).fillna(0.0)
+    return std.where(std > 0, 1.0)
+
+
+def _integer_features(bundle: BundleLike, X: pd.DataFrame) -> set[str]:
+    """Count-like inputs: declared ``int`` in the manifest, or stored with an integer dtype."""
+    dtypes = dict(getattr(bundle.manifest, "dtypes", {}) or {})
+    return {
+        c
+        for c in X.columns
+        if str(dtypes.get(c, "")).startswith("int") or pd.api.types.is_integer_dtype(X[c])
+    }
+
+
+def perturbation_shift(bundle: BundleLike, X: pd.DataFrame, scale: float, seed: int = 0) -> float:
+    """Mean |change in PD| when every numeric input gets Gaussian noise of ``scale`` x its std.
+
+    Integer (count) inputs are rounded back to integers: tree splits sit between integers, so a count nudged
+    by 0.001 would cross a split although no real applicant can have 0.999 late payments. Missing values stay
+    missing (the model routes them on their own branch).
+    """
+    rng = np.random.default_rng(seed)
+    cols = _numeric_features(X)
+    noisy = X.copy()
+    noise = rng.standard_normal((len(X), len(cols))) * (scale * _feature_scales(X, cols).to_numpy())
+    values = X[cols].astype(float).to_numpy() + noise
+    ints = [i for i, c in enumerate(cols) if c in _integer_features(bundle, X)]
+    values[:, ints] = np.round(values[:, ints])
+    noisy[cols] = values
+    base = np.asarray(bundle.predict_pd(X), dtype=float)
+    moved = np.asarray(bundle.predict_pd(noisy), dtype=float)
+    return float(np.mean(np.abs(moved - base)))
+
+
+def adversarial_violations(
+    bundle: BundleLike, X: pd.DataFrame, directions: dict[str, int], scale: float
+) -> tuple[float, float]:
+    """Nudge each monotone feature towards more risk; PD must not fall.
+
+    Every declared feature (direction +1 or -1) is moved by ``step x std`` for steps ``scale`` and
+    ``10 x scale`` in its risk-raising direction, one feature at a time; integer (count) features move by one
+    and by ``max(1, round(10 x scale x std))`` units.
+
+    Returns:
+        (share of nudged predictions whose PD fell, largest fall in PD).
+    """
+    declared = [f for f, d in directions.items() if d != 0 and f in X.columns]
+    if not declared:
+        return 0.0, 0.0
+    scales = _feature_scales(X, declared)
+    ints = _integer_features(bundle, X)
+    base = np.asarray(bundle.predict_pd(X), dtype=float)
+    frames = []
+    for feature in declared:
+        if feature in ints:
+            moves = [1.0, float(max(1, round(10 * scale * scales[feature])))]
+        else:
+            moves = [scale * scales[feature], 10 * scale * scales[feature]]
+        for move in moves:
+            nudged = X.copy()
+            nudged[feature] = X[feature].astype(float) + directions[feature] * move
+            frames.append(nudged)
+    moved = np.asarray(bundle.predict_pd(pd.concat(frames, ignore_index=True)), dtype=float)
+    falls = np.tile(base, len(frames)) - moved
+    bad = falls > MONOTONE_TOLERANCE
+    worst = float(falls.max()) if bad.any() else 0.0
+    return float(bad.mean()), worst
+
+
+def monotonicity_violations(
+    bundle: BundleLike, X: pd.DataFrame, directions: dict[str, int], grid_points: int = 11
+) -> dict[str, float]:
+    """Largest move of PD against the declared direction along a grid over each declared feature.
+
+    For every row of ``X`` and every feature with direction +1/-1, the feature is set to each quantile on a
+    grid (1st..99th percentile of ``X``) and PD must be non-decreasing (direction +1) or non-increasing (-1).
+
+    Returns:
+        feature -> largest violation (0.0 when the direction holds).
+    """
+    declared = [f for f, d in directions.items() if d != 0 and f in X.columns]
+    out: dict[str, float] = {}
+    if not declared or X.empty:
+        return out
+    frames, grids = [], []
+    for feature in declared:
+        values = X[feature].astype(float).dropna()
+        grid = (
+            np.unique(np.quantile(values, np.linspace(0.01, 0.99, grid_points)))
+            if len(values)
+            else np.array([])
+        )
+        grids.append(grid)
+        for value in grid:
+            frame = X.copy()
+            frame[feature] = value
+            frames.append(frame)
+    preds = np.asarray(bundle.predict_pd(pd.concat(frames, ignore_index=True)), dtype=float)
+    offset = 0
+    for feature, grid in zip(declared, grids, strict=True):
+        k = len(grid)
+        if k < 2:
+            out[feature] = 0.0
+            continue
+        # rows x grid points, PD along the grid for each row
+        curve = preds[offset : offset + k * len(X)].reshape(k, len(X)).T
+        offset += k * len(X)
+        steps = np.diff(curve, axis=1) * directions[feature]
+        worst = float(-steps.min())
+        out[feature] = worst if worst > MONOTONE_TOLERANCE else 0.0
+    return out
+
+
+def evaluate_gates(
+    bundle: BundleLike,
+    test_df: pd.DataFrame,
+    gates: GatesConfig,
+    target: str | None = None,
+    protected: list[str] | None = None,
+    *,
+    stability_rows: int = 1000,
+    monotonicity_rows: int = 50,
+    min_group_size: int = 20,
+    seed: int = 0,
+) -> GateReport:
+    """Run every gate on a held-out test frame.
+
+    Args:
+        bundle: the model bundle (:class:`creditops.artifact.Bundle`).
+        test_df: held-out rows with the model features, the target and the protected attributes.
+        gates: the thresholds.
+        target: target column (1 = defaulted); default: the manifest's target.
+        protected: protected attributes to assess (every one is gated); default: the manifest's list.
+        stability_rows: rows sampled for the perturbation and adversarial checks.
+        monotonicity_rows: rows sampled for the monotonicity grid.
+        min_group_size: groups smaller than this are left out of the fairness disparities.
+        seed: seed for sampling rows and noise.
+
+    Returns:
+        The :class:`GateReport`; ``passed`` is False when any gate failed.
+
+    Raises:
+        DataError: the test frame lacks a model feature, the target or a protected attribute.
+    """
+    manifest = bundle.manifest
+    features = list(manifest.features)
+    directions = {f: int(d) for f, d in dict(manifest.directions).items()}
+    target = target or manifest.target
+    protected = list(protected if protected is not None else getattr(manifest, "protected", []) or [])
+    missing = [c for c in [*features, target, *protected] if c not in test_df.columns]
+    if missing:
+        raise DataError(f"test frame lacks columns needed by the gates: {missing}")
+    if test_df.empty:
+        raise DataError("test frame is empty: the gates need held-out rows")
+
+    df = test_df.reset_index(drop=True)
+    X = df[features]
+    y = df[target].astype(int).to_numpy()
+    pd_ = np.asarray(bundle.predict_pd(X), dtype=float)
+    decline = declined(bundle, pd_)
+
+    metrics = performance_metrics(y, pd_, decline)
+    report_gates = [
+        Gate.check("auc", metrics["auc"], gates.min_auc, ">="),
+        Gate.check("fpr_at_threshold", metrics["fpr"], gates.max_fpr, "<="),
+    ]
+
+    fairness = assess_fairness(y, decline, pd_, df[protected], protected, min_group_size=min_group_size)
+    for attribute, result in fairness.items():
+        metrics[f"demographic_parity_difference.{attribute}"] = result.demographic_parity_difference
+        metrics[f"equal_opportunity_difference.{attribute}"] = result.equal_opportunity_difference
+        report_gates += [
+            Gate.check(
+                f"demographic_parity_difference.{attribute}",
+                result.demographic_parity_difference,
+                gates.max_demographic_parity_difference,
+                "<=",
+            ),
+            Gate.check(
+                f"equal_opportunity_difference.{attribute}",
+                result.equal_opportunity_difference,
+                gates.max_equal_opportunity_difference,
+                "<=",
+            ),
+        ]
+
+    rng = np.random.default_rng(seed)
+    stab = X.iloc[rng.permutation(len(X))[:stability_rows]].reset_index(drop=True)
+    shift = perturbation_shift(bundle, stab, gates.perturbation_scale, seed=seed)
+    adv_share, adv_worst = adversarial_violations(bundle, stab, directions, gates.perturbation_scale)
+    mono_sample = X.iloc[rng.permutation(len(X))[:monotonicity_rows]].reset_index(drop=True)
+    mono = monotonicity_violations(bundle, mono_sample, directions)
+    mono_worst = max(mono.values(), default=0.0)
+    metrics.update(
+        {
+            "perturbation_shift": shift,
+            "adversarial_violation_share": adv_share,
+            "adversarial_worst_pd_drop": adv_worst,
+            "monotonicity_worst_violation": mono_worst,
+            "monotonicity_features_violated": float(sum(v > 0 for v in mono.values())),
+        }
+    )
+    metrics.update({f"monotonicity_violation.{f}": v for f, v in mono.items() if v > 0})
+    report_gates += [
+        Gate.check("perturbation_shift", shift, gates.max_perturbation_shift, "<="),
+        Gate.check("adversarial_monotone", adv_worst, 0.0, "<="),
+        Gate.check("monotonicity", mono_worst, 0.0, "<="),
+    ]
+    return GateReport(
+        passed=all(g.passed for g in report_gates), gates=report_gates, metrics=metrics, fairness=fairness
+    )

@@ -1,0 +1,137 @@
+"""Run the KServe predictor locally as a subprocess and talk to it over HTTP (``serve`` and ``demo``).
+
+The server is started as ``python -m predictor`` with ``PYTHONPATH`` pointing at ``kserve/``; this module
+only builds its command line and environment from the settings, so the core never imports kserve.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+from creditops.config import Settings
+from creditops.errors import CreditOpsError
+
+
+def kserve_dir() -> Path:
+    """Directory holding the ``predictor``/``explainer``/``detector`` server packages."""
+    env = os.environ.get("CREDITOPS_KSERVE_DIR")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "kserve"
+
+
+def free_port() -> int:
+    """An unused TCP port on the loopback interface."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def predictor_command(settings: Settings, model: str, port: int) -> tuple[list[str], dict[str, str]]:
+    """Command line and environment of the predictor server for ``model`` (bundle dir or models:/ URI)."""
+    source = ["--bundle", model] if Path(model).is_dir() else ["--model-uri", model]
+    cmd = [
+        sys.executable,
+        "-m",
+        "predictor",
+        *source,
+        "--tracking-uri",
+        settings.mlflow.tracking_uri,
+        "--model-name",
+        settings.serving.model_name,
+        "--feast-repo",
+        str(settings.feast_repo()),
+        "--audit-url",
+        settings.audit.url,
+        "--http-port",
+        str(port),
+    ]
+    env = {**os.environ, **settings.feast_env(), "PYTHONPATH": str(kserve_dir())}
+    return cmd, env
+
+
+@contextmanager
+def running_predictor(settings: Settings, model: str, timeout_s: float = 90.0) -> Iterator[str]:
+    """Start the predictor, wait until the model is ready, yield its base URL, stop it afterwards."""
+    port = free_port()
+    cmd, env = predictor_command(settings, model, port)
+    log_path = settings.workdir / "predictor.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            _wait_ready(proc, f"{base}/v2/models/{settings.serving.model_name}/ready", timeout_s, log_path)
+            yield base
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def _wait_ready(proc: subprocess.Popen[bytes], url: str, timeout_s: float, log_path: Path) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = "\n".join(log_path.read_text().splitlines()[-20:])
+            raise CreditOpsError(f"predictor exited with code {proc.returncode}; last log lines:\n{tail}")
+        try:
+            if httpx.get(url, timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.25)
+    raise CreditOpsError(f"predictor not ready after {timeout_s:.0f} s (log: {log_path})")
+
+
+def serve_command(settings: Settings, model: str, port: int | None) -> int:
+    """Serve in the foreground until interrupted."""
+    cmd, env = predictor_command(settings, model, port or settings.serving.port)
+    return subprocess.call(cmd, env=env)
+
+
+def demo_serving(settings: Settings, summary: dict[str, Any], console: Console, n_applicants: int = 5) -> int:
+    """Serve the newly registered model, score a few applicants by id over HTTP, verify the audit chain."""
+    from creditops.governance.audit import AuditLog
+
+    model_uri = f"models:/{settings.mlflow.model_name}/{summary['registered_version']}"
+    ids = _sample_applicant_ids(summary, n_applicants)
+    console.rule(f"serving {model_uri} (local KServe model server)")
+    with running_predictor(settings, model_uri) as base:
+        url = f"{base}/v1/models/{settings.serving.model_name}:predict"
+        response = httpx.post(url, json={"instances": [{"applicant_id": i} for i in ids]},
+                              headers={"X-Caller-Id": "demo"}, timeout=30)
+        if response.status_code != 200:
+            raise CreditOpsError(f"predict returned {response.status_code}: {response.text}")
+        _print_decisions(console, ids, response.json()["predictions"])
+    report = AuditLog.open(settings.audit.url).verify()
+    console.print(f"audit log: {report.n_records} records, chain {'[green]verified[/]' if report.ok else '[red]BROKEN[/]'}")
+    return 0 if report.ok else 1
+
+
+def _sample_applicant_ids(summary: dict[str, Any], n: int) -> list[int]:
+    entities = pd.read_parquet(summary["entities_path"], columns=["applicant_id"])
+    return [int(i) for i in entities["applicant_id"].sample(n, random_state=0)]
+
+
+def _print_decisions(console: Console, ids: list[int], predictions: list[dict[str, Any]]) -> None:
+    table = Table(title="decisions")
+    for column in ("applicant", "PD", "score", "decision", "top reasons"):
+        table.add_column(column)
+    for applicant, pred in zip(ids, predictions, strict=True):
+        reasons = "\n".join(r["reason"] for r in pred["reasons"]) or "-"
+        table.add_row(str(applicant), f"{pred['pd']:.3f}", f"{pred['score']:.0f}", pred["decision"], reasons)
+    console.print(table)

@@ -1,0 +1,370 @@
+"""Refit with the tuned parameters: monotone XGBoost, k-fold CV, isotonic calibration, decision thresholds.
+
+Steps of :func:`fit_model`:
+
+1. train on ``split.train`` with the declared monotone constraints, early stopping on ``split.valid``; keep
+   the trees up to the best round;
+2. stratified k-fold CV on train + valid with that number of rounds (mean and std of AUC-ROC);
+3. isotonic calibration fitted on the validation predictions (x/y arrays, applied with ``np.interp``);
+4. decision thresholds on the calibrated validation PDs (rule below); 5. test metrics.
+
+Threshold rule (when not fixed in :class:`~creditops.config.ScoringConfig`): the validation false-positive
+rate FPR(t) is the share of non-defaulters with PD >= t (declined although they would have repaid).
+``decline_at_or_above_pd`` is the lowest t with FPR(t) <= ``target_fpr``; ``approve_below_pd`` is the lowest t
+with FPR(t) <= 2 x ``target_fpr`` (capped at the decline threshold), so the band between them, which holds
+about ``target_fpr`` of the good applicants plus the borderline defaulters, goes to manual review.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Literal, Protocol
+
+import numpy as np
+import pandas as pd
+import xgboost as xgb
+from sklearn.isotonic import IsotonicRegression
+from sklearn.metrics import brier_score_loss, roc_auc_score
+from sklearn.model_selection import StratifiedKFold
+
+from creditops.artifact import Calibration, Manifest, ScoreScaling, Thresholds, library_versions
+from creditops.config import ScoringConfig
+from creditops.errors import ConfigError, DataError
+from creditops.training._common import (
+    DEFAULT_PROTECTED,
+    booster_params,
+    check_inputs,
+    dmatrix,
+    labels,
+    predict_raw,
+)
+from creditops.training.split import Split
+
+DEFAULT_ROUNDS = 500
+EARLY_STOPPING_ROUNDS = 50
+
+
+@dataclass(frozen=True)
+class CVResult:
+    """AUC-ROC per fold and its mean / standard deviation."""
+
+    aucs: list[float]
+    mean: float
+    std: float
+
+
+@dataclass(frozen=True)
+class FittedModel:
+    """A refit model and everything needed to write its bundle (see :meth:`to_manifest`)."""
+
+    booster: xgb.Booster
+    features: list[str]
+    directions: dict[str, int]
+    target: str
+    params: dict[str, Any]
+    best_iteration: int
+    calibration: Calibration
+    thresholds: Thresholds
+    score_scaling: ScoreScaling
+    cv: CVResult
+    metrics: dict[str, float]
+    protected: list[str] = field(default_factory=list)
+
+    def predict_pd(self, df: pd.DataFrame) -> np.ndarray:
+        """Calibrated PD for the rows of ``df``."""
+        return np.interp(predict_raw(self.booster, df, self.features), self.calibration.x, self.calibration.y)
+
+    def to_manifest(
+        self,
+        model_name: str,
+        feature_service: str,
+        reasons: Mapping[str, str] | None = None,
+        data_version: str | None = None,
+        dtypes: Mapping[str, str] | None = None,
+    ) -> Manifest:
+        """Manifest for :func:`creditops.artifact.save_bundle`.
+
+        Args:
+            model_name: registered model name.
+            feature_service: Feast feature service the features come from (e.g. ``credit_scoring_v1``).
+            reasons: adverse-action text per feature (feature registry); missing ones get a generic text.
+            data_version: snapshot version of the training data.
+            dtypes: feature dtypes (default float).
+        """
+        reasons = dict(reasons or {})
+        return Manifest(
+            model_name=model_name,
+            feature_service=feature_service,
+            features=list(self.features),
+            dtypes={f: (dtypes or {}).get(f, "float") for f in self.features},
+            directions={f: int(self.directions.get(f, 0)) for f in self.features},
+            reasons={
+                f: reasons.get(f, f"Value of {f.replace('_', ' ')} raised the estimated risk")
+                for f in self.features
+            },
+            calibration=self.calibration,
+            score_scaling=self.score_scaling,
+            thresholds=self.thresholds,
+            metrics=dict(self.metrics),
+            params={**self.params, "best_iteration": self.best_iteration},
+            data_version=data_version,
+            library_versions=library_versions(),
+            target=self.target,
+            protected=list(self.protected),
+        )
+
+
+class Trainer(Protocol):
+    """Trains one booster: locally (:class:`LocalTrainer`) or on Dask (``distributed.DaskTrainer``)."""
+
+    def __enter__(self) -> Trainer: ...  # noqa: D105
+
+    def __exit__(
+        self, a: type[BaseException] | None, b: BaseException | None, c: TracebackType | None
+    ) -> None: ...
+
+    def train(
+        self,
+        params: dict[str, Any],
+        train: pd.DataFrame,
+        valid: pd.DataFrame | None,
+        features: Sequence[str],
+        target: str,
+        num_boost_round: int,
+        early_stopping_rounds: int | None = None,
+    ) -> xgb.Booster:
+        """Train and return a booster."""
+        ...
+
+
+class LocalTrainer:
+    """Single-process ``xgboost.train``."""
+
+    def __enter__(self) -> LocalTrainer:
+        return self
+
+    def __exit__(
+        self, a: type[BaseException] | None, b: BaseException | None, c: TracebackType | None
+    ) -> None:
+        return None
+
+    def train(
+        self,
+        params: dict[str, Any],
+        train: pd.DataFrame,
+        valid: pd.DataFrame | None,
+        features: Sequence[str],
+        target: str,
+        num_boost_round: int,
+        early_stopping_rounds: int | None = None,
+    ) -> xgb.Booster:
+        """Train on ``train``; with ``valid`` and ``early_stopping_rounds``, stop early on validation AUC."""
+        dtrain = dmatrix(train, features, target)
+        evals = [(dmatrix(valid, features, target), "valid")] if valid is not None else []
+        return xgb.train(
+            params,
+            dtrain,
+            num_boost_round=num_boost_round,
+            evals=evals,
+            early_stopping_rounds=early_stopping_rounds if evals else None,
+            verbose_eval=False,
+        )
+
+
+def make_trainer(
+    distributed: Literal["none", "dask"] = "none", dask_workers: int = 2, scheduler_address: str | None = None
+) -> Trainer:
+    """The trainer selected by ``TrainingConfig.distributed``."""
+    if distributed == "none":
+        return LocalTrainer()
+    if distributed == "dask":
+        from creditops.training.distributed import DaskTrainer
+
+        return DaskTrainer(n_workers=dask_workers, scheduler_address=scheduler_address)
+    raise ConfigError(f"training.distributed must be 'none' or 'dask', got {distributed!r}")
+
+
+def fit_isotonic(raw: np.ndarray, y: np.ndarray) -> Calibration:
+    """Isotonic regression raw probability -> observed default rate, as x/y knots."""
+    iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip", increasing=True)
+    iso.fit(np.asarray(raw, dtype=np.float64), np.asarray(y, dtype=np.float64))
+    return Calibration(x=[float(v) for v in iso.X_thresholds_], y=[float(v) for v in iso.y_thresholds_])
+
+
+def apply_calibration(raw: np.ndarray, calibration: Calibration) -> np.ndarray:
+    """Calibrated PD (piecewise-linear interpolation between isotonic knots, clipped at the ends)."""
+    return np.interp(raw, calibration.x, calibration.y)
+
+
+def false_positive_rate(pd_: np.ndarray, y: np.ndarray, threshold: float) -> float:
+    """Share of non-defaulters (y == 0) with PD >= threshold, i.e. declined good applicants."""
+    neg = np.asarray(pd_)[np.asarray(y) == 0]
+    return float(np.mean(neg >= threshold)) if len(neg) else 0.0
+
+
+def lowest_threshold_at_fpr(pd_: np.ndarray, y: np.ndarray, target_fpr: float) -> float:
+    """The lowest PD threshold t (among observed PDs) with FPR(t) <= target_fpr.
+
+    When even the highest observed PD exceeds the budget (ties), the threshold is just above it.
+    """
+    pd_ = np.asarray(pd_, dtype=np.float64)
+    neg = np.sort(pd_[np.asarray(y) == 0])
+    if len(neg) == 0:
+        raise DataError("cannot choose a threshold: the validation split has no non-defaulters")
+    candidates = np.unique(pd_)
+    fpr = (len(neg) - np.searchsorted(neg, candidates, side="left")) / len(neg)
+    ok = np.flatnonzero(fpr <= target_fpr)
+    if len(ok):
+        return float(candidates[ok[0]])
+    return float(min(1.0, np.nextafter(candidates[-1], np.inf)))
+
+
+def choose_thresholds(pd_valid: np.ndarray, y_valid: np.ndarray, scoring: ScoringConfig) -> Thresholds:
+    """Decision thresholds: configured values win; otherwise the FPR rule of this module's docstring."""
+    decline = scoring.decline_at_or_above_pd
+    rule = []
+    if decline is None:
+        decline = lowest_threshold_at_fpr(pd_valid, y_valid, scoring.target_fpr)
+        rule.append(f"decline: lowest PD with validation FPR <= {scoring.target_fpr}")
+    else:
+        rule.append("decline: configured")
+    approve = scoring.approve_below_pd
+    if approve is None:
+        approve = min(lowest_threshold_at_fpr(pd_valid, y_valid, 2 * scoring.target_fpr), decline)
+        rule.append(f"approve: lowest PD with validation FPR <= {2 * scoring.target_fpr} (capped at decline)")
+    else:
+        rule.append("approve: configured")
+    if approve > decline:
+        raise ConfigError(f"scoring.approve_below_pd ({approve}) exceeds decline_at_or_above_pd ({decline})")
+    return Thresholds(
+        approve_below_pd=float(approve), decline_at_or_above_pd=float(decline), rule="; ".join(rule)
+    )
+
+
+def cross_validate(
+    df: pd.DataFrame,
+    features: Sequence[str],
+    target: str,
+    params: dict[str, Any],
+    num_boost_round: int,
+    folds: int = 5,
+    seed: int = 7,
+    trainer: Trainer | None = None,
+) -> CVResult:
+    """Stratified k-fold AUC-ROC with fixed booster parameters and rounds."""
+    trainer = trainer or LocalTrainer()
+    y = labels(df, target)
+    aucs = []
+    for train_idx, test_idx in StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(df, y):
+        booster = trainer.train(params, df.iloc[train_idx], None, features, target, num_boost_round)
+        held = df.iloc[test_idx]
+        aucs.append(float(roc_auc_score(labels(held, target), predict_raw(booster, held, features))))
+    return CVResult(aucs=aucs, mean=float(np.mean(aucs)), std=float(np.std(aucs)))
+
+
+def fit_model(
+    split: Split,
+    features: Sequence[str],
+    directions: Mapping[str, int],
+    target: str,
+    params: Mapping[str, Any],
+    scoring: ScoringConfig | None = None,
+    cv_folds: int = 5,
+    seed: int = 7,
+    *,
+    distributed: Literal["none", "dask"] = "none",
+    dask_workers: int = 2,
+    scheduler_address: str | None = None,
+    protected: Sequence[str] = DEFAULT_PROTECTED,
+    early_stopping_rounds: int = EARLY_STOPPING_ROUNDS,
+    nthread: int | None = None,
+) -> FittedModel:
+    """Refit the tuned model and derive calibration, thresholds and metrics.
+
+    Args:
+        split: train / valid / test frames.
+        features: ordered model inputs (never protected attributes).
+        directions: feature -> +1 (higher value, higher PD) / -1 / 0; becomes ``monotone_constraints``.
+        target: 0/1 default label.
+        params: tuned hyperparameters (``TuneResult.best_params``); ``n_estimators`` caps the rounds.
+        scoring: score scaling, fixed thresholds or the target FPR (default ``ScoringConfig()``).
+        cv_folds: folds of the stratified cross-validation on train + valid.
+        seed: xgboost and fold seed.
+        distributed: ``none`` (single process) or ``dask`` (``TrainingConfig.distributed``).
+        dask_workers: local Dask workers (``TrainingConfig.dask_workers``).
+        scheduler_address: an existing Dask scheduler instead of a local cluster.
+        protected: attributes refused as inputs.
+        early_stopping_rounds: rounds without validation improvement before stopping.
+        nthread: xgboost threads for the single-process trainer.
+
+    Raises:
+        ProtectedAttributeError: a protected attribute or the target is among ``features``.
+        DataError: missing / non-numeric columns or a non-binary target.
+    """
+    scoring = scoring or ScoringConfig()
+    features = list(features)
+    for part in (split.train, split.valid, split.test):
+        check_inputs(part, features, target, protected)
+    bparams = booster_params(params, features, directions, seed, nthread)
+    rounds = int(params.get("n_estimators", DEFAULT_ROUNDS))
+    with make_trainer(distributed, dask_workers, scheduler_address) as trainer:
+        full = trainer.train(
+            bparams, split.train, split.valid, features, target, rounds, early_stopping_rounds
+        )
+        best_iteration = int(getattr(full, "best_iteration", rounds - 1))
+        booster = full[: best_iteration + 1]
+        booster.feature_names = features
+        cv = cross_validate(
+            pd.concat([split.train, split.valid]),
+            features,
+            target,
+            bparams,
+            best_iteration + 1,
+            cv_folds,
+            seed,
+            trainer,
+        )
+    booster.set_param({"nthread": bparams["nthread"]})
+    y_valid, y_test = labels(split.valid, target), labels(split.test, target)
+    raw_valid = predict_raw(booster, split.valid, features)
+    calibration = fit_isotonic(raw_valid, y_valid)
+    pd_valid = apply_calibration(raw_valid, calibration)
+    thresholds = choose_thresholds(pd_valid, y_valid, scoring)
+    raw_test = predict_raw(booster, split.test, features)
+    pd_test = apply_calibration(raw_test, calibration)
+    metrics = {
+        "valid_auc": _auc(y_valid, raw_valid),
+        "test_auc": _auc(y_test, raw_test),
+        "test_auc_calibrated": _auc(y_test, pd_test),
+        "test_brier": float(brier_score_loss(y_test, pd_test)),
+        "test_fpr_at_decline": false_positive_rate(pd_test, y_test, thresholds.decline_at_or_above_pd),
+        "test_decline_rate": float(np.mean(pd_test >= thresholds.decline_at_or_above_pd)),
+        "test_approve_rate": float(np.mean(pd_test < thresholds.approve_below_pd)),
+        "cv_auc_mean": cv.mean,
+        "cv_auc_std": cv.std,
+        "best_iteration": float(best_iteration),
+        "n_train": float(len(split.train)),
+        "n_valid": float(len(split.valid)),
+        "n_test": float(len(split.test)),
+    }
+    scaling = ScoreScaling(base_score=scoring.base_score, base_odds=scoring.base_odds, pdo=scoring.pdo)
+    return FittedModel(
+        booster=booster,
+        features=features,
+        directions={f: int(directions.get(f, 0)) for f in features},
+        target=target,
+        params=dict(params),
+        best_iteration=best_iteration,
+        calibration=calibration,
+        thresholds=thresholds,
+        score_scaling=scaling,
+        cv=cv,
+        metrics=metrics,
+        protected=sorted(set(protected)),
+    )
+
+
+def _auc(y: np.ndarray, score: np.ndarray) -> float:
+    return float(roc_auc_score(y, score)) if len(np.unique(y)) == 2 else float("nan")

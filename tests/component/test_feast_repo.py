@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from creditops.config import FeastConfig
+from creditops.data.synthetic import generate_world
+from creditops.features.build import build_feature_tables, entity_frame
+from creditops.features.registry import FEATURE_SERVICE, GROUPS, model_feature_names
+from feast_repo import store as fs
+
+REPO = Path(fs.__file__).parent
+FEAST = Path(sys.executable).parent / "feast"
+
+
+@pytest.fixture()
+def repo_copy(tmp_path: Path) -> Path:
+    shutil.copytree(REPO, tmp_path / "repo", ignore=shutil.ignore_patterns("data", "__pycache__"))
+    return tmp_path / "repo"
+
+
+def test_service_agrees_with_registry_and_functions(repo_copy, tmp_path, run_id):
+    store = fs.open_store(repo_copy, FeastConfig(project=f"creditops_test_{run_id}_c"), data_dir=tmp_path / "d")
+    fs.apply(store)
+    try:
+        service = store.get_feature_service(FEATURE_SERVICE)
+        refs = [f.name for projection in service.feature_view_projections for f in projection.features]
+        assert refs == model_feature_names()
+        assert [p.name for p in service.feature_view_projections] == [f"{g}_fv" for g in GROUPS]
+        assert {fv.name for fv in store.list_feature_views()} == {f"{g}_fv" for g in GROUPS}
+    finally:
+        fs.teardown(store)
+
+
+def test_sqlite_file_roundtrip(repo_copy, tmp_path, run_id):
+    world = generate_world(60, seed=3)
+    store = fs.open_store(repo_copy, FeastConfig(project=f"creditops_test_{run_id}_f"), data_dir=tmp_path / "d")
+    try:
+        fs.write_offline(build_feature_tables(world), store)
+        fs.apply(store)
+        fs.materialize(store, world.as_of.to_pydatetime())
+        ids = world.applications["applicant_id"].head(3).tolist()
+        online = fs.online_features(store, ids)
+        assert list(online.columns) == ["applicant_id", *model_feature_names()]
+        assert online.notna().all().all()
+        train = fs.training_frame(store, entity_frame(world.applications))
+        assert list(train.columns[:6]) == ["applicant_id", "event_timestamp", "defaulted", "sex", "age_band", "race"]
+        assert list(train.columns[6:]) == model_feature_names()
+        assert len(train) == 60 and train[model_feature_names()].notna().all().all()
+        assert str(train["event_timestamp"].dtype) == "datetime64[ns, UTC]"
+    finally:
+        fs.teardown(store)
+
+
+def test_cli_apply_materialize_list(repo_copy, tmp_path, run_id):
+    env_lines = subprocess.run(
+        [sys.executable, "-m", "feast_repo.store", "env"], capture_output=True, text=True, check=True
+    ).stdout
+    env = dict(line.removeprefix("export ").replace("'", "").split("=", 1) for line in env_lines.splitlines())
+    data = tmp_path / "cli"
+    env |= {
+        "CREDITOPS_FEAST_PROJECT": f"creditops_test_{run_id}_cli",
+        "CREDITOPS_FEAST_DATA_DIR": str(data),
+        "CREDITOPS_FEAST_REGISTRY": str(data / "registry.db"),
+        "CREDITOPS_FEAST_SQLITE_PATH": str(data / "online.db"),
+    }
+    world = generate_world(30, seed=4)
+    data.mkdir()
+    for group, table in build_feature_tables(world).items():
+        table.to_parquet(data / f"{group}.parquet", index=False)
+    full_env = {"PATH": str(FEAST.parent), "HOME": str(tmp_path), **env}
+
+    def feast(*args: str) -> str:
+        done = subprocess.run([str(FEAST), *args], cwd=repo_copy, env=full_env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout
+
+    assert "Created feature service credit_scoring_v1" in feast("apply")
+    # all rows are in the past relative to the wall clock; incremental from ttl-ago up to as_of
+    end = pd.Timestamp(world.as_of).strftime("%Y-%m-%dT%H:%M:%S")
+    feast("materialize", "2015-01-01T00:00:00", end)
+    listing = feast("feature-views", "list")
+    for group in GROUPS:
+        assert f"{group}_fv" in listing
+    feast("materialize-incremental", pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%dT%H:%M:%S"))
+    feast("teardown")

@@ -1,0 +1,256 @@
+"""CreditPredictor in-process: a tiny real bundle, a sqlite audit log, V1 and V2 payloads, refusals."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from pathlib import Path
+
+import pytest
+from kserve.protocol.infer_type import InferInput, InferRequest, InferResponse
+from prometheus_client import REGISTRY
+
+from creditops.artifact import load_bundle, read_manifest
+from creditops.errors import BundleError
+from creditops.features.registry import model_feature_names
+from creditops.governance.audit import AuditLog, AuditWriter
+from predictor.errors import AuditUnavailable, PredictorError
+from predictor.model import CreditPredictor
+from predictor.testing import random_features, tiny_bundle
+
+FEATURES = model_feature_names()
+
+
+@pytest.fixture(scope="module")
+def bundle_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_bundle(tmp_path_factory.mktemp("bundle"))
+
+
+@pytest.fixture(scope="module")
+def audit_log(tmp_path_factory: pytest.TempPathFactory) -> AuditLog:
+    return AuditLog.open(f"sqlite:///{tmp_path_factory.mktemp('audit') / 'audit.db'}")
+
+
+@pytest.fixture(scope="module")
+def predictor(bundle_dir: Path, audit_log: AuditLog) -> CreditPredictor:
+    model = CreditPredictor(
+        "credit", bundle=load_bundle(bundle_dir), audit=AuditWriter(audit_log), max_batch=50
+    )
+    assert model.load() and model.ready
+    return model
+
+
+def rows(n: int, seed: int = 1) -> list[dict]:
+    return [
+        {k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()}
+        for r in random_features(n, seed).to_dict(orient="records")
+    ]
+
+
+def call(model: CreditPredictor, body, caller: str | None = None):
+    headers = {"x-caller-id": caller} if caller else {}
+    response, _ = asyncio.run(model(body, headers))
+    return response
+
+
+def check_prediction(p: dict, version: str) -> None:
+    assert set(p) >= {"prediction_id", "pd", "score", "decision", "reasons", "model_version"}
+    assert 0.0 <= p["pd"] <= 1.0 and math.isfinite(p["score"])
+    assert p["decision"] in {"approve", "review", "decline"}
+    assert p["model_version"] == version
+    for r in p["reasons"]:
+        assert r["feature"] in FEATURES and r["reason"] and r["contribution"] > 0
+
+
+def test_v1_single_and_batch_are_answered_and_audited(
+    predictor: CreditPredictor, audit_log: AuditLog
+) -> None:
+    before = audit_log.count()
+    one = call(predictor, {"instances": rows(1)}, caller="team-a")
+    assert len(one["predictions"]) == 1
+    check_prediction(one["predictions"][0], predictor.model_version)
+    many = call(predictor, {"instances": rows(7, seed=2)})
+    assert len(many["predictions"]) == 7
+    ids = {p["prediction_id"] for p in one["predictions"] + many["predictions"]}
+    assert len(ids) == 8
+    assert audit_log.count() == before + 8
+    assert audit_log.verify().ok
+
+
+def test_v1_matches_the_bundle(predictor: CreditPredictor, bundle_dir: Path) -> None:
+    frame = random_features(5, seed=3)
+    answer = call(predictor, {"instances": rows(5, seed=3)})
+    expected = load_bundle(bundle_dir).predict_pd(frame)
+    assert [p["pd"] for p in answer["predictions"]] == pytest.approx(list(expected), abs=1e-6)
+
+
+@pytest.mark.parametrize("layout", ["per_feature", "features_tensor"])
+def test_v2_layouts(predictor: CreditPredictor, audit_log: AuditLog, layout: str) -> None:
+    frame = random_features(3, seed=4)
+    if layout == "per_feature":
+        inputs = [
+            InferInput(f, [3], "INT64" if frame[f].dtype.kind == "i" else "FP64", data=frame[f].tolist())
+            for f in FEATURES
+        ]
+    else:
+        inputs = [
+            InferInput(
+                "features", [3, len(FEATURES)], "FP64", data=frame[FEATURES].to_numpy().ravel().tolist()
+            )
+        ]
+    before = audit_log.count()
+    response = call(predictor, InferRequest("credit", inputs, request_id="r-1"))
+    assert isinstance(response, InferResponse)
+    out = {o.name: o for o in response.outputs}
+    assert set(out) == {"prediction_id", "pd", "score", "decision", "reasons"}
+    assert all(o.shape == [3] for o in out.values())
+    expected = load_bundle(predictor.bundle.path).predict_pd(frame)
+    assert list(out["pd"].data) == pytest.approx(list(expected), abs=1e-5)
+    assert all(isinstance(json.loads(r), list) for r in out["reasons"].data)
+    assert response.model_version == predictor.model_version
+    assert audit_log.count() == before + 3
+
+
+def _feature_row(**override) -> dict:
+    row = rows(1, seed=9)[0]
+    row.update(override)
+    return row
+
+
+def _without(name: str) -> dict:
+    row = rows(1, seed=9)[0]
+    del row[name]
+    return row
+
+
+V1_BAD = [
+    ("not_an_object", ["x"], 400, "JSON object"),
+    ("no_instances", {"rows": []}, 400, "rows"),
+    ("instances_not_list", {"instances": {"a": 1}}, 400, "instances"),
+    ("empty", {"instances": []}, 400, "empty"),
+    ("instance_not_object", {"instances": [3]}, 400, "instance 0"),
+    ("missing_feature", {"instances": [_without("income")]}, 400, "income"),
+    ("extra_feature", {"instances": [_feature_row(shoe_size=42)]}, 400, "shoe_size"),
+    ("wrong_type", {"instances": [_feature_row(age="old")]}, 400, "age"),
+    ("bool_value", {"instances": [_feature_row(income=True)]}, 400, "income"),
+    ("nan", {"instances": [_feature_row(income=float("nan"))]}, 400, "income"),
+    ("inf", {"instances": [_feature_row(total_debt=float("inf"))]}, 400, "total_debt"),
+    ("out_of_range", {"instances": [_feature_row(credit_score=9000)]}, 400, "credit_score"),
+    ("null_value", {"instances": [_feature_row(age=None)]}, 400, "age"),
+    ("too_many", {"instances": [{"applicant_id": i} for i in range(51)]}, 413, "maximum batch size"),
+    ("ids_without_store", {"instances": [{"applicant_id": 1}]}, 400, "feature store"),
+    ("id_not_int", {"instances": [{"applicant_id": "12"}]}, 400, "applicant_id"),
+    ("negative_id", {"instances": [{"applicant_id": -5}]}, 400, "applicant_id"),
+    ("id_with_features", {"instances": [{"applicant_id": 1, "age": 30}]}, 400, "applicant_id"),
+]
+
+
+@pytest.mark.parametrize(("case", "body", "status", "needle"), V1_BAD, ids=[c[0] for c in V1_BAD])
+def test_v1_bad_input_is_refused_and_not_audited(
+    predictor: CreditPredictor, audit_log: AuditLog, case: str, body, status: int, needle: str
+) -> None:
+    before = audit_log.count()
+    with pytest.raises(PredictorError) as err:
+        call(predictor, body)
+    assert err.value.status == status
+    assert needle.lower() in str(err.value).lower()
+    assert audit_log.count() == before
+
+
+def _v2(*inputs: InferInput) -> InferRequest:
+    return InferRequest("credit", list(inputs))
+
+
+V2_BAD = [
+    ("no_inputs", _v2(), "no inputs"),
+    ("id_as_float", _v2(InferInput("applicant_id", [1], "FP32", data=[1.5])), "INT64"),
+    (
+        "id_with_others",
+        _v2(InferInput("applicant_id", [1], "INT64", data=[1]), InferInput("age", [1], "INT64", data=[30])),
+        "alone",
+    ),
+    ("shape_mismatch", _v2(InferInput("features", [1, len(FEATURES)], "FP32", data=[1.0])), "shape"),
+    ("wrong_width", _v2(InferInput("features", [1, 3], "FP32", data=[1.0, 2.0, 3.0])), "features"),
+    ("string_data", _v2(InferInput("features", [1, 1], "FP32", data=["x"])), "numbers"),
+    ("bytes_tensor", _v2(InferInput("applicant_id", [1], "BYTES", data=["1"])), "INT64"),
+    ("missing_inputs", _v2(InferInput("age", [1], "INT64", data=[30])), "missing input"),
+    ("unknown_input", _v2(InferInput("shoe_size", [1], "INT64", data=[42])), "shoe_size"),
+    (
+        "duplicate",
+        _v2(InferInput("age", [1], "INT64", data=[30]), InferInput("age", [1], "INT64", data=[30])),
+        "duplicate",
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "request_", "needle"), V2_BAD, ids=[c[0] for c in V2_BAD])
+def test_v2_bad_input_is_refused(
+    predictor: CreditPredictor, audit_log: AuditLog, case, request_, needle
+) -> None:
+    before = audit_log.count()
+    with pytest.raises(PredictorError) as err:
+        call(predictor, request_)
+    assert 400 <= err.value.status < 500
+    assert needle.lower() in str(err.value).lower()
+    assert audit_log.count() == before
+
+
+def test_v2_nan_in_features_tensor_names_the_feature(predictor: CreditPredictor) -> None:
+    values = random_features(1, seed=5)[FEATURES].to_numpy(dtype=float).ravel().tolist()
+    values[FEATURES.index("income")] = float("nan")
+    with pytest.raises(PredictorError, match="income"):
+        call(predictor, _v2(InferInput("features", [1, len(FEATURES)], "FP64", data=values)))
+
+
+class _BrokenWriter:
+    """Failure injection: an audit store that is down."""
+
+    async def write(self, records) -> None:
+        raise ConnectionError("audit database unreachable")
+
+
+def test_audit_failure_fails_the_request(bundle_dir: Path) -> None:
+    model = CreditPredictor("credit-broken-audit", bundle=load_bundle(bundle_dir), audit=_BrokenWriter())
+    model.load()
+    with pytest.raises(AuditUnavailable, match="audit"):
+        call(model, {"instances": rows(2)})
+
+
+def test_load_refuses_a_bundle_off_the_feature_contract(bundle_dir: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "bundle"
+    broken.mkdir()
+    for f in bundle_dir.iterdir():
+        (broken / f.name).write_bytes(f.read_bytes())
+    manifest = read_manifest(broken)
+    swapped = list(manifest.features)
+    swapped[0], swapped[1] = swapped[1], swapped[0]
+    (broken / "manifest.json").write_text(manifest.model_copy(update={"features": swapped}).model_dump_json())
+    model = CreditPredictor("credit-x", bundle_dir=str(broken), audit_url=f"sqlite:///{tmp_path / 'a.db'}")
+    with pytest.raises(BundleError, match="misordered"):
+        model.load()
+    assert not model.ready
+
+
+def test_metadata_and_metrics(predictor: CreditPredictor) -> None:
+    names = [t["name"] for t in predictor.get_input_types()]
+    assert names[:2] == ["applicant_id", "features"] and set(FEATURES) <= set(names)
+    assert [t["name"] for t in predictor.get_output_types()] == [
+        "prediction_id",
+        "pd",
+        "score",
+        "decision",
+        "reasons",
+    ]
+    info = REGISTRY.get_sample_value(
+        "creditops_predictor_model_info",
+        {"model": "credit", "model_version": predictor.model_version, "feature_service": "credit_scoring_v1"},
+    )
+    assert info == 1.0
+    answer = call(predictor, {"instances": rows(4, seed=6)})
+    decision = answer["predictions"][0]["decision"]
+    labels = {"model": "credit", "decision": decision}
+    before = REGISTRY.get_sample_value("creditops_predictor_decisions_total", labels) or 0.0
+    call(predictor, {"instances": rows(4, seed=6)})
+    after = REGISTRY.get_sample_value("creditops_predictor_decisions_total", labels)
+    assert after >= before + 1

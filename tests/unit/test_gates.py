@@ -1,0 +1,128 @@
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from governance_helpers import PROTECTED, TARGET, make_bundle
+from scipy.stats import ks_2samp
+from sklearn.metrics import roc_auc_score
+
+from creditops.artifact import Bundle, load_bundle
+from creditops.config import GatesConfig
+from creditops.errors import DataError
+from creditops.governance.gates import Gate, evaluate_gates, monotonicity_violations, performance_metrics
+
+
+@pytest.fixture(scope="module")
+def good(tmp_path_factory: pytest.TempPathFactory) -> tuple[Bundle, pd.DataFrame]:
+    bundle_dir, test = make_bundle(Path(tmp_path_factory.mktemp("good")) / "bundle")
+    return load_bundle(bundle_dir), test
+
+
+@pytest.fixture(scope="module")
+def random_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Bundle, pd.DataFrame]:
+    bundle_dir, test = make_bundle(Path(tmp_path_factory.mktemp("random")) / "bundle", random_model=True)
+    return load_bundle(bundle_dir), test
+
+
+def test_good_model_passes_every_gate(good: tuple[Bundle, pd.DataFrame]) -> None:
+    bundle, test = good
+    report = evaluate_gates(bundle, test, GatesConfig(), TARGET, PROTECTED)
+    assert report.passed, report.summary()
+    names = [g.name for g in report.gates]
+    assert names[:2] == ["auc", "fpr_at_threshold"]
+    for attr in PROTECTED:  # every protected attribute is gated on both disparities
+        assert f"demographic_parity_difference.{attr}" in names
+        assert f"equal_opportunity_difference.{attr}" in names
+    assert {"perturbation_shift", "adversarial_monotone", "monotonicity"} <= set(names)
+    for key in ("auc", "gini", "ks", "precision", "recall", "f1", "brier", "fpr"):
+        assert math.isfinite(report.metrics[key]), key
+    assert report.metrics["gini"] == pytest.approx(2 * report.metrics["auc"] - 1)
+    assert report.summary() == f"all {len(names)} gates passed"
+    assert set(report.fairness_frames) == set(PROTECTED)
+    assert set(report.fairness_frames["sex"].columns) >= {"selection_rate", "tpr", "fpr", "auc", "count"}
+    json.dumps(report.to_dict())  # what the registry logs must serialise
+
+
+def test_protected_attributes_default_to_the_manifest(good: tuple[Bundle, pd.DataFrame]) -> None:
+    bundle, test = good
+    report = evaluate_gates(bundle, test, GatesConfig())
+    assert set(report.fairness) == set(bundle.manifest.protected)
+
+
+def test_stricter_config_fails_and_summary_names_value_and_threshold(
+    good: tuple[Bundle, pd.DataFrame],
+) -> None:
+    bundle, test = good
+    strict = GatesConfig(min_auc=0.99, max_fpr=0.001, max_demographic_parity_difference=0.0001)
+    report = evaluate_gates(bundle, test, strict, TARGET, PROTECTED)
+    assert not report.passed
+    failed = {g.name: g for g in report.failed}
+    assert {"auc", "fpr_at_threshold", "demographic_parity_difference.sex"} <= set(failed)
+    summary = report.summary()
+    auc = failed["auc"]
+    assert f"auc: {auc.value:.4g} (required >= 0.99) FAILED by {0.99 - auc.value:.4g}" in summary
+    assert "fpr_at_threshold" in summary and "<= 0.001" in summary
+    assert "perturbation_shift" not in summary  # passed gates are not listed
+
+
+def test_random_model_fails_performance_and_monotonicity(random_model: tuple[Bundle, pd.DataFrame]) -> None:
+    bundle, test = random_model
+    report = evaluate_gates(bundle, test, GatesConfig(), TARGET, PROTECTED)
+    assert not report.passed
+    failed = {g.name for g in report.failed}
+    assert {"auc", "monotonicity", "adversarial_monotone", "perturbation_shift"} <= failed
+    assert report.metrics["monotonicity_features_violated"] >= 1
+
+
+def test_fairness_gate_catches_a_disparate_population(good: tuple[Bundle, pd.DataFrame]) -> None:
+    bundle, test = good
+    skewed = test.copy()
+    women = skewed["sex"] == "female"
+    skewed.loc[women, "utilisation"] = np.minimum(skewed.loc[women, "utilisation"] + 0.4, 1.0)
+    report = evaluate_gates(bundle, skewed, GatesConfig(), TARGET, PROTECTED)
+    failed = {g.name for g in report.failed}
+    assert "demographic_parity_difference.sex" in failed
+    assert "demographic_parity_difference.age_band" not in failed
+
+
+def test_missing_columns_raise_data_error(good: tuple[Bundle, pd.DataFrame]) -> None:
+    bundle, test = good
+    with pytest.raises(DataError, match="race"):
+        evaluate_gates(bundle, test, GatesConfig(), TARGET, ["sex", "race"])
+    with pytest.raises(DataError, match="utilisation"):
+        evaluate_gates(bundle, test.drop(columns="utilisation"), GatesConfig(), TARGET, PROTECTED)
+
+
+def test_performance_metrics_agree_with_reference_implementations() -> None:
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 500)
+    pd_ = np.clip(0.3 * y + rng.uniform(0, 0.7, 500), 0, 1)
+    decline = (pd_ >= 0.6).astype(int)
+    m = performance_metrics(y, pd_, decline)
+    assert m["auc"] == pytest.approx(roc_auc_score(y, pd_))
+    assert m["ks"] == pytest.approx(ks_2samp(pd_[y == 1], pd_[y == 0]).statistic)
+    assert m["fpr"] == pytest.approx(decline[y == 0].mean())
+    assert m["recall"] == pytest.approx(decline[y == 1].mean())
+
+
+def test_monotonicity_reports_the_violating_feature(random_model: tuple[Bundle, pd.DataFrame]) -> None:
+    bundle, test = random_model
+    out = monotonicity_violations(bundle, test[bundle.features].head(20), bundle.manifest.directions)
+    assert set(out) == {f for f, d in bundle.manifest.directions.items() if d != 0}
+    assert max(out.values()) > 0
+
+
+@pytest.mark.parametrize(
+    ("value", "op", "passed"),
+    [(0.85, ">=", True), (0.75, ">=", False), (0.03, "<=", True), (float("nan"), "<=", False)],
+)
+def test_gate_check(value: float, op: str, passed: bool) -> None:
+    threshold = 0.8 if op == ">=" else 0.05
+    gate = Gate.check("g", value, threshold, op)  # type: ignore[arg-type]
+    assert gate.passed is passed
+    assert (gate.margin == 0.0) is passed or math.isnan(value)
