@@ -26,7 +26,11 @@ def main() -> None:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="creditops-bench-"))
     settings = load_config(
         None,
-        {"workdir": str(workdir), "data": {"n_applicants": args.applicants}, "training": {"n_trials": args.trials}},
+        {
+            "workdir": str(workdir),
+            "data": {"n_applicants": args.applicants},
+            "training": {"n_trials": args.trials},
+        },
     ).resolved()
     start = time.perf_counter()
     summary = run_training(settings, emit=lambda line: print(line, file=sys.stderr))

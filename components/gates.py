@@ -18,6 +18,7 @@ def evaluate_gates(
     metrics: Output[Metrics],
 ) -> NamedTuple("GateOutputs", [("passed", bool), ("summary", str)]):
     """Evaluate every gate; the summary names each failed gate with its measured value and threshold."""
+    import json
     from collections import namedtuple
     from pathlib import Path
 
@@ -29,11 +30,10 @@ def evaluate_gates(
 
     settings = Settings.model_validate_json(config)
     bundle = load_bundle(model.path)
-    report = run_gates(
-        bundle, pd.read_parquet(test.path), settings.gates, bundle.manifest.target, bundle.manifest.protected
-    )
-    Path(gate_report.path).write_text(report.model_dump_json(indent=2))
+    report = run_gates(bundle, pd.read_parquet(test.path), settings.gates)
+    Path(gate_report.path).write_text(json.dumps(report.to_dict(), indent=2))
     Path(gate_summary.path).write_text(report.summary())
     for gate in report.gates:
-        metrics.log_metric(gate.name, float(gate.value))
+        if gate.value == gate.value:  # NaN (e.g. a metric undefined on this test set) is not a metric
+            metrics.log_metric(gate.name, float(gate.value))
     return namedtuple("GateOutputs", ["passed", "summary"])(bool(report.passed), report.summary())

@@ -16,6 +16,7 @@ def write_model_card(
     card_html: Output[HTML],
 ):
     """Render overview, data, performance, fairness, limitations, ethics and model-risk sections."""
+    import json
     from pathlib import Path
 
     import pandas as pd
@@ -25,7 +26,7 @@ def write_model_card(
     from creditops.governance.model_card import render
 
     bundle = load_bundle(model.path)
-    report = GateReport.model_validate_json(Path(gate_report.path).read_text())
-    markdown, html = render(bundle, report, pd.read_parquet(test.path))
+    report = GateReport.from_dict(json.loads(Path(gate_report.path).read_text()))
+    markdown, html = render(bundle, report, report.fairness_frames, pd.read_parquet(test.path))
     Path(card_markdown.path).write_text(markdown)
     Path(card_html.path).write_text(html)

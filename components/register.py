@@ -1,7 +1,7 @@
 """Step 9: register a passing model in MLflow with alias ``challenger``; a failing one is refused."""
 
 from kfp import dsl
-from kfp.dsl import HTML, Artifact, Input, Markdown, Model
+from kfp.dsl import HTML, Artifact, Dataset, Input, Markdown, Model
 
 from components import BASE_IMAGE
 
@@ -14,6 +14,7 @@ def register_model(
     gate_report: Input[Artifact],
     card_markdown: Input[Markdown],
     card_html: Input[HTML],
+    entities: Input[Dataset],
 ) -> str:
     """Register the bundle (with card, gates and lineage) if every gate passed.
 
@@ -30,5 +31,6 @@ def register_model(
         bundle_dir=model.path,
         gate_report_path=gate_report.path,
         card_paths={"markdown": card_markdown.path, "html": card_html.path},
+        entities_path=entities.path,
     )
     return summary.model_dump_json()

@@ -23,15 +23,12 @@ def tune_model(
     import pandas as pd
 
     from creditops.config import Settings
-    from creditops.features.registry import feature_directions, model_feature_names
-    from creditops.training.tune import tune_in_new_run
+    from creditops.training.workflow import tune_in_new_run
 
     settings = Settings.model_validate_json(config)
     result, run_id = tune_in_new_run(
         pd.read_parquet(train.path),
         pd.read_parquet(valid.path),
-        features=model_feature_names(),
-        directions=feature_directions(),
         settings=settings,
         data_version=train.metadata["version"],
     )

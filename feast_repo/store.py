@@ -102,16 +102,19 @@ def materialize(store: FeatureStore, end: datetime, start: datetime | None = Non
 
 
 def training_frame(store: FeatureStore, entity_df: pd.DataFrame) -> pd.DataFrame:
-    """Point-in-time correct training rows: entity columns, then ``model_feature_names()`` in order.
+    """Point-in-time correct training rows: ``entity_df``'s columns, then ``model_feature_names()`` in order.
 
-    Rows come back in ``entity_df`` order with a UTC ``event_timestamp``, whatever the offline backend.
+    Only the join key, the timestamp and a row number go to the offline store (labels and protected
+    attributes stay here, whatever their dtype); rows come back in ``entity_df`` order with a UTC timestamp.
     """
-    entities = entity_df.reset_index(drop=True).assign(_row=lambda f: range(len(f)))
+    entities = entity_df.reset_index(drop=True)
+    keys = pd.DataFrame({JOIN_KEY: entities[JOIN_KEY], TIMESTAMP: entities[TIMESTAMP], "_row": range(len(entities))})
     service = store.get_feature_service(FEATURE_SERVICE)
-    frame = store.get_historical_features(entity_df=entities, features=service).to_df()
-    frame = frame.sort_values("_row").reset_index(drop=True)
+    features = store.get_historical_features(entity_df=keys, features=service).to_df()
+    features = features.set_index("_row").sort_index()[model_feature_names()]
+    frame = pd.concat([entities, features.reset_index(drop=True)], axis=1)
     frame[TIMESTAMP] = pd.to_datetime(frame[TIMESTAMP], utc=True)
-    return frame[[c for c in entity_df.columns] + model_feature_names()]
+    return frame
 
 
 def online_features(store: FeatureStore, applicant_ids: Sequence[int]) -> pd.DataFrame:

@@ -52,6 +52,7 @@ def training_pipeline(config: str) -> str:
         gate_report=gates.outputs["gate_report"],
         card_markdown=card.outputs["card_markdown"],
         card_html=card.outputs["card_html"],
+        entities=features.outputs["entities"],
     )
     return register.output
 

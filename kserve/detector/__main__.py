@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 
 import kserve
-from kserve import model_server
-
 from detector.backends import BACKENDS
 from detector.model import DriftDetector
+from kserve import model_server
 
 parser = argparse.ArgumentParser(parents=[model_server.parser], description=__doc__)
-parser.add_argument("--bundle", required=True, help="model bundle directory; reference.parquet is the reference")
+parser.add_argument(
+    "--bundle", required=True, help="model bundle directory; reference.parquet is the reference"
+)
 parser.add_argument("--backend", choices=sorted(BACKENDS), default="scipy", help="KS backend")
 parser.add_argument("--alpha", type=float, default=0.05, help="significance level after correction")
 parser.add_argument("--correction", choices=["bonferroni", "fdr_bh"], default="bonferroni")

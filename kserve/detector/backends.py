@@ -29,17 +29,26 @@ def scipy_backend(
     reference: pd.DataFrame, features: Sequence[str], alpha: float, correction: Correction, bins: int
 ) -> DriftBackend:
     """``creditops.monitoring.drift.detect_drift`` (scipy ``ks_2samp``)."""
-    return lambda current: detect_drift(reference, current, features, alpha=alpha, correction=correction, bins=bins)
+    return lambda current: detect_drift(
+        reference, current, features, alpha=alpha, correction=correction, bins=bins
+    )
 
 
 def alibi_detect_backend(
     reference: pd.DataFrame, features: Sequence[str], alpha: float, correction: Correction, bins: int
 ) -> DriftBackend:
-    """alibi-detect ``KSDrift`` per feature for the KS statistic and p-value; correction and PSI from creditops."""
-    from alibi_detect.cd import KSDrift  # noqa: PLC0415 - only in the alibi env (BSL 1.1, numpy<2)
+    """alibi-detect ``KSDrift`` per feature for KS statistic and p-value; correction, PSI: creditops."""
+    try:
+        from alibi_detect.cd import KSDrift
+    except ImportError as exc:
+        raise RuntimeError(
+            f"detector backend 'alibi-detect' needs the alibi env (.venv-alibi): {exc}"
+        ) from exc
 
     ref = {f: reference[f].to_numpy(dtype=float, na_value=np.nan) for f in features}
-    detectors = {f: KSDrift(values[~np.isnan(values)].reshape(-1, 1), p_val=alpha) for f, values in ref.items()}
+    detectors = {
+        f: KSDrift(values[~np.isnan(values)].reshape(-1, 1), p_val=alpha) for f, values in ref.items()
+    }
 
     def detect(current: pd.DataFrame) -> DriftReport:
         ks_stats, p_values, psis = [], [], []
@@ -47,7 +56,9 @@ def alibi_detect_backend(
             values = current[f].to_numpy(dtype=float, na_value=np.nan)
             present = values[~np.isnan(values)]
             if present.size and detectors[f].x_ref.size:
-                data = detectors[f].predict(present.reshape(-1, 1), return_p_val=True, return_distance=True)["data"]
+                data = detectors[f].predict(present.reshape(-1, 1), return_p_val=True, return_distance=True)[
+                    "data"
+                ]
                 ks, p = float(np.ravel(data["distance"])[0]), float(np.ravel(data["p_val"])[0])
             else:
                 ks, p = 0.0, 1.0  # nothing to compare: same convention as creditops.monitoring.drift.ks_test
@@ -55,7 +66,14 @@ def alibi_detect_backend(
             p_values.append(p)
             psis.append(psi(ref[f], values, bins=bins))
         return drift_report(
-            features, ks_stats, p_values, psis, alpha, correction, n_reference=len(reference), n_current=len(current)
+            features,
+            ks_stats,
+            p_values,
+            psis,
+            alpha,
+            correction,
+            n_reference=len(reference),
+            n_current=len(current),
         )
 
     return detect

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import kserve
 import numpy as np
 from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
+import kserve
 from creditops.artifact import load_bundle
 from creditops.monitoring.drift import Correction, DriftReport
 from detector.backends import BACKENDS, DriftBackend
@@ -17,7 +17,7 @@ from explainer.payload import frame_from_payload
 
 
 class DriftDetector(kserve.Model):
-    """Per-feature drift (KS with multiple-test correction, PSI) of a request batch against the bundle's reference.
+    """Per-feature drift (KS, multiple-test correction, PSI) of a request batch vs the bundle's reference.
 
     Args:
         name: Model name in the URL (``/v1/models/<name>:predict``, ``/v2/models/<name>/infer``).
@@ -60,10 +60,14 @@ class DriftDetector(kserve.Model):
         """
         bundle = load_bundle(self.bundle_dir)
         if len(bundle.reference) < self.min_rows:
-            raise ValueError(f"bundle {self.bundle_dir}: reference sample has only {len(bundle.reference)} rows")
+            raise ValueError(
+                f"bundle {self.bundle_dir}: reference sample has only {len(bundle.reference)} rows"
+            )
         self.features_ = list(bundle.features)
         reference = bundle.reference[self.features_]
-        self.detect_ = BACKENDS[self.backend](reference, self.features_, self.alpha, self.correction, self.bins)
+        self.detect_ = BACKENDS[self.backend](
+            reference, self.features_, self.alpha, self.correction, self.bins
+        )
         self.ready = True
         return self.ready
 

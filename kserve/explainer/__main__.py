@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 
 import kserve
-from kserve import model_server
-
 from explainer.backends import BACKENDS
 from explainer.model import CreditExplainer
+from kserve import model_server
 
 parser = argparse.ArgumentParser(parents=[model_server.parser], description=__doc__)
 parser.add_argument("--bundle", required=True, help="model bundle directory (model.ubj, manifest.json, ...)")

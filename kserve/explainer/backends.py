@@ -2,8 +2,8 @@
 
 ``treeshap`` (default) is exact path-dependent TreeSHAP from xgboost itself (``Bundle.contributions``, i.e.
 ``pred_contribs``: the numbers the predictor's reason codes reproduce); license-clean, runs in the core env.
-``alibi`` is alibi's ``TreeShap`` (path-dependent, raw margin output) and only exists in the separate alibi env
-(alibi is Business Source License 1.1 and needs numpy<2): it is imported when selected, never before.
+``alibi`` is alibi's ``TreeShap`` (path-dependent, raw margin output) and only exists in the separate
+alibi env (alibi is Business Source License 1.1, needs numpy<2): imported when selected, never before.
 """
 
 from __future__ import annotations
@@ -25,13 +25,18 @@ class ContributionBackend(Protocol):
 
 
 def treeshap_backend(bundle: Bundle) -> ContributionBackend:
-    """xgboost's own TreeSHAP (``pred_contribs``) through the bundle."""
+    """Xgboost's own TreeSHAP (``pred_contribs``) through the bundle."""
     return lambda X: bundle.contributions(X).to_numpy(dtype=np.float64)
 
 
 def alibi_backend(bundle: Bundle) -> ContributionBackend:
-    """alibi ``TreeShap``, path-dependent (no background data), on the raw margin."""
-    from alibi.explainers import TreeShap  # noqa: PLC0415 - only in the alibi env (BSL 1.1, numpy<2)
+    """Alibi ``TreeShap``, path-dependent (no background data), on the raw margin."""
+    try:
+        from alibi.explainers import TreeShap
+    except ImportError as exc:
+        raise RuntimeError(
+            f"explainer backend 'alibi' needs the alibi env (.venv-alibi, alibi image): {exc}"
+        ) from exc
 
     explainer = TreeShap(bundle.booster, model_output="raw", task="classification")
     explainer.fit()

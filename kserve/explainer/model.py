@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import kserve
 import numpy as np
 from kserve.protocol.infer_type import InferRequest
 
+import kserve
 from creditops.artifact import Bundle, load_bundle
 from creditops.governance.explain import reasons_from_contribs
 from explainer.backends import BACKENDS, ContributionBackend
@@ -50,9 +50,10 @@ class CreditExplainer(kserve.Model):
         """Explain every instance of a V1 (``instances``) or V2 tensor payload.
 
         Returns:
-            ``{"model_name", "backend", "units": "log-odds", "explanations": [{"pd", "margin", "base_value",
-            "contributions": {feature: value}, "reasons": [{"feature", "value", "contribution", "reason"}]}]}``;
-            ``base_value + sum(contributions) == margin`` and the calibrated ``pd`` is what the predictor serves.
+            ``{"model_name", "backend", "units": "log-odds", "explanations": [{"pd", "margin",
+            "base_value", "contributions": {feature: value}, "reasons": [{"feature", "value",
+            "contribution", "reason"}]}]}``; ``base_value + sum(contributions) == margin`` and the
+            calibrated ``pd`` is what the predictor serves.
 
         Raises:
             kserve.errors.InvalidInput: Malformed request (HTTP 400 naming the field).
@@ -63,7 +64,8 @@ class CreditExplainer(kserve.Model):
         X = bundle.to_matrix(frame_from_payload(payload, bundle.features))
         contribs = self.contributions_(X)
         margins = np.asarray(
-            bundle.booster.inplace_predict(X, predict_type="margin", validate_features=False), dtype=np.float64
+            bundle.booster.inplace_predict(X, predict_type="margin", validate_features=False),
+            dtype=np.float64,
         ).reshape(len(X))
         pds = bundle.predict_pd(X)
         reasons = reasons_from_contribs(bundle, X, contribs, self.top_k)
@@ -79,7 +81,12 @@ class CreditExplainer(kserve.Model):
                     "base_value": float(contribs[i, -1]),
                     "contributions": dict(zip(features, map(float, contribs[i, :-1]), strict=True)),
                     "reasons": [
-                        {"feature": r.feature, "value": r.value, "contribution": r.contribution, "reason": r.reason}
+                        {
+                            "feature": r.feature,
+                            "value": r.value,
+                            "contribution": r.contribution,
+                            "reason": r.reason,
+                        }
                         for r in reasons[i]
                     ],
                 }

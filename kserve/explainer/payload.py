@@ -7,6 +7,7 @@ natively and some features are legitimately missing (e.g. months since the last 
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from numbers import Real
@@ -18,7 +19,9 @@ from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferRequest
 
 
-def frame_from_payload(payload: dict[str, Any] | InferRequest, features: Sequence[str]) -> pd.DataFrame:
+def frame_from_payload(
+    payload: dict[str, Any] | InferRequest | bytes, features: Sequence[str]
+) -> pd.DataFrame:
     """Validate a request and return one float column per feature, in ``features`` order.
 
     Args:
@@ -35,6 +38,11 @@ def frame_from_payload(payload: dict[str, Any] | InferRequest, features: Sequenc
     """
     if isinstance(payload, InferRequest):
         return _frame_from_v2(payload, features)
+    if isinstance(payload, bytes | str):  # kserve hands over the raw body when Content-Type is not JSON
+        try:
+            payload = json.loads(payload)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InvalidInput(f"request body is not JSON ({exc})") from exc
     if not isinstance(payload, dict) or "instances" not in payload:
         raise InvalidInput('expected a JSON object with "instances": a list of {feature: value} objects')
     instances = payload["instances"]
@@ -47,10 +55,16 @@ def frame_from_payload(payload: dict[str, Any] | InferRequest, features: Sequenc
 def _row(i: int, instance: Any, features: Sequence[str]) -> list[float]:
     if isinstance(instance, list):
         if len(instance) != len(features):
-            raise InvalidInput(f"instances[{i}]: expected {len(features)} values in feature order, got {len(instance)}")
-        return [_number(f"instances[{i}].{name}", value) for name, value in zip(features, instance, strict=True)]
+            raise InvalidInput(
+                f"instances[{i}]: expected {len(features)} values in feature order, got {len(instance)}"
+            )
+        return [
+            _number(f"instances[{i}].{name}", value) for name, value in zip(features, instance, strict=True)
+        ]
     if not isinstance(instance, dict):
-        raise InvalidInput(f"instances[{i}]: expected an object of feature values, got {type(instance).__name__}")
+        raise InvalidInput(
+            f"instances[{i}]: expected an object of feature values, got {type(instance).__name__}"
+        )
     missing = [name for name in features if name not in instance]
     if missing:
         raise InvalidInput(f"instances[{i}]: missing feature {missing[0]!r} ({len(missing)} missing)")
@@ -74,10 +88,12 @@ def _number(field: str, value: Any) -> float:
 def _frame_from_v2(request: InferRequest, features: Sequence[str]) -> pd.DataFrame:
     inputs = {infer_input.name: infer_input for infer_input in request.inputs}
     if len(inputs) == 1 and not set(inputs) & set(features):
-        (name, tensor), = inputs.items()
+        ((name, tensor),) = inputs.items()
         array = _tensor(name, tensor)
         if array.ndim != 2 or array.shape[1] != len(features):
-            raise InvalidInput(f"input {name!r}: expected shape [n, {len(features)}], got {list(array.shape)}")
+            raise InvalidInput(
+                f"input {name!r}: expected shape [n, {len(features)}], got {list(array.shape)}"
+            )
         columns = {feature: array[:, j] for j, feature in enumerate(features)}
     else:
         missing = [f for f in features if f not in inputs]
@@ -92,7 +108,9 @@ def _frame_from_v2(request: InferRequest, features: Sequence[str]) -> pd.DataFra
             if array.ndim == 2 and array.shape[1] == 1:
                 array = array[:, 0]
             if array.ndim != 1:
-                raise InvalidInput(f"input {feature!r}: expected shape [n] or [n, 1], got {list(array.shape)}")
+                raise InvalidInput(
+                    f"input {feature!r}: expected shape [n] or [n, 1], got {list(array.shape)}"
+                )
             columns[feature] = array
         lengths = {len(column) for column in columns.values()}
         if len(lengths) != 1:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
 
@@ -25,8 +24,8 @@ import kserve
 from creditops.artifact import Bundle, check_feature_contract, load_bundle
 from creditops.errors import BundleError
 from creditops.features.registry import FEATURE_SERVICE, FEATURES, model_feature_names
-from creditops.governance.audit import AuditLog, AuditRecord, AuditWriter
-from creditops.scoring import Decision, RequestError, coerce_features, score_frame
+from creditops.governance.audit import AuditLog, AuditRecord, AuditWriter, utc_now_iso
+from creditops.scoring import Decision, RequestError, coerce_features, model_version_of, score_frame
 from predictor import metrics, payload
 from predictor.errors import AuditUnavailable, PredictorError, bad_request
 from predictor.online import OnlineFeatures
@@ -87,7 +86,7 @@ class CreditPredictor(kserve.Model):
         manifest = self.bundle.manifest
         check_feature_contract(manifest, model_feature_names(), FEATURE_SERVICE)
         self.features = list(manifest.features)
-        self.model_version = _model_version(self.bundle)
+        self.model_version = model_version_of(self.bundle)
         if self.store is None and self.feast_repo:
             from feast_repo.store import open_store  # Feast imports are slow; only when a repo is given
 
@@ -144,7 +143,7 @@ class CreditPredictor(kserve.Model):
             else payload.parse_v1(body, self.max_batch)
         )
         frame = self._frame(request)
-        decisions = score_frame(self.bundle, frame, top_k=self.top_k)
+        decisions = score_frame(self.bundle, frame, top_k=self.top_k, model_version=self.model_version)
         predictions = [self._answer(d) for d in decisions]
         if request.applicant_ids is not None:
             for p, applicant_id in zip(predictions, request.applicant_ids, strict=True):
@@ -204,7 +203,7 @@ class CreditPredictor(kserve.Model):
         headers: dict[str, str],
     ) -> None:
         caller = headers.get(CALLER_HEADER) or "anonymous"
-        now = datetime.now(UTC)
+        now = utc_now_iso()
         rows = frame.to_dict(orient="records")
         records = []
         for i, (d, p, row) in enumerate(zip(decisions, predictions, rows, strict=True)):
@@ -229,14 +228,6 @@ class CreditPredictor(kserve.Model):
         except Exception as exc:  # any failure of the audit store fails the request, by design
             log.error("audit write failed, refusing %d prediction(s): %s", len(records), exc)
             raise AuditUnavailable(f"audit log unavailable, prediction not served: {exc}") from None
-
-
-def _model_version(bundle: Bundle) -> str:
-    """The version answers and audit records carry (the core's, as ``score_frame`` reports it)."""
-    sample = bundle.reference[list(bundle.manifest.features)].head(1).reset_index(drop=True)
-    if len(sample):
-        return str(score_frame(bundle, sample, top_k=0)[0].model_version)
-    return bundle.manifest.model_name
 
 
 def _plain(value: Any) -> Any:

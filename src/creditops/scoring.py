@@ -1,8 +1,8 @@
 """Scoring core: request validation and decisions (PD, score points, decision, reason codes) for a bundle.
 
 Servers (``kserve/predictor``), the CLI and batch scoring all call :func:`coerce_features` then
-:func:`score_frame`; nothing here knows about HTTP. One exact TreeSHAP pass gives both the reason codes and the
-margin (TreeSHAP contributions sum to the margin), so a request costs a single tree traversal pass.
+:func:`score_frame`; nothing here knows about HTTP. One exact TreeSHAP pass gives both the reason codes and
+the margin (TreeSHAP contributions sum to the margin), so a request costs a single pass over the trees.
 """
 
 from __future__ import annotations

@@ -118,7 +118,8 @@ def demo_serving(settings: Settings, summary: dict[str, Any], console: Console, 
             raise CreditOpsError(f"predict returned {response.status_code}: {response.text}")
         _print_decisions(console, ids, response.json()["predictions"])
     report = AuditLog.open(settings.audit.url).verify()
-    console.print(f"audit log: {report.n_records} records, chain {'[green]verified[/]' if report.ok else '[red]BROKEN[/]'}")
+    verdict = "[green]verified[/]" if report.ok else f"[red]BROKEN[/] ({report})"
+    console.print(f"audit log: {report.n_records} records, hash chain {verdict}")
     return 0 if report.ok else 1
 
 

@@ -1,8 +1,7 @@
 """Fixtures for the tests that run INSIDE the separate alibi env (.venv-alibi: alibi, alibi-detect, numpy<2).
 
-Run: ``.venv-alibi/bin/python -m pytest tests/alibi --confcutdir=tests/alibi`` (``--confcutdir`` keeps the core
-``tests/conftest.py`` out: it needs psycopg/redis, which this env does not have). The core test run must not
-collect this folder (``--ignore=tests/alibi``).
+Run: ``.venv-alibi/bin/python -m pytest tests/alibi --confcutdir=tests/alibi`` (``--confcutdir`` keeps
+the core ``tests/conftest.py`` out: it needs psycopg/redis, which this env does not have).
 
 In any other env (the core test run) this folder collects nothing: see ``collect_ignore_glob`` below.
 
@@ -25,7 +24,7 @@ CORE_PYTHON = REPO / ".venv" / "bin" / "python"
 sys.path.insert(0, str(TESTS))  # governance_helpers: the shared tiny-bundle builder
 
 # Not the alibi env (e.g. the core `make test`): these tests cannot import their backends, so skip the folder.
-# In the alibi env a broken install still fails loudly (test_env_is_the_alibi_env, or pytest's "no tests ran").
+# In the alibi env a broken install still fails loudly (test_env_is_the_alibi_env, or "no tests ran").
 if importlib.util.find_spec("alibi_detect") is None:
     collect_ignore_glob = ["test_*.py"]
 
@@ -40,6 +39,8 @@ BUILD = (
 def bundle_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("alibi") / "bundle"
     python = str(CORE_PYTHON) if CORE_PYTHON.exists() else sys.executable
-    done = subprocess.run([python, "-c", BUILD, str(out), str(TESTS)], capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [python, "-c", BUILD, str(out), str(TESTS)], capture_output=True, text=True, check=True
+    )
     print(f"bundle trained with xgboost {done.stdout.strip()} ({python})")
     return out

@@ -1,4 +1,4 @@
-"""alibi-detect KSDrift (the ``alibi-detect`` detector backend) makes the same drift decisions as scipy's KS."""
+"""alibi-detect KSDrift (the ``alibi-detect`` detector backend) decides drift exactly as scipy's KS does."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from detector.model import DriftDetector
 from governance_helpers import FEATURES, make_frame
+
+from detector.model import DriftDetector
 
 
 def _batch(seed: int, shift: dict[str, float]) -> list[dict[str, float]]:
@@ -32,12 +33,18 @@ def test_ksdrift_decisions_equal_scipy(bundle_dir: Path, correction: str, shift:
         reports[backend] = model.predict({"instances": _batch(21, shift)})
     scipy_report, alibi_report = reports["scipy"], reports["alibi-detect"]
     assert alibi_report["backend"] == "alibi-detect"
-    assert alibi_report["drifted_features"] == scipy_report["drifted_features"] == sorted(shift, key=FEATURES.index)
+    assert (
+        alibi_report["drifted_features"]
+        == scipy_report["drifted_features"]
+        == sorted(shift, key=FEATURES.index)
+    )
     assert alibi_report["drifted"] == scipy_report["drifted"] == bool(shift)
     ks = pd.DataFrame(
         {b: [f["ks_stat"] for f in r["features"]] for b, r in reports.items()}, index=FEATURES, dtype=float
     )
-    np.testing.assert_allclose(ks["alibi-detect"], ks["scipy"], atol=1e-9)  # same statistic, p-value method may differ
+    np.testing.assert_allclose(
+        ks["alibi-detect"], ks["scipy"], atol=1e-9
+    )  # same statistic, p-value method may differ
     assert [f["psi"] for f in alibi_report["features"]] == [f["psi"] for f in scipy_report["features"]]
 
 
@@ -53,4 +60,7 @@ def test_ksdrift_own_batch_verdict_agrees(bundle_dir: Path) -> None:
         batch = pd.DataFrame(_batch(22, shift))[FEATURES].to_numpy(dtype=np.float32)
         ours = DriftDetector("drift", bundle_dir)
         ours.load()
-        assert bool(cd.predict(batch)["data"]["is_drift"]) == ours.predict({"instances": _batch(22, shift)})["drifted"]
+        assert (
+            bool(cd.predict(batch)["data"]["is_drift"])
+            == ours.predict({"instances": _batch(22, shift)})["drifted"]
+        )

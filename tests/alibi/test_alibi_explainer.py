@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xgboost
-from explainer.model import CreditExplainer
 
 from creditops.artifact import load_bundle
+from explainer.model import CreditExplainer
 
 
 def test_env_is_the_alibi_env() -> None:
@@ -30,7 +30,10 @@ def test_bundle_from_the_core_env_loads(bundle_dir: Path) -> None:
 
 @pytest.fixture(scope="module")
 def explainers(bundle_dir: Path) -> dict[str, CreditExplainer]:
-    out = {backend: CreditExplainer("credit-pd", bundle_dir, backend=backend) for backend in ("treeshap", "alibi")}
+    out = {
+        backend: CreditExplainer("credit-pd", bundle_dir, backend=backend)
+        for backend in ("treeshap", "alibi")
+    }
     for model in out.values():
         assert model.load() and model.ready
     return out
@@ -50,6 +53,8 @@ def test_alibi_contributions_match_treeshap(explainers: dict[str, CreditExplaine
             atol=1e-5,
         )
         assert alibis["base_value"] == pytest.approx(mine["base_value"], abs=1e-5)
-        assert alibis["base_value"] + sum(alibis["contributions"].values()) == pytest.approx(mine["margin"], abs=1e-4)
+        assert alibis["base_value"] + sum(alibis["contributions"].values()) == pytest.approx(
+            mine["margin"], abs=1e-4
+        )
         assert [r["feature"] for r in alibis["reasons"]] == [r["feature"] for r in mine["reasons"]]
         assert alibis["pd"] == mine["pd"]

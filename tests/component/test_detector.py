@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from detector.model import DriftDetector
 from governance_helpers import FEATURES, make_bundle, make_frame
 from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferInput, InferRequest, InferResponse
 
 from creditops.monitoring.drift import detect_drift
+from detector.model import DriftDetector
 
 
 @pytest.fixture(scope="module")
@@ -48,13 +48,17 @@ def test_shifted_feature_is_the_one_reported(detector: DriftDetector, bundle_dir
     from creditops.artifact import load_bundle
 
     expected = detect_drift(load_bundle(bundle_dir).reference, batch, FEATURES)
-    assert [f["p_adjusted"] for f in out["features"]] == pytest.approx([f.p_adjusted for f in expected.features])
+    assert [f["p_adjusted"] for f in out["features"]] == pytest.approx(
+        [f.p_adjusted for f in expected.features]
+    )
     assert [f["psi"] for f in out["features"]] == pytest.approx([f.psi for f in expected.features])
 
 
 def test_v2_tensor_request_gets_a_tensor_response(detector: DriftDetector) -> None:
     batch = _batch(utilisation_shift=0.3).to_numpy(dtype=float)
-    request = InferRequest("credit-pd-drift", [InferInput("input-0", list(batch.shape), "FP64", batch.tolist())])
+    request = InferRequest(
+        "credit-pd-drift", [InferInput("input-0", list(batch.shape), "FP64", batch.tolist())]
+    )
     response = detector.predict(request)
     assert isinstance(response, InferResponse)
     outputs = {o.name: o.as_numpy() for o in response.outputs}
@@ -63,7 +67,14 @@ def test_v2_tensor_request_gets_a_tensor_response(detector: DriftDetector) -> No
     assert outputs["psi"].shape == (len(FEATURES),)
     assert response.parameters["features"] == ",".join(FEATURES)
     body, _ = response.to_rest()
-    assert {o["name"] for o in body["outputs"]} == {"is_drift", "feature_drift", "p_adjusted", "p_value", "ks_stat", "psi"}
+    assert {o["name"] for o in body["outputs"]} == {
+        "is_drift",
+        "feature_drift",
+        "p_adjusted",
+        "p_value",
+        "ks_stat",
+        "psi",
+    }
 
 
 @pytest.mark.parametrize("correction", ["bonferroni", "fdr_bh"])
@@ -92,8 +103,14 @@ def test_missing_values_in_the_batch_are_allowed(detector: DriftDetector) -> Non
 @pytest.mark.parametrize(
     ("payload", "message"),
     [
-        ({"instances": [{"utilisation": 0.1, "income_k": 40.0, "noise": 0.0, "num_late": 0}]}, "at least 2 rows"),
-        ({"instances": [{"utilisation": 0.1}, {"utilisation": 0.2}]}, "instances[0]: missing feature 'income_k'"),
+        (
+            {"instances": [{"utilisation": 0.1, "income_k": 40.0, "noise": 0.0, "num_late": 0}]},
+            "at least 2 rows",
+        ),
+        (
+            {"instances": [{"utilisation": 0.1}, {"utilisation": 0.2}]},
+            "instances[0]: missing feature 'income_k'",
+        ),
         ({"instances": "all of them"}, "non-empty list"),
     ],
 )
@@ -105,3 +122,8 @@ def test_bad_batches_are_invalid_input(detector: DriftDetector, payload: dict, m
 def test_unknown_backend_is_rejected(bundle_dir: Path) -> None:
     with pytest.raises(ValueError, match="backend"):
         DriftDetector("drift", bundle_dir, backend="evidently")
+
+
+def test_alibi_detect_backend_outside_the_alibi_env_says_so(bundle_dir: Path) -> None:
+    with pytest.raises(RuntimeError, match="needs the alibi env"):
+        DriftDetector("drift", bundle_dir, backend="alibi-detect").load()

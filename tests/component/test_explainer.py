@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 import subprocess
@@ -13,13 +14,13 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from explainer.model import CreditExplainer
 from governance_helpers import FEATURES, make_bundle
 from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferInput, InferRequest
 
 from creditops.artifact import load_bundle
 from creditops.errors import BundleError
+from explainer.model import CreditExplainer
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -41,7 +42,9 @@ def _instances(bundle_dir: Path, n: int = 5) -> list[dict[str, float]]:
     return reference[FEATURES].head(n).to_dict(orient="records")
 
 
-def test_explain_returns_additive_contributions_pd_and_reasons(explainer: CreditExplainer, bundle_dir: Path) -> None:
+def test_explain_returns_additive_contributions_pd_and_reasons(
+    explainer: CreditExplainer, bundle_dir: Path
+) -> None:
     instances = _instances(bundle_dir)
     out = explainer.explain({"instances": instances})
     bundle = load_bundle(bundle_dir)
@@ -61,7 +64,9 @@ def test_explain_returns_additive_contributions_pd_and_reasons(explainer: Credit
         reasons = explanation["reasons"]
         assert len(reasons) <= 4
         assert all(r["contribution"] > 0 for r in reasons)
-        assert [r["contribution"] for r in reasons] == sorted((r["contribution"] for r in reasons), reverse=True)
+        assert [r["contribution"] for r in reasons] == sorted(
+            (r["contribution"] for r in reasons), reverse=True
+        )
         for r in reasons:
             assert r["contribution"] == pytest.approx(explanation["contributions"][r["feature"]], abs=1e-6)
             assert r["value"] == pytest.approx(instances[i][r["feature"]], rel=1e-6)
@@ -74,7 +79,9 @@ def test_high_risk_applicant_gets_the_utilisation_reason(explainer: CreditExplai
     assert "Credit utilisation is high" in [r["reason"] for r in explanation["reasons"]]
 
 
-def test_v2_tensor_payload_and_row_lists_give_the_same_answer(explainer: CreditExplainer, bundle_dir: Path) -> None:
+def test_v2_tensor_payload_and_row_lists_give_the_same_answer(
+    explainer: CreditExplainer, bundle_dir: Path
+) -> None:
     instances = _instances(bundle_dir, 3)
     matrix = np.array([[row[f] for f in FEATURES] for row in instances])
     per_feature = InferRequest(
@@ -82,8 +89,11 @@ def test_v2_tensor_payload_and_row_lists_give_the_same_answer(explainer: CreditE
     )
     one_tensor = InferRequest("credit-pd", [InferInput("input-0", [3, 4], "FP64", matrix.tolist())])
     as_lists = {"instances": matrix.tolist()}
+    raw_body = json.dumps(
+        {"instances": instances}
+    ).encode()  # what kserve passes on without a JSON content type
     baseline = explainer.explain({"instances": instances})
-    for payload in (per_feature, one_tensor, as_lists):
+    for payload in (per_feature, one_tensor, as_lists, raw_body):
         assert explainer.explain(payload) == baseline
 
 
@@ -97,8 +107,12 @@ def test_null_is_a_missing_value(explainer: CreditExplainer) -> None:
     ("payload", "message"),
     [
         ({"rows": []}, '"instances"'),
+        (b"{not json", "request body is not JSON"),
         ({"instances": []}, "non-empty"),
-        ({"instances": [{"utilisation": 0.5, "income_k": 40.0, "noise": 0.0}]}, "instances[0]: missing feature 'num_late'"),
+        (
+            {"instances": [{"utilisation": 0.5, "income_k": 40.0, "noise": 0.0}]},
+            "instances[0]: missing feature 'num_late'",
+        ),
         (
             {"instances": [{"utilisation": 0.5, "income_k": 40.0, "noise": 0.0, "num_late": 1, "sex": 1}]},
             "instances[0]: unknown field 'sex'",
@@ -125,6 +139,11 @@ def test_load_rejects_a_broken_bundle(tmp_path: Path) -> None:
         CreditExplainer("credit-pd", tmp_path, backend="lime")
 
 
+def test_alibi_backend_outside_the_alibi_env_says_so(bundle_dir: Path) -> None:
+    with pytest.raises(RuntimeError, match="needs the alibi env"):
+        CreditExplainer("credit-pd", bundle_dir, backend="alibi").load()
+
+
 def test_explain_through_the_kserve_call_path(explainer: CreditExplainer, bundle_dir: Path) -> None:
     from kserve.model import InferenceVerb
 
@@ -140,7 +159,10 @@ def _free_port() -> int:
 
 def test_explain_over_http(bundle_dir: Path) -> None:
     port = _free_port()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "kserve"), os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO / "kserve"), os.environ.get("PYTHONPATH", "")]),
+    }
     cmd = [sys.executable, "-m", "explainer", "--bundle", str(bundle_dir), "--model_name", "credit-pd",
            "--http_port", str(port), "--enable_grpc", "false", "--workers", "1"]  # fmt: skip
     server = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -157,7 +179,9 @@ def test_explain_over_http(bundle_dir: Path) -> None:
                     pass
                 assert time.monotonic() < deadline, "explainer server not ready within 60 s"
                 time.sleep(0.25)
-            ok = client.post(f"{base}/v1/models/credit-pd:explain", json={"instances": _instances(bundle_dir, 2)})
+            ok = client.post(
+                f"{base}/v1/models/credit-pd:explain", json={"instances": _instances(bundle_dir, 2)}
+            )
             assert ok.status_code == 200, ok.text
             assert len(ok.json()["explanations"]) == 2
             bad = client.post(f"{base}/v1/models/credit-pd:explain", json={"instances": [{"utilisation": 1}]})

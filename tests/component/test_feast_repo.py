@@ -81,11 +81,8 @@ def test_cli_apply_materialize_list(repo_copy, tmp_path, run_id):
         return done.stdout
 
     assert "Created feature service credit_scoring_v1" in feast("apply")
-    # all rows are in the past relative to the wall clock; incremental from ttl-ago up to as_of
-    end = pd.Timestamp(world.as_of).strftime("%Y-%m-%dT%H:%M:%S")
-    feast("materialize", "2015-01-01T00:00:00", end)
     listing = feast("feature-views", "list")
     for group in GROUPS:
         assert f"{group}_fv" in listing
-    feast("materialize-incremental", pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%dT%H:%M:%S"))
-    feast("teardown")
+    out = feast("materialize-incremental", pd.Timestamp(world.as_of).strftime("%Y-%m-%dT%H:%M:%S"))
+    assert "identity_fv" in out

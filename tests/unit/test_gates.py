@@ -52,6 +52,13 @@ def test_protected_attributes_default_to_the_manifest(good: tuple[Bundle, pd.Dat
     bundle, test = good
     report = evaluate_gates(bundle, test, GatesConfig())
     assert set(report.fairness) == set(bundle.manifest.protected)
+    assert report.notes == []
+    # declared attributes missing from the data are not silently skipped: the report says so
+    partial = evaluate_gates(bundle, test.drop(columns="age_band"), GatesConfig())
+    assert set(partial.fairness) == {"sex"}
+    assert "age_band" in partial.notes[0]
+    with pytest.raises(DataError, match="none of the model's protected attributes"):
+        evaluate_gates(bundle, test.drop(columns=["age_band", "sex"]), GatesConfig())
 
 
 def test_stricter_config_fails_and_summary_names_value_and_threshold(

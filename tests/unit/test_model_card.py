@@ -45,9 +45,9 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Bundle, pd.DataFram
 def test_card_has_every_section_and_embedded_plots(model: tuple[Bundle, pd.DataFrame, GateReport]) -> None:
     bundle, test, report = model
     assert len(test) == 2000
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time: robust to other jobs sharing the two cores
     markdown, html = model_card.render(bundle, report, test_df=test, model_version="7", owner="Risk team")
-    assert time.perf_counter() - start < 5.0
+    assert time.process_time() - start < 5.0
     for section in SECTIONS:
         assert f"## {section}" in markdown
         assert f"<h2>{section}</h2>" in html

@@ -37,7 +37,7 @@ TRANSACTION_TYPES: tuple[str, ...] = (
 )
 LOAN_TERMS: tuple[int, ...] = (12, 24, 36, 48, 60)
 
-Kind = Literal["int", "float", "str", "bool", "timestamp"]
+Kind = Literal["int", "float", "str", "bool", "timestamp", "any"]
 
 
 def age_band(age: pd.Series | np.ndarray) -> pd.Categorical:
@@ -62,7 +62,8 @@ class ColumnRule:
 
     Attributes:
         name: Column name.
-        kind: Logical type; values that cannot be parsed as this type break the ``type`` rule.
+        kind: Logical type; values that cannot be parsed as this type break the ``type`` rule (``any``: no
+            type check).
         nullable: Whether a missing value is allowed (``null`` rule otherwise).
         min: Smallest allowed value (numeric kinds), ``None`` for no bound.
         max: Largest allowed value (numeric kinds), ``None`` for no bound.

@@ -27,8 +27,8 @@ The target ``defaulted`` (default within 12 months of application) is Bernoulli 
 interaction between recent late payments and debt-to-income, and behavioural signals that only
 engineered aggregates reveal. A gradient-boosted model on engineered features (debt-to-income, utilisation,
 12-month late counts, salary consistency, score and utilisation trends) reaches a test AUC of about
-0.80-0.85; a logistic regression on the raw application and latest-bureau fields is clearly lower
-(about 0.70-0.75). The default rate is about 12 %.
+0.80-0.83; a logistic regression on the raw application and latest-bureau fields is clearly lower
+(about 0.73-0.76). The default rate is about 11 %.
 
 Protected attributes (``sex``, ``age`` → ``age_band``, ``race``) never enter the default formula. They
 act only the way they do in real populations: through modest income differences by sex and race and an
@@ -176,7 +176,9 @@ def generate_world(n_applicants: int, seed: int = 7, drift: Drift | None = None)
     dependents = np.clip(rng.poisson(0.25 + 0.9 * ((age >= 26) & (age <= 55))), 0, 6).astype(np.int32)
     purpose = rng.choice(len(PURPOSES), n, p=[0.17, 0.12, 0.33, 0.07, 0.06, 0.05, 0.20])
     term = rng.choice(np.array(LOAN_TERMS, dtype=np.int32), n, p=[0.10, 0.20, 0.35, 0.15, 0.20])
-    requested = np.clip(np.round(base_income * np.exp(rng.normal(np.log(0.22), 0.5, n)) / 100) * 100, 500, 250_000)
+    requested = np.clip(
+        np.round(base_income * np.exp(rng.normal(np.log(0.22), 0.5, n)) / 100) * 100, 500, 250_000
+    )
     requested = np.round(requested * d.requested_amount_scale, 2)
 
     as_of_ns = AS_OF.value
@@ -212,7 +214,9 @@ def generate_world(n_applicants: int, seed: int = 7, drift: Drift | None = None)
     has_old = rng.random(n) < _sigmoid(-1.4 - 0.8 * z)
     old_gap = 28 + rng.geometric(1 / 40.0, n)
     recent = last_idx[:, snap] >= 0
-    since = np.where(recent, snap[None, :] - last_idx[:, snap], np.where(has_old[:, None], k + old_gap[:, None], np.nan))
+    since = np.where(
+        recent, snap[None, :] - last_idx[:, snap], np.where(has_old[:, None], k + old_gap[:, None], np.nan)
+    )
     del last_idx
 
     lines_base = rng.poisson(1.5 + 3.0 * np.minimum(age - 18, 30) / 30.0 + 0.4 * np.maximum(z, -1.0)) + 1
@@ -262,17 +266,26 @@ def generate_world(n_applicants: int, seed: int = 7, drift: Drift | None = None)
     del stress, cum_delinq, cum_inq, since, util, revolving, total_debt, score, snapshot_ns, s_k
 
     # --- transactions ------------------------------------------------------------------------------------
-    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, int, np.ndarray]] = []  # who, day, amount, type, late
+    parts: list[
+        tuple[np.ndarray, np.ndarray, np.ndarray, int, np.ndarray]
+    ] = []  # who, day, amount, type, late
     salary_months = np.arange(-12, 3)
     sal_stress = stressed[:, None] * np.clip((salary_months[None, :] + onset[:, None]) / 4.0, 0.0, 1.0)
     paid = rng.random(sal_stress.shape) < (1 - 0.3 * irregularity)[:, None] * (1 - 0.5 * sal_stress)
     who, m = np.nonzero(paid)
     del sal_stress, paid
     day = (salary_months[m] + 0.3) * MONTH_DAYS + rng.normal(0, 1, who.size) * (1 + 5 * irregularity[who])
-    amount = base_income[who] * d.income_scale / 12 * (1 + rng.normal(0, 1, who.size) * (0.02 + 0.5 * irregularity[who]))
+    amount = (
+        base_income[who]
+        * d.income_scale
+        / 12
+        * (1 + rng.normal(0, 1, who.size) * (0.02 + 0.5 * irregularity[who]))
+    )
     parts.append((who, day, np.maximum(amount, 50.0), 0, np.zeros(who.size, bool)))
 
-    def events(rate: np.ndarray | float, low: np.ndarray | float = _WINDOW_DAYS[0]) -> tuple[np.ndarray, np.ndarray]:
+    def events(
+        rate: np.ndarray | float, low: np.ndarray | float = _WINDOW_DAYS[0]
+    ) -> tuple[np.ndarray, np.ndarray]:
         count = rng.poisson(np.broadcast_to(rate, (n,)))
         who = np.repeat(np.arange(n), count)
         lo = np.broadcast_to(low, (n,))[who]
@@ -291,8 +304,12 @@ def generate_world(n_applicants: int, seed: int = 7, drift: Drift | None = None)
     parts.append((who, day, rng.lognormal(np.log(55), 0.9, who.size), 1, np.zeros(who.size, bool)))
     for type_code, rate, median, sigma in ((4, 1.2, 90, 0.5), (5, 0.7, 300, 1.0), (6, 1.0, 250, 1.0)):
         who, day = events(rate)
-        parts.append((who, day, rng.lognormal(np.log(median), sigma, who.size), type_code, np.zeros(who.size, bool)))
-    who, day = events(0.05 + 0.8 * irregularity + 2.0 * stressed, np.where(stressed, -onset * MONTH_DAYS, -365.0))
+        parts.append(
+            (who, day, rng.lognormal(np.log(median), sigma, who.size), type_code, np.zeros(who.size, bool))
+        )
+    who, day = events(
+        0.05 + 0.8 * irregularity + 2.0 * stressed, np.where(stressed, -onset * MONTH_DAYS, -365.0)
+    )
     parts.append((who, day, rng.choice([25.0, 30.0, 35.0], who.size), 7, np.zeros(who.size, bool)))
 
     t_who = np.concatenate([p[0] for p in parts])
@@ -303,7 +320,13 @@ def generate_world(n_applicants: int, seed: int = 7, drift: Drift | None = None)
     del parts, who, day, amount
     t_ns = app_ns[t_who] + np.rint(t_day * _DAY_NS).astype(np.int64)
     order = np.lexsort((t_ns, t_who))
-    t_who, t_ns, t_amount, t_type, t_late = t_who[order], t_ns[order], t_amount[order], t_type[order], t_late[order]
+    t_who, t_ns, t_amount, t_type, t_late = (
+        t_who[order],
+        t_ns[order],
+        t_amount[order],
+        t_type[order],
+        t_late[order],
+    )
     before = (t_day[order] < 0) & (t_day[order] >= -365.0)
     del order, t_day
     late_12m = np.bincount(t_who[before & t_late], minlength=n)

@@ -110,8 +110,7 @@ class TransactionWindow:
 
 
 def _ns(ts: pd.Series) -> np.ndarray:
-    values = pd.to_datetime(ts, utc=True)
-    return values.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy("datetime64[ns]").view(np.int64)
+    return pd.DatetimeIndex(pd.to_datetime(ts, utc=True)).asi8
 
 
 def _series(values: np.ndarray, name: str, dtype: str = "float64") -> pd.Series:

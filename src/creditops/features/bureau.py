@@ -87,26 +87,31 @@ def total_debt_trend_6m(bureau: pd.DataFrame) -> pd.Series:
 
 def _change(bureau: pd.DataFrame, column: str, months: int) -> pd.Series:
     """``column`` minus its value ``months`` calendar months earlier (fallback: the applicant's first snapshot)."""
-    ts = bureau["snapshot_ts"].dt
-    month = ts.year.to_numpy(np.int64) * 12 + ts.month.to_numpy(np.int64) - 1
+    ts_ns = _ns(bureau["snapshot_ts"])
+    month = ts_ns.view("datetime64[ns]").astype("datetime64[M]").astype(np.int64)
     ids = bureau["applicant_id"].to_numpy(np.int64)
     values = bureau[column].to_numpy(np.float64)
     # Several snapshots in one calendar month: the later one is the state at the end of that month.
     by_key = pd.Series(np.arange(len(ids)), index=ids * 100_000 + month)
     if not by_key.index.is_unique:
-        order = np.argsort(bureau["snapshot_ts"].to_numpy(), kind="stable")
+        order = np.argsort(ts_ns, kind="stable")
         by_key = by_key.iloc[order].groupby(level=0).last()
     pos = by_key.index.get_indexer(ids * 100_000 + month - months)
-    before = np.where(pos >= 0, values[by_key.to_numpy()[np.maximum(pos, 0)]], _earliest(bureau, values))
+    before = np.where(pos >= 0, values[by_key.to_numpy()[np.maximum(pos, 0)]], _earliest(ids, ts_ns, values))
     return pd.Series(values - before, index=bureau.index, dtype="float64")
 
 
-def _earliest(bureau: pd.DataFrame, values: np.ndarray) -> np.ndarray:
+def _earliest(ids: np.ndarray, ts_ns: np.ndarray, values: np.ndarray) -> np.ndarray:
     """Each row's applicant's value at their earliest snapshot."""
-    order = np.lexsort((bureau["snapshot_ts"].to_numpy(), bureau["applicant_id"].to_numpy()))
-    ids = bureau["applicant_id"].to_numpy()[order]
-    starts = np.r_[True, ids[1:] != ids[:-1]]
+    order = np.lexsort((ts_ns, ids))
+    sorted_ids = ids[order]
+    starts = np.r_[True, sorted_ids[1:] != sorted_ids[:-1]]
     first_of_run = np.maximum.accumulate(np.where(starts, np.arange(len(ids)), 0))
     out = np.empty(len(ids), dtype=np.float64)
     out[order] = values[order][first_of_run]
     return out
+
+
+def _ns(ts: pd.Series) -> np.ndarray:
+    """UTC nanoseconds since the epoch, without materialising Timestamp objects."""
+    return pd.DatetimeIndex(pd.to_datetime(ts, utc=True)).asi8

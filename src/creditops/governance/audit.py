@@ -17,6 +17,7 @@ is byte-exact on both backends.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
@@ -25,7 +26,7 @@ import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -108,7 +109,8 @@ def _record_payload(chain_id: str, seq: int, r: Sequence[Any]) -> str:
     # Built by concatenation because the three JSON fields are already canonical text; equal to
     # canonical_json() of the decoded record (tested).
     return (
-        '{"caller_id":' + json.dumps(r[10], ensure_ascii=False) + ',"chain_id":' + json.dumps(chain_id, ensure_ascii=False)
+        '{"caller_id":' + json.dumps(r[10], ensure_ascii=False)
+        + ',"chain_id":' + json.dumps(chain_id, ensure_ascii=False)
         + ',"decision":' + json.dumps(r[9], ensure_ascii=False) + ',"explanation":' + r[8]
         + ',"inputs":' + r[6] + ',"model_name":' + json.dumps(r[4], ensure_ascii=False)
         + ',"model_version":' + json.dumps(r[5], ensure_ascii=False) + ',"output":' + r[7]
@@ -190,7 +192,7 @@ class _SQLite:
             self.conn.execute("ROLLBACK")
             raise
 
-    def query(self, sql: str, params: Sequence[Any] = ()) -> Iterator[tuple[Any, ...]]:
+    def query(self, sql: str, params: Sequence[Any] = ()) -> Generator[tuple[Any, ...], None, None]:
         cur = self.conn.execute(sql.replace("%s", "?"), tuple(params))
         while batch := cur.fetchmany(5000):
             yield from batch
@@ -219,7 +221,7 @@ class _Postgres:
                 for row in rows:
                     copy.write_row(row)
 
-    def query(self, sql: str, params: Sequence[Any] = ()) -> Iterator[tuple[Any, ...]]:
+    def query(self, sql: str, params: Sequence[Any] = ()) -> Generator[tuple[Any, ...], None, None]:
         with self.conn.transaction(), self.conn.cursor(name=f"audit_{time.monotonic_ns()}") as cur:
             cur.itersize = 5000
             cur.execute(sql, tuple(params))
@@ -247,15 +249,14 @@ class AuditLog:
         self._seq = 0
         self._head = GENESIS
         self._lock = threading.RLock()
-        last = next(
+        last = list(
             self._db.query(
                 f"SELECT seq, hash FROM {TABLE} WHERE chain_id = %s ORDER BY seq DESC LIMIT 1",
                 (self.chain_id,),
-            ),
-            None,
+            )
         )
-        if last is not None:  # re-opening a named chain continues it
-            self._seq, self._head = int(last[0]) + 1, str(last[1])
+        if last:  # re-opening a named chain continues it
+            self._seq, self._head = int(last[0][0]) + 1, str(last[0][1])
 
     @classmethod
     def open(cls, url: str, chain_id: str | None = None) -> AuditLog:
@@ -304,7 +305,7 @@ class AuditLog:
     def count(self) -> int:
         """Number of records in the log (all chains)."""
         with self._lock:
-            return int(next(self._db.query(f"SELECT count(*) FROM {TABLE}"))[0])
+            return int(list(self._db.query(f"SELECT count(*) FROM {TABLE}"))[0][0])
 
     def verify(self) -> VerifyReport:
         """Recompute every chain; report the first record whose seq, prev_hash or hash is wrong."""
@@ -312,8 +313,11 @@ class AuditLog:
         n = 0
         chains = 0
         chain, seq, head = None, 0, GENESIS
-        with self._lock:
-            for row in self._db.query(f"SELECT {cols} FROM {TABLE} ORDER BY chain_id, seq"):
+        with (
+            self._lock,
+            contextlib.closing(self._db.query(f"SELECT {cols} FROM {TABLE} ORDER BY chain_id, seq")) as rows,
+        ):
+            for row in rows:
                 n += 1
                 rid, r = int(row[0]), row[1:]
                 if r[0] != chain:
@@ -341,7 +345,10 @@ class AuditLog:
         if since is not None:
             where, params = "WHERE ts >= %s", [_iso(since)]
         lim = f" LIMIT {int(limit)}" if limit is not None else ""
-        sql = f"SELECT ts, prediction_id, model_version, inputs FROM {TABLE} {where} ORDER BY ts DESC, id DESC{lim}"
+        sql = (
+            f"SELECT ts, prediction_id, model_version, inputs FROM {TABLE} {where} "
+            f"ORDER BY ts DESC, id DESC{lim}"
+        )
         with self._lock:
             rows = list(self._db.query(sql, params))
         rows.reverse()

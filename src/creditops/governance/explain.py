@@ -287,7 +287,9 @@ class TreeShap:
         for f in range(n_f):
             thr = self._arrays[1][self._arrays[0] == f]
             if thr.size:
-                probe[:, f] = rng.choice(thr, size=32) + rng.normal(scale=1e-3, size=32) * (1 + np.abs(thr).max())
+                probe[:, f] = rng.choice(thr, size=32) + rng.normal(scale=1e-3, size=32) * (
+                    1 + np.abs(thr).max()
+                )
         probe[0, 0] = np.nan
         return probe
 
@@ -300,7 +302,8 @@ class TreeShap:
     def _xgb(self, X: np.ndarray) -> np.ndarray:
         with self._lock:  # Booster.predict is not guaranteed thread safe with a shared DMatrix cache
             dm = xgb.DMatrix(X, missing=np.nan, nthread=1 if len(X) < 1000 else -1)
-            return np.asarray(self.booster.predict(dm, pred_contribs=True), dtype=np.float32)
+            contribs = self.booster.predict(dm, pred_contribs=True, validate_features=False)
+            return np.asarray(contribs, dtype=np.float32)
 
     def _fast(self, X: np.ndarray, n_threads: int = 1) -> np.ndarray:
         n = X.shape[0]
@@ -440,7 +443,9 @@ class _Builder:
         pos = {f: i for i, f in enumerate(feats)}
         for leaf in leaves:
             leaf["pos"] = [pos[f] for f in leaf["feats"]]
-        self.units.append({"root": root, "ps": len(slots), "inodes": inodes, "feats": feats, "leaves": leaves})
+        self.units.append(
+            {"root": root, "ps": len(slots), "inodes": inodes, "feats": feats, "leaves": leaves}
+        )
 
     def finish(self) -> tuple[np.ndarray, ...]:
         leaf_table = np.zeros(self.leaf_toff[-1], dtype=np.float64)

@@ -41,11 +41,6 @@ from creditops.governance.fairness import FairnessResult, assess_fairness
 MONOTONE_TOLERANCE = 1e-9
 
 
-class _Manifest(Protocol):
-    features: list[str]
-    directions: dict[str, int]
-
-
 class BundleLike(Protocol):
     """What the gates need from :class:`creditops.artifact.Bundle`."""
 
@@ -105,12 +100,14 @@ class GateReport:
         gates: every gate, in evaluation order.
         metrics: all measured numbers (performance, fairness, stability), flat ``name -> float``.
         fairness: protected attribute -> fairness result (with the per-group frame for the model card).
+        notes: caveats worth a reader's attention (e.g. declared protected attributes absent from the data).
     """
 
     passed: bool
     gates: list[Gate]
     metrics: dict[str, float]
     fairness: dict[str, FairnessResult] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def failed(self) -> list[Gate]:
@@ -149,6 +146,7 @@ class GateReport:
                 for g in self.gates
             ],
             "metrics": {k: clean(v) for k, v in self.metrics.items()},
+            "notes": list(self.notes),
             "fairness": {
                 name: {
                     "demographic_parity_difference": r.demographic_parity_difference,
@@ -162,6 +160,29 @@ class GateReport:
                 for name, r in self.fairness.items()
             },
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GateReport:
+        """Inverse of :meth:`to_dict` (a report travels between pipeline steps as JSON)."""
+
+        def num(x: float | None) -> float:
+            return float("nan") if x is None else float(x)
+
+        gates = [
+            Gate(g["name"], num(g["value"]), g["threshold"], g["op"], g["passed"]) for g in data["gates"]
+        ]
+        fairness = {
+            name: FairnessResult(
+                attribute=name,
+                demographic_parity_difference=num(r["demographic_parity_difference"]),
+                equal_opportunity_difference=num(r["equal_opportunity_difference"]),
+                by_group=pd.DataFrame.from_dict(r["by_group"], orient="index").astype(float),
+                excluded_groups=list(r["excluded_groups"]),
+            )
+            for name, r in data.get("fairness", {}).items()
+        }
+        metrics = {k: num(v) for k, v in data["metrics"].items()}
+        return cls(data["passed"], gates, metrics, fairness, list(data.get("notes", [])))
 
 
 def declined(bundle: BundleLike, pd_: np.ndarray) -> np.ndarray:
@@ -346,7 +367,9 @@ def evaluate_gates(
         test_df: held-out rows with the model features, the target and the protected attributes.
         gates: the thresholds.
         target: target column (1 = defaulted); default: the manifest's target.
-        protected: protected attributes to assess (every one is gated); default: the manifest's list.
+        protected: protected attributes to assess; every one must be in ``test_df`` and is gated. Default: the
+            manifest's attributes that ``test_df`` holds (at least one; the absent ones are listed in
+            ``GateReport.notes``).
         stability_rows: rows sampled for the perturbation and adversarial checks.
         monotonicity_rows: rows sampled for the monotonicity grid.
         min_group_size: groups smaller than this are left out of the fairness disparities.
@@ -362,7 +385,18 @@ def evaluate_gates(
     features = list(manifest.features)
     directions = {f: int(d) for f, d in dict(manifest.directions).items()}
     target = target or manifest.target
-    protected = list(protected if protected is not None else getattr(manifest, "protected", []) or [])
+    notes: list[str] = []
+    if protected is None:
+        declared = list(getattr(manifest, "protected", []) or [])
+        protected = [c for c in declared if c in test_df.columns]
+        absent = [c for c in declared if c not in test_df.columns]
+        if declared and not protected:
+            raise DataError(f"test frame holds none of the model's protected attributes {declared}")
+        if absent:
+            notes.append(
+                f"protected attributes declared but absent from the test data (not assessed): {absent}"
+            )
+    protected = list(protected)
     missing = [c for c in [*features, target, *protected] if c not in test_df.columns]
     if missing:
         raise DataError(f"test frame lacks columns needed by the gates: {missing}")
@@ -370,12 +404,17 @@ def evaluate_gates(
         raise DataError("test frame is empty: the gates need held-out rows")
 
     df = test_df.reset_index(drop=True)
+    if not df[target].isin([0, 1]).all():
+        raise DataError(f"target {target!r} must be 0/1 without missing values in the test frame")
     X = df[features]
     y = df[target].astype(int).to_numpy()
     pd_ = np.asarray(bundle.predict_pd(X), dtype=float)
     decline = declined(bundle, pd_)
 
     metrics = performance_metrics(y, pd_, decline)
+    thresholds = getattr(manifest, "thresholds", None)
+    if thresholds is not None:
+        metrics["decline_threshold_pd"] = float(thresholds.decline_at_or_above_pd)
     report_gates = [
         Gate.check("auc", metrics["auc"], gates.min_auc, ">="),
         Gate.check("fpr_at_threshold", metrics["fpr"], gates.max_fpr, "<="),
@@ -423,5 +462,9 @@ def evaluate_gates(
         Gate.check("monotonicity", mono_worst, 0.0, "<="),
     ]
     return GateReport(
-        passed=all(g.passed for g in report_gates), gates=report_gates, metrics=metrics, fairness=fairness
+        passed=all(g.passed for g in report_gates),
+        gates=report_gates,
+        metrics=metrics,
+        fairness=fairness,
+        notes=notes,
     )

@@ -385,6 +385,7 @@ def _build_sections(
     small = [f"{a}: {', '.join(r.excluded_groups)}" for a, r in report.fairness.items() if r.excluded_groups]
     if small:
         limit_items.append("Groups too small to assess fairness reliably: " + "; ".join(small) + ".")
+    limit_items += list(report.notes)
     limit_items += [f"Failed gate: {g.describe()}" for g in report.failed]
     limits.blocks.append(_Bullets(limit_items))
 

@@ -114,7 +114,9 @@ def psi(ref: Any, cur: Any, bins: int = 10) -> float:
     return float(np.sum((cur_share - ref_share) * np.log(cur_share / ref_share)))
 
 
-def adjust_p_values(p_values: Sequence[float] | np.ndarray, correction: Correction = "bonferroni") -> np.ndarray:
+def adjust_p_values(
+    p_values: Sequence[float] | np.ndarray, correction: Correction = "bonferroni"
+) -> np.ndarray:
     """Adjust p-values for multiple testing.
 
     Args:

@@ -284,7 +284,7 @@ def fit_model(
     """Refit the tuned model and derive calibration, thresholds and metrics.
 
     Args:
-        split: train / valid / test frames.
+        split: train / valid / test frames (an empty or None test skips the test metrics).
         features: ordered model inputs (never protected attributes).
         directions: feature -> +1 (higher value, higher PD) / -1 / 0; becomes ``monotone_constraints``.
         target: 0/1 default label.
@@ -305,7 +305,8 @@ def fit_model(
     """
     scoring = scoring or ScoringConfig()
     features = list(features)
-    for part in (split.train, split.valid, split.test):
+    has_test = split.test is not None and len(split.test) > 0
+    for part in (split.train, split.valid, *([split.test] if has_test else [])):
         check_inputs(part, features, target, protected)
     bparams = booster_params(params, features, directions, seed, nthread)
     rounds = int(params.get("n_estimators", DEFAULT_ROUNDS))
@@ -327,28 +328,33 @@ def fit_model(
             trainer,
         )
     booster.set_param({"nthread": bparams["nthread"]})
-    y_valid, y_test = labels(split.valid, target), labels(split.test, target)
+    y_valid = labels(split.valid, target)
     raw_valid = predict_raw(booster, split.valid, features)
     calibration = fit_isotonic(raw_valid, y_valid)
     pd_valid = apply_calibration(raw_valid, calibration)
     thresholds = choose_thresholds(pd_valid, y_valid, scoring)
-    raw_test = predict_raw(booster, split.test, features)
-    pd_test = apply_calibration(raw_test, calibration)
     metrics = {
         "valid_auc": _auc(y_valid, raw_valid),
-        "test_auc": _auc(y_test, raw_test),
-        "test_auc_calibrated": _auc(y_test, pd_test),
-        "test_brier": float(brier_score_loss(y_test, pd_test)),
-        "test_fpr_at_decline": false_positive_rate(pd_test, y_test, thresholds.decline_at_or_above_pd),
-        "test_decline_rate": float(np.mean(pd_test >= thresholds.decline_at_or_above_pd)),
-        "test_approve_rate": float(np.mean(pd_test < thresholds.approve_below_pd)),
+        "valid_fpr_at_decline": false_positive_rate(pd_valid, y_valid, thresholds.decline_at_or_above_pd),
         "cv_auc_mean": cv.mean,
         "cv_auc_std": cv.std,
         "best_iteration": float(best_iteration),
         "n_train": float(len(split.train)),
         "n_valid": float(len(split.valid)),
-        "n_test": float(len(split.test)),
     }
+    if has_test:  # the pipeline keeps test for the gates step; metrics here are informative only
+        y_test = labels(split.test, target)
+        raw_test = predict_raw(booster, split.test, features)
+        pd_test = apply_calibration(raw_test, calibration)
+        metrics |= {
+            "test_auc": _auc(y_test, raw_test),
+            "test_auc_calibrated": _auc(y_test, pd_test),
+            "test_brier": float(brier_score_loss(y_test, pd_test)),
+            "test_fpr_at_decline": false_positive_rate(pd_test, y_test, thresholds.decline_at_or_above_pd),
+            "test_decline_rate": float(np.mean(pd_test >= thresholds.decline_at_or_above_pd)),
+            "test_approve_rate": float(np.mean(pd_test < thresholds.approve_below_pd)),
+            "n_test": float(len(split.test)),
+        }
     scaling = ScoreScaling(base_score=scoring.base_score, base_odds=scoring.base_odds, pdo=scoring.pdo)
     return FittedModel(
         booster=booster,
@@ -362,7 +368,8 @@ def fit_model(
         score_scaling=scaling,
         cv=cv,
         metrics=metrics,
-        protected=sorted(set(protected)),
+        # Recorded: the protected attributes present in the training frame (fairness gates evaluate these).
+        protected=[p for p in protected if p in split.train.columns],
     )
 
 

@@ -18,11 +18,15 @@ class Split:
 
     train: pd.DataFrame
     valid: pd.DataFrame
-    test: pd.DataFrame
+    test: pd.DataFrame | None = None
 
     def sizes(self) -> dict[str, int]:
         """Row counts per part."""
-        return {"train": len(self.train), "valid": len(self.valid), "test": len(self.test)}
+        return {
+            "train": len(self.train),
+            "valid": len(self.valid),
+            "test": 0 if self.test is None else len(self.test),
+        }
 
 
 def split_frame(

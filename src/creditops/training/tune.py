@@ -176,14 +176,14 @@ def tune(
             raise optuna.TrialPruned(f"pruned at round {best_iteration + 1}")
         return value
 
-    study = optuna.create_study(
-        direction="maximize",
-        sampler=optuna.samplers.TPESampler(seed=seed),
-        pruner=make_pruner(pruner, report_every),
-    )
     level = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
+        study = optuna.create_study(
+            direction="maximize",
+            sampler=optuna.samplers.TPESampler(seed=seed),
+            pruner=make_pruner(pruner, report_every),
+        )
         study.optimize(objective, n_trials=n_trials)
     finally:
         optuna.logging.set_verbosity(level)
