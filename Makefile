@@ -6,7 +6,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 UV_VERSION := 0.13.8
 
-.PHONY: demo test lint venv clean
+ALIBI_VENV := .venv-alibi
+
+.PHONY: demo test test-core test-alibi lint venv clean
 
 venv: $(VENV)/.installed
 
@@ -23,11 +25,25 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 demo: venv
 	$(VENV)/bin/creditops demo
 
-test: venv
+test: test-core test-alibi
+
+test-core: venv
 	$(PY) -m pytest tests
+
+# alibi / alibi-detect are Business Source License and need numpy<2: they live only in their own pinned
+# environment (kserve/alibi/requirements.lock), used by the alibi explainer/detector image and tested there.
+$(ALIBI_VENV)/.installed: kserve/alibi/requirements.lock pyproject.toml | venv
+	kserve/alibi/build_env.sh $(ALIBI_VENV)
+	touch $@
+
+test-alibi: $(ALIBI_VENV)/.installed
+	$(ALIBI_VENV)/bin/python -m pytest tests/alibi --confcutdir=tests/alibi
+
+lock-alibi: venv
+	$(VENV)/bin/uv pip compile kserve/alibi/requirements.in -p 3.11 -o kserve/alibi/requirements.lock
 
 lint: venv
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 
 clean:
-	rm -rf $(VENV) .creditops
+	rm -rf $(VENV) $(ALIBI_VENV) .creditops

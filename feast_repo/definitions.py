@@ -45,14 +45,18 @@ def parquet_path(data_dir: str | Path, group: str) -> Path:
 def _source(group: str, offline_store: str, data_dir: str | Path) -> DataSource:
     if offline_store == "postgres":
         return PostgreSQLSource(name=f"{group}_source", table=table_name(group), timestamp_field=TIMESTAMP)
-    return FileSource(name=f"{group}_source", path=str(parquet_path(data_dir, group)), timestamp_field=TIMESTAMP)
+    return FileSource(
+        name=f"{group}_source", path=str(parquet_path(data_dir, group)), timestamp_field=TIMESTAMP
+    )
 
 
 def feast_objects(env: Mapping[str, str]) -> dict[str, object]:
     """Every Feast object of the repo, by name, for the backends named in ``env``."""
     offline = env.get("CREDITOPS_FEAST_OFFLINE_STORE", "file")
     data_dir = env.get("CREDITOPS_FEAST_DATA_DIR", str(DEFAULT_DATA_DIR))
-    applicant = Entity(name=ENTITY, join_keys=[JOIN_KEY], value_type=ValueType.INT64, description="A loan applicant.")
+    applicant = Entity(
+        name=ENTITY, join_keys=[JOIN_KEY], value_type=ValueType.INT64, description="A loan applicant."
+    )
     objects: dict[str, object] = {ENTITY: applicant}
     views = []
     for group in GROUPS:
@@ -70,7 +74,9 @@ def feast_objects(env: Mapping[str, str]) -> dict[str, object]:
         )
         objects[view.name] = view
         views.append(view)
-    objects[FEATURE_SERVICE] = FeatureService(name=FEATURE_SERVICE, features=views, description="Model inputs.")
+    objects[FEATURE_SERVICE] = FeatureService(
+        name=FEATURE_SERVICE, features=views, description="Model inputs."
+    )
     return objects
 
 

@@ -30,7 +30,7 @@ _COPY_CHUNK_ROWS = 250_000
 
 
 def feast_env(config: FeastConfig | None = None, data_dir: str | Path | None = None) -> dict[str, str]:
-    """The ``CREDITOPS_FEAST_*`` variables for a configuration (registry and SQLite file live in ``data_dir``)."""
+    """The ``CREDITOPS_FEAST_*`` variables for a config (registry and SQLite file live in ``data_dir``)."""
     cfg = config or FeastConfig()
     data = Path(data_dir or definitions.DEFAULT_DATA_DIR).resolve()
     return {
@@ -108,7 +108,9 @@ def training_frame(store: FeatureStore, entity_df: pd.DataFrame) -> pd.DataFrame
     attributes stay here, whatever their dtype); rows come back in ``entity_df`` order with a UTC timestamp.
     """
     entities = entity_df.reset_index(drop=True)
-    keys = pd.DataFrame({JOIN_KEY: entities[JOIN_KEY], TIMESTAMP: entities[TIMESTAMP], "_row": range(len(entities))})
+    keys = pd.DataFrame(
+        {JOIN_KEY: entities[JOIN_KEY], TIMESTAMP: entities[TIMESTAMP], "_row": range(len(entities))}
+    )
     service = store.get_feature_service(FEATURE_SERVICE)
     features = store.get_historical_features(entity_df=keys, features=service).to_df()
     features = features.set_index("_row").sort_index()[model_feature_names()]

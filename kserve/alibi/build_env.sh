@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the separate alibi environment (default .venv-alibi) from kserve/alibi/requirements.lock, then put
-# creditops on top without dependencies (its artifact and monitoring.drift modules import only packages the
-# lock has). Never touches the core .venv. Usage: kserve/alibi/build_env.sh [VENV_DIR]
+# creditops on top without dependencies (the servers import only artifact, governance.explain and
+# monitoring.drift, whose imports the lock has). Never touches the core .venv. Usage: build_env.sh [VENV_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 venv="${1:-.venv-alibi}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from creditops.features.registry import FEATURE_SERVICE, JOIN_KEY
@@ -27,4 +28,5 @@ class OnlineFeatures:
         """Current feature values of ``applicant_ids`` (one row each, request order)."""
         rows = [{JOIN_KEY: int(i)} for i in applicant_ids]
         values = self.store.get_online_features(features=self.service, entity_rows=rows).to_dict()
-        return pd.DataFrame({f: pd.array(values[f], dtype="Float64").astype(float) for f in self.features})
+        matrix = np.array([values[f] for f in self.features], dtype=np.float64).T  # None -> nan
+        return pd.DataFrame(matrix, columns=self.features, copy=False)

@@ -41,7 +41,9 @@ def random_features(n: int, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame(cols)
 
 
-def tiny_bundle(out_dir: str | Path, n_rows: int = 2000, n_trees: int = 30, seed: int = 0) -> Path:
+def tiny_bundle(
+    out_dir: str | Path, n_rows: int = 2000, n_trees: int = 30, seed: int = 0, max_depth: int = 3
+) -> Path:
     """Train and save a small model over the full feature service; returns the bundle directory."""
     X = random_features(n_rows, seed)
     rng = np.random.default_rng(seed + 1)
@@ -51,7 +53,7 @@ def tiny_bundle(out_dir: str | Path, n_rows: int = 2000, n_trees: int = 30, seed
     dtrain = xgb.DMatrix(X.to_numpy(np.float32), label=y)
     params = {
         "objective": "binary:logistic",
-        "max_depth": 3,
+        "max_depth": max_depth,
         "eta": 0.3,
         "nthread": 1,
         "monotone_constraints": "(" + ",".join(str(directions[c]) for c in X.columns) + ")",

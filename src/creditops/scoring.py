@@ -11,6 +11,7 @@ import math
 import os
 import threading
 import time
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from numbers import Real
@@ -25,6 +26,7 @@ __all__ = [
     "Decision",
     "RequestError",
     "coerce_features",
+    "coerce_matrix",
     "model_version_of",
     "new_prediction_ids",
     "predict_from_contribs",
@@ -32,6 +34,7 @@ __all__ = [
 ]
 
 Range = tuple[float | None, float | None]
+_PLAIN_NUMBERS = (float, int)
 
 
 class RequestError(ValueError):
@@ -95,6 +98,24 @@ def coerce_features(
         ranges: optional ``feature -> (low, high)`` inclusive bounds, ``None`` meaning unbounded.
 
     Raises:
+        RequestError: see :func:`coerce_matrix`.
+    """
+    return pd.DataFrame(coerce_matrix(records, features, ranges), columns=list(features), copy=False)
+
+
+def coerce_matrix(
+    records: Sequence[Mapping[str, Any]],
+    features: Sequence[str],
+    ranges: Mapping[str, Range] | None = None,
+) -> np.ndarray:
+    """Like :func:`coerce_features` but returns the float32 matrix (the low-latency path: no DataFrame).
+
+    Args:
+        records: one mapping per applicant (feature name -> number).
+        features: the model's ordered feature list (the manifest's).
+        ranges: optional ``feature -> (low, high)`` inclusive bounds, ``None`` meaning unbounded.
+
+    Raises:
         RequestError: naming the field(s) and the row for missing fields (all of them), unknown fields,
             non-numeric values (strings, booleans, null), NaN/inf, or values out of range.
     """
@@ -119,7 +140,7 @@ def coerce_features(
         for j, f in enumerate(feats):
             v = rec[f]
             # bool is an int subclass; a JSON true/false is never a valid feature value.
-            if isinstance(v, bool) or not isinstance(v, Real):
+            if type(v) not in _PLAIN_NUMBERS and (isinstance(v, bool) or not isinstance(v, Real)):
                 raise RequestError(f, f"{f} must be a number, got {_type_name(v)} {v!r}"[:200], i)
             x = float(v)
             if not math.isfinite(x):
@@ -128,7 +149,7 @@ def coerce_features(
             if (lo is not None and x < lo) or (hi is not None and x > hi):
                 raise RequestError(f, f"{f}={x:g} outside valid range [{lo}, {hi}]", i)
             row[j] = x
-    return pd.DataFrame(out, columns=feats, copy=False)
+    return out
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -170,6 +191,31 @@ def new_prediction_ids(n: int) -> list[str]:
 # scoring
 
 
+@dataclass(frozen=True)
+class _BundleInfo:
+    features: list[str]
+    version: str
+    cal_x: np.ndarray
+    cal_y: np.ndarray
+
+
+_INFO: weakref.WeakKeyDictionary[Any, _BundleInfo] = weakref.WeakKeyDictionary()
+
+
+def _info(bundle: Any) -> _BundleInfo:
+    info = _INFO.get(bundle.booster)
+    if info is None:
+        cal = bundle.manifest.calibration
+        info = _BundleInfo(
+            list(bundle.manifest.features),
+            model_version_of(bundle),
+            np.asarray(cal.x, dtype=np.float64),
+            np.asarray(cal.y, dtype=np.float64),
+        )
+        _INFO[bundle.booster] = info
+    return info
+
+
 def model_version_of(bundle: Any) -> str:
     """A stable label of the model that served a decision: ``<model_name>@<version>``.
 
@@ -190,8 +236,8 @@ def predict_from_contribs(bundle: Any, contribs: np.ndarray) -> np.ndarray:
     """
     margin = contribs.sum(axis=1, dtype=np.float64)
     raw = 1.0 / (1.0 + np.exp(-margin))
-    cal = bundle.manifest.calibration
-    return np.interp(raw, np.asarray(cal.x, dtype=np.float64), np.asarray(cal.y, dtype=np.float64))
+    info = _info(bundle)
+    return np.interp(raw, info.cal_x, info.cal_y)
 
 
 def score_frame(
@@ -208,15 +254,19 @@ def score_frame(
         top_k: reasons per decision (only features that raised the PD are reasons).
         model_version: label recorded on each decision (default :func:`model_version_of`).
     """
-    features = list(bundle.manifest.features)
-    M = X[features].to_numpy(dtype=np.float32) if isinstance(X, pd.DataFrame) else np.asarray(X, np.float32)
+    info = _info(bundle)
+    if isinstance(X, pd.DataFrame):
+        X = X if list(X.columns) == info.features else X[info.features]
+        M = X.to_numpy(dtype=np.float32)
+    else:
+        M = np.asarray(X, dtype=np.float32)
     M = np.ascontiguousarray(M)
     contribs = contributions_array(bundle, M)
     pd_ = predict_from_contribs(bundle, contribs)
     score = np.asarray(bundle.score_points(pd_), dtype=np.float64).reshape(-1)
     decision = np.asarray(bundle.decide(pd_), dtype=object).reshape(-1)
     reasons = reasons_from_contribs(bundle, M, contribs, top_k)
-    version = model_version or model_version_of(bundle)
+    version = model_version or info.version
     ids = new_prediction_ids(len(M))
     return [
         Decision(ids[i], float(pd_[i]), float(score[i]), str(decision[i]), reasons[i], version)

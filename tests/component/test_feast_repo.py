@@ -25,7 +25,9 @@ def repo_copy(tmp_path: Path) -> Path:
 
 
 def test_service_agrees_with_registry_and_functions(repo_copy, tmp_path, run_id):
-    store = fs.open_store(repo_copy, FeastConfig(project=f"creditops_test_{run_id}_c"), data_dir=tmp_path / "d")
+    store = fs.open_store(
+        repo_copy, FeastConfig(project=f"creditops_test_{run_id}_c"), data_dir=tmp_path / "d"
+    )
     fs.apply(store)
     try:
         service = store.get_feature_service(FEATURE_SERVICE)
@@ -39,7 +41,9 @@ def test_service_agrees_with_registry_and_functions(repo_copy, tmp_path, run_id)
 
 def test_sqlite_file_roundtrip(repo_copy, tmp_path, run_id):
     world = generate_world(60, seed=3)
-    store = fs.open_store(repo_copy, FeastConfig(project=f"creditops_test_{run_id}_f"), data_dir=tmp_path / "d")
+    store = fs.open_store(
+        repo_copy, FeastConfig(project=f"creditops_test_{run_id}_f"), data_dir=tmp_path / "d"
+    )
     try:
         fs.write_offline(build_feature_tables(world), store)
         fs.apply(store)
@@ -49,7 +53,14 @@ def test_sqlite_file_roundtrip(repo_copy, tmp_path, run_id):
         assert list(online.columns) == ["applicant_id", *model_feature_names()]
         assert online.notna().all().all()
         train = fs.training_frame(store, entity_frame(world.applications))
-        assert list(train.columns[:6]) == ["applicant_id", "event_timestamp", "defaulted", "sex", "age_band", "race"]
+        assert list(train.columns[:6]) == [
+            "applicant_id",
+            "event_timestamp",
+            "defaulted",
+            "sex",
+            "age_band",
+            "race",
+        ]
         assert list(train.columns[6:]) == model_feature_names()
         assert len(train) == 60 and train[model_feature_names()].notna().all().all()
         assert str(train["event_timestamp"].dtype) == "datetime64[ns, UTC]"
@@ -76,7 +87,9 @@ def test_cli_apply_materialize_list(repo_copy, tmp_path, run_id):
     full_env = {"PATH": str(FEAST.parent), "HOME": str(tmp_path), **env}
 
     def feast(*args: str) -> str:
-        done = subprocess.run([str(FEAST), *args], cwd=repo_copy, env=full_env, capture_output=True, text=True)
+        done = subprocess.run(
+            [str(FEAST), *args], cwd=repo_copy, env=full_env, capture_output=True, text=True
+        )
         assert done.returncode == 0, done.stderr[-2000:]
         return done.stdout
 

@@ -67,7 +67,11 @@ def test_historical_read_from_postgres_is_point_in_time(store, tables, world):
     assert train[model_feature_names()].notna().all().all()
 
     # expected: for every applicant the latest row at or before the application time, per group
-    for group, column in (("bureau", "credit_score"), ("behavioural", "total_inflow_12m"), ("derived", "debt_to_income")):
+    for group, column in (
+        ("bureau", "credit_score"),
+        ("behavioural", "total_inflow_12m"),
+        ("derived", "debt_to_income"),
+    ):
         table = tables[group].sort_values("event_timestamp")
         expected = pd.merge_asof(
             entities[["applicant_id", "event_timestamp"]].sort_values("event_timestamp"),
@@ -78,7 +82,9 @@ def test_historical_read_from_postgres_is_point_in_time(store, tables, world):
         got = train.set_index("applicant_id")[column]
         assert got.to_numpy() == pytest.approx(expected.loc[got.index].to_numpy()), group
         # and rows after the application exist but were not picked
-        later = table.merge(entities[["applicant_id", "event_timestamp"]], on="applicant_id", suffixes=("", "_app"))
+        later = table.merge(
+            entities[["applicant_id", "event_timestamp"]], on="applicant_id", suffixes=("", "_app")
+        )
         assert (later["event_timestamp"] > later["event_timestamp_app"]).any()
         latest = table.groupby("applicant_id")[column].last()
         assert (got != latest.loc[got.index]).any(), group

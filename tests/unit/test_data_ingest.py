@@ -41,7 +41,9 @@ def test_spec_source(tmp_path) -> None:
     assert tables["mine"]["x"].tolist() == [0.5, 0.7]
 
 
-@pytest.mark.parametrize(("source", "kwargs", "message"), [("spec", {}, "spec_path"), ("kaggle", {}, "unknown")])
+@pytest.mark.parametrize(
+    ("source", "kwargs", "message"), [("spec", {}, "spec_path"), ("kaggle", {}, "unknown")]
+)
 def test_bad_source_arguments(tmp_path, source: str, kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         ingest(source, tmp_path, **kwargs)

@@ -99,7 +99,12 @@ def test_missing_spec_file_and_missing_package(tmp_path) -> None:
     with pytest.raises(DataError, match="dataset spec not found"):
         DatasetSpec.from_yaml(tmp_path / "nope.yaml")
     spec = DatasetSpec(
-        name="x", path="package:no_such_pkg_xyz/a.csv", id_column="id", target="y", positive_value=1, features=[]
+        name="x",
+        path="package:no_such_pkg_xyz/a.csv",
+        id_column="id",
+        target="y",
+        positive_value=1,
+        features=[],
     )
     with pytest.raises(DataError, match="not installed"):
         load_dataset(spec)

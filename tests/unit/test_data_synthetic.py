@@ -26,7 +26,8 @@ from creditops.data.synthetic import CreditWorld, Drift, generate_world
 CONTRACT = {
     "applications": [
         "applicant_id", "application_ts", "age", "income", "employment_length", "requested_amount",
-        "loan_term_months", "purpose", "home_ownership", "num_dependents", "sex", "age_band", "race", "defaulted",
+        "loan_term_months", "purpose", "home_ownership", "num_dependents", "sex", "age_band", "race",
+        "defaulted",
     ],
     "bureau": [
         "applicant_id", "snapshot_ts", "credit_score", "num_credit_lines", "total_debt", "revolving_balance",

@@ -143,9 +143,17 @@ def test_behavioural_window_ignores_future_and_old_events(at_application):
 def test_empty_window_gives_neutral_values():
     groups = pd.DataFrame({"applicant_id": [9], "as_of": [T0]})
     empty = pd.DataFrame(
-        {"applicant_id": [], "transaction_ts": pd.to_datetime([], utc=True), "amount": [], "type": [], "is_late": []}
+        {
+            "applicant_id": [],
+            "transaction_ts": pd.to_datetime([], utc=True),
+            "amount": [],
+            "type": [],
+            "is_late": [],
+        }
     )
-    frame = compute_group("behavioural", TransactionWindow.build(empty.astype({"applicant_id": "int64"}), groups))
+    frame = compute_group(
+        "behavioural", TransactionWindow.build(empty.astype({"applicant_id": "int64"}), groups)
+    )
     assert frame.loc[0, "days_since_last_salary"] == 365.0
     assert np.isfinite(frame.to_numpy(dtype=float)).all()
 
@@ -182,7 +190,9 @@ def test_build_feature_tables_shapes_and_point_in_time(world):
     tables = build_feature_tables(world)
     assert list(tables) == list(GROUPS)
     for group, table in tables.items():
-        assert list(table.columns) == ["applicant_id", "event_timestamp"] + [f.name for f in features_in(group)]
+        assert list(table.columns) == ["applicant_id", "event_timestamp"] + [
+            f.name for f in features_in(group)
+        ]
         assert str(table["event_timestamp"].dtype) == "datetime64[ns, UTC]"
         assert np.isfinite(table.iloc[:, 2:].to_numpy(dtype=float)).all(), group
         for f in features_in(group):
@@ -207,3 +217,9 @@ def test_entity_frame(world):
     assert list(frame.columns) == ["applicant_id", "event_timestamp", "defaulted", "sex", "age_band", "race"]
     assert str(frame["event_timestamp"].dtype) == "datetime64[ns, UTC]"
     assert not set(frame.columns) & {f.name for f in FEATURES}
+
+
+def test_bureau_trend_does_not_depend_on_row_order(world):
+    shuffled = world.bureau.sample(frac=1.0, random_state=0)
+    expected = bureau.credit_score_trend_6m(world.bureau)
+    assert bureau.credit_score_trend_6m(shuffled).sort_index().tolist() == expected.tolist()

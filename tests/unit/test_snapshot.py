@@ -53,7 +53,9 @@ def test_round_trip_keeps_data_dtypes_and_lineage(tmp_path, tables) -> None:
     back, read_info = read_snapshot(info.path)
     for name, df in tables.items():
         pd.testing.assert_frame_equal(back[name], df)
-    assert read_info.version == info.version and read_info.row_counts == {k: len(v) for k, v in tables.items()}
+    assert read_info.version == info.version and read_info.row_counts == {
+        k: len(v) for k, v in tables.items()
+    }
     doc = json.loads((info.path / "snapshot.json").read_text())
     assert set(doc) == {"version", "source", "schema", "row_counts", "lineage", "created_at"}
     assert doc["lineage"]["parents"] == ["abc"]
@@ -72,9 +74,15 @@ def test_tampered_snapshot_fails_verification(tmp_path, tables) -> None:
 
 @pytest.mark.parametrize(
     ("damage", "message"),
-    [("manifest", "snapshot manifest not found"), ("table", "snapshot table missing"), ("garbage", "cannot read")],
+    [
+        ("manifest", "snapshot manifest not found"),
+        ("table", "snapshot table missing"),
+        ("garbage", "cannot read"),
+    ],
 )
-def test_broken_snapshot_raises_data_error_naming_the_file(tmp_path, tables, damage: str, message: str) -> None:
+def test_broken_snapshot_raises_data_error_naming_the_file(
+    tmp_path, tables, damage: str, message: str
+) -> None:
     info = write_snapshot(tables, tmp_path, SOURCE)
     if damage == "manifest":
         (info.path / "snapshot.json").unlink()

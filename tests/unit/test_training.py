@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
@@ -267,43 +266,3 @@ def test_target_as_feature_and_non_binary_target_raise(split):
     bad = type(split)(split.train.assign(defaulted=2), split.valid, split.test)
     with pytest.raises(DataError, match="0/1"):
         fit_model(bad, FEATURES, {}, "defaulted", PARAMS, cv_folds=2)
-
-
-# --- workflow (what the KFP components call) ----------------------------------------------------------------------
-
-
-def test_workflow_tunes_trains_and_refuses_failed_gates(split, mlflow_uri, tmp_path):
-    from creditops.config import Settings
-    from creditops.training.workflow import register_if_passed, train_bundle, tune_in_new_run
-
-    settings = Settings.model_validate(
-        {"mlflow": {"tracking_uri": mlflow_uri}, "training": {"n_trials": 2, "cv_folds": 2}}
-    )
-    result, run_id = tune_in_new_run(
-        split.train, split.valid, FEATURES, DIRECTIONS, settings, data_version="v1"
-    )
-    assert result.parent_run_id == run_id and result.n_trials == 2
-    manifest = train_bundle(
-        split.train,
-        split.valid,
-        result.best_params,
-        settings,
-        "v1",
-        run_id,
-        tmp_path / "bundle",
-        features=FEATURES,
-        directions=DIRECTIONS,
-        feature_service="credit_scoring_v1",
-    )
-    bundle = load_bundle(tmp_path / "bundle")
-    assert bundle.manifest == manifest and manifest.data_version == "v1" and manifest.features == FEATURES
-    assert manifest.protected == ["sex", "age_band", "race"] and "cv_auc_mean" in manifest.metrics
-    assert (
-        MlflowClient(mlflow_uri).get_run(run_id).data.metrics["cv_auc_mean"]
-        == manifest.metrics["cv_auc_mean"]
-    )
-    report = tmp_path / "gates.json"
-    gates = [{"name": "auc", "value": 0.7, "threshold": 0.8, "op": ">=", "passed": False}]
-    report.write_text(json.dumps({"passed": False, "gates": gates, "metrics": {"auc": 0.7}}))
-    summary = register_if_passed(settings, run_id, tmp_path / "bundle", report, {"markdown": "card.md"})
-    assert not summary.passed and summary.registered_version == "" and "auc" in summary.refused_reason

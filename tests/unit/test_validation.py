@@ -144,7 +144,12 @@ def test_validate_table_with_a_dataset_spec() -> None:
         ],
     )
     df = pd.DataFrame(
-        {"loan_id": [1, 2, 3, 3], "bad": [0, 1, None, 0], "income": [10, -1, 5, 6], "grade": ["A", "B", "C", "A"]}
+        {
+            "loan_id": [1, 2, 3, 3],
+            "bad": [0, 1, None, 0],
+            "income": [10, -1, 5, 6],
+            "grade": ["A", "B", "C", "A"],
+        }
     )
     result = validate_table(df, spec)
     q = result.quarantine.set_index("row_number")["rule"].to_dict()

@@ -105,7 +105,10 @@ def corrupt_world(world: CreditWorld, seed: int = 0) -> tuple[CreditWorld, pd.Da
     rules = ("null", "type", "type", "range", "range", "category", "future_timestamp")
     injected += [("applications", int(row), rule) for row, rule in zip(a[:7], rules, strict=True)]
     apps = pd.concat([apps, apps.iloc[[a[7]]]], ignore_index=True)
-    injected += [("applications", int(a[7]), "duplicate_key"), ("applications", len(apps) - 1, "duplicate_key")]
+    injected += [
+        ("applications", int(a[7]), "duplicate_key"),
+        ("applications", len(apps) - 1, "duplicate_key"),
+    ]
 
     b = rng.choice(len(bureau), size=2, replace=False)
     bureau.loc[b[0], "credit_score"] = 900

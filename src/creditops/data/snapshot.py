@@ -101,7 +101,9 @@ def _info_from_json(path: Path) -> SnapshotInfo:
         raise DataError(f"{manifest}: corrupt snapshot manifest: {exc}") from None
 
 
-def write_snapshot(tables: dict[str, pd.DataFrame], out_dir: str | Path, source: dict[str, Any]) -> SnapshotInfo:
+def write_snapshot(
+    tables: dict[str, pd.DataFrame], out_dir: str | Path, source: dict[str, Any]
+) -> SnapshotInfo:
     """Write tables as an immutable snapshot ``<out_dir>/<version>/`` (or return the existing one).
 
     Args:
@@ -130,7 +132,7 @@ def write_snapshot(tables: dict[str, pd.DataFrame], out_dir: str | Path, source:
         lineage={
             "parents": list(source.get("parents", [])),
             "tables": {name: {"rows": len(tables[name]), "sha256": d} for name, d in digests.items()},
-            "hash": "sha256(canonical JSON of schema+source, then per table: name + sha256 of row hashes)[:16]",
+            "hash": "sha256(canonical JSON of schema+source; per table: name + sha256 of row hashes)[:16]",
             "produced_by": {
                 "creditops": creditops.__version__,
                 "pandas": pd.__version__,
@@ -185,5 +187,7 @@ def read_snapshot(path: str | Path, verify: bool = True) -> tuple[dict[str, pd.D
     if verify:
         version, _ = content_version(tables, info.source)
         if version != info.version:
-            raise DataError(f"{folder}: snapshot content does not match its version {info.version} (got {version})")
+            raise DataError(
+                f"{folder}: snapshot content does not match its version {info.version} (got {version})"
+            )
     return tables, info

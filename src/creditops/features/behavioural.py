@@ -185,7 +185,11 @@ def late_payment_count_12m(window: TransactionWindow) -> pd.Series:
 
 def late_payment_count_3m(window: TransactionWindow) -> pd.Series:
     """Late bill payments and loan repayments in the last 3 months (91 days)."""
-    late = window.is_late & window.is_type("bill_payment", "loan_repayment") & (window.days_before < 3 * MONTH_DAYS)
+    late = (
+        window.is_late
+        & window.is_type("bill_payment", "loan_repayment")
+        & (window.days_before < 3 * MONTH_DAYS)
+    )
     return _series(window.count(late), "late_payment_count_3m", "int64")
 
 

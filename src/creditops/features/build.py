@@ -19,7 +19,15 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from creditops.features.behavioural import TransactionWindow
-from creditops.features.registry import GROUPS, JOIN_KEY, TIMESTAMP, FeatureDef, Group, features_in, get_feature
+from creditops.features.registry import (
+    GROUPS,
+    JOIN_KEY,
+    TIMESTAMP,
+    FeatureDef,
+    Group,
+    features_in,
+    get_feature,
+)
 
 if TYPE_CHECKING:
     from creditops.data.synthetic import CreditWorld
@@ -34,7 +42,7 @@ def feature_function(name: str) -> Callable[[Any], pd.Series]:
 
 
 def compute_group(group: Group, source: Any) -> pd.DataFrame:
-    """Apply every feature function of ``group`` to ``source``; columns in registry order, dtypes as declared."""
+    """Apply every feature function of ``group`` to ``source``: registry column order, declared dtypes."""
     columns = {}
     for feature in features_in(group):
         values = feature_function(feature.name)(source)
@@ -61,13 +69,17 @@ def as_of_points(applications: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFram
     at_application = pd.DataFrame(
         {JOIN_KEY: applications[JOIN_KEY].to_numpy("int64"), "as_of": _utc(applications["application_ts"])}
     )
-    now = at_application.loc[at_application["as_of"] < _utc_ts(as_of), [JOIN_KEY]].assign(as_of=_utc_ts(as_of))
+    now = at_application.loc[at_application["as_of"] < _utc_ts(as_of), [JOIN_KEY]].assign(
+        as_of=_utc_ts(as_of)
+    )
     return pd.concat([at_application, now], ignore_index=True)
 
 
 def identity_table(applications: pd.DataFrame) -> pd.DataFrame:
     """Identity features stamped with the application time."""
-    return _keyed(applications[JOIN_KEY], applications["application_ts"], compute_group("identity", applications))
+    return _keyed(
+        applications[JOIN_KEY], applications["application_ts"], compute_group("identity", applications)
+    )
 
 
 def bureau_table(bureau: pd.DataFrame) -> pd.DataFrame:
@@ -82,10 +94,8 @@ def behavioural_table(transactions: pd.DataFrame, points: pd.DataFrame) -> pd.Da
     return _keyed(points[JOIN_KEY], points["as_of"], compute_group("behavioural", window))
 
 
-def derived_table(
-    identity: pd.DataFrame, bureau: pd.DataFrame, behavioural: pd.DataFrame
-) -> pd.DataFrame:
-    """Derived features at the behavioural table's points, joining the latest bureau snapshot at or before each."""
+def derived_table(identity: pd.DataFrame, bureau: pd.DataFrame, behavioural: pd.DataFrame) -> pd.DataFrame:
+    """Derived features at the behavioural points, using the latest bureau snapshot at or before each."""
     frame = behavioural.merge(identity.drop(columns=[TIMESTAMP]), on=JOIN_KEY, how="left")
     frame = frame.sort_values(TIMESTAMP, kind="stable")
     snapshots = bureau.rename(columns={TIMESTAMP: "_snapshot_ts"}).sort_values("_snapshot_ts", kind="stable")
@@ -110,7 +120,7 @@ def build_feature_tables(world: CreditWorld) -> dict[str, pd.DataFrame]:
 
 
 def entity_frame(applications: pd.DataFrame) -> pd.DataFrame:
-    """Training entity frame: applicant, application time, label and protected attributes (never model inputs)."""
+    """Training entities: applicant, application time, label, protected attributes (never model inputs)."""
     frame = applications.rename(columns={"application_ts": TIMESTAMP})[list(ENTITY_COLUMNS)].copy()
     frame[TIMESTAMP] = _utc(frame[TIMESTAMP])
     return frame.reset_index(drop=True)

@@ -57,4 +57,6 @@ def cash_flow_to_debt(frame: pd.DataFrame) -> pd.Series:
 
 def inquiries_per_credit_line(frame: pd.DataFrame) -> pd.Series:
     """Hard inquiries in 6 months / (open credit lines + 1)."""
-    return _ratio(frame["num_hard_inquiries_6m"], frame["num_credit_lines"] + 1.0, "inquiries_per_credit_line")
+    return _ratio(
+        frame["num_hard_inquiries_6m"], frame["num_credit_lines"] + 1.0, "inquiries_per_credit_line"
+    )

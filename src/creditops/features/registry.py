@@ -5,6 +5,7 @@ Each :class:`FeatureDef` names a column produced by exactly one function of the 
 FeatureService ``credit_scoring_v1``, of the training frame and of the model's input vector.
 """
 
+# ruff: noqa: E501  (the feature table reads best one feature per line)
 from __future__ import annotations
 
 from dataclasses import dataclass

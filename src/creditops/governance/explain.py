@@ -324,6 +324,13 @@ class TreeShap:
             w.join()
         return out
 
+    def reason_texts(self, manifest: Any) -> list[str]:
+        """Reason text per feature (cached)."""
+        texts = getattr(self, "_texts", None)
+        if texts is None:
+            texts = self._texts = [reason_text(manifest, f) for f in self.features]
+        return texts
+
     def shap_values(self, X: np.ndarray, n_threads: int | None = None) -> np.ndarray:
         """Contributions (n_rows, n_features + 1) in margin units; last column is the bias.
 
@@ -579,6 +586,12 @@ def top_reasons(contribs: np.ndarray, top_k: int = 4) -> tuple[np.ndarray, np.nd
     k = max(0, min(top_k, p))
     if n == 0 or k == 0:
         return np.full((n, k), -1, dtype=np.int64), np.zeros((n, k), dtype=contribs.dtype)
+    if n == 1:  # the request path: one argsort beats the vectorised machinery
+        row = contribs[0]
+        order = np.argsort(-row, kind="stable")[:k]
+        vals = row[order]
+        keep = vals > 0
+        return np.where(keep, order, -1)[None, :], np.where(keep, vals, 0)[None, :]
     if k < p:
         part = np.argpartition(-contribs, k - 1, axis=1)[:, :k]
     else:
@@ -604,7 +617,7 @@ def reasons_from_contribs(
     """Reason codes given precomputed contributions (with or without the bias column)."""
     features = list(bundle.manifest.features)
     idx, vals = top_reasons(contribs[:, : len(features)], top_k)
-    texts = [reason_text(bundle.manifest, f) for f in features]
+    texts = explainer_for(bundle).reason_texts(bundle.manifest)
     out: list[list[ReasonCode]] = []
     for r in range(idx.shape[0]):
         row: list[ReasonCode] = []

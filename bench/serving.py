@@ -1,0 +1,249 @@
+"""Serving benchmark: live predictor (Feast on Redis, audit log on Postgres), plus batch scoring.
+
+(a) sequential single requests by applicant id (keep-alive client), p50/p99 after warm-up;
+(b) throughput: 16 concurrent clients (asyncio + httpx, in a separate process) for 30 s; errors; audit rows
+    written during the run == rows answered;
+(c) batch scoring rows/min through ``creditops.batch.score_file`` with reason codes.
+
+Usage: ``.venv/bin/python bench/serving.py [--quick]``. Needs Postgres (127.0.0.1:5432, user postgres) and
+Redis (127.0.0.1:6379); uses a throwaway database, Feast project and temp dir, removed at the end.
+The last line printed is one JSON object with every metric.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "kserve"))
+
+PG_ADMIN = os.environ.get("CREDITOPS_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS = os.environ.get("CREDITOPS_BENCH_REDIS", "127.0.0.1:6379")
+MODEL = "credit"
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q))
+
+
+# ---------------------------------------------------------------------------------------------- load client
+async def _load(url: str, ids: list[int], concurrency: int, seconds: float) -> dict:
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+    rows = 0
+    deadline = time.perf_counter() + seconds
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+
+        async def worker(seed: int) -> None:
+            nonlocal rows
+            rnd = random.Random(seed)
+            while time.perf_counter() < deadline:
+                body = {"instances": [{"applicant_id": rnd.choice(ids)}]}
+                t = time.perf_counter()
+                try:
+                    r = await client.post(url, json=body)
+                    code = str(r.status_code)
+                except httpx.HTTPError as exc:
+                    code = type(exc).__name__
+                latencies.append(time.perf_counter() - t)
+                if code == "200":
+                    rows += 1
+                else:
+                    errors[code] = errors.get(code, 0) + 1
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker(i) for i in range(concurrency)))
+        elapsed = time.perf_counter() - start
+    return {
+        "requests": len(latencies),
+        "ok_rows": rows,
+        "errors": errors,
+        "seconds": elapsed,
+        "rps": len(latencies) / elapsed,
+        "p50_ms": pct(latencies, 50) * 1e3,
+        "p99_ms": pct(latencies, 99) * 1e3,
+    }
+
+
+def load_client_main(args: argparse.Namespace) -> int:
+    ids = json.loads(Path(args.ids_file).read_text())
+    print(json.dumps(asyncio.run(_load(args.load_client, ids, args.concurrency, args.seconds))))
+    return 0
+
+
+# -------------------------------------------------------------------------------------------------- benchmark
+def sequential(base: str, ids: list[int], n: int, warmup: int) -> dict:
+    url = f"{base}/v1/models/{MODEL}:predict"
+    rnd = random.Random(1)
+    lat: list[float] = []
+    bad = 0
+    with httpx.Client(timeout=30) as client:
+        for i in range(warmup + n):
+            body = {"instances": [{"applicant_id": rnd.choice(ids)}]}
+            t = time.perf_counter()
+            r = client.post(url, json=body)
+            dt = time.perf_counter() - t
+            bad += r.status_code != 200
+            if i >= warmup:
+                lat.append(dt)
+    return {
+        "n": n,
+        "errors": bad,
+        "p50_ms": pct(lat, 50) * 1e3,
+        "p99_ms": pct(lat, 99) * 1e3,
+        "mean_ms": statistics.fmean(lat) * 1e3,
+        "answered": warmup + n - bad,
+    }
+
+
+def batch(bundle_dir: Path, tmp: Path, rows: int) -> dict:
+    from creditops.artifact import load_bundle
+    from creditops.batch import score_file
+    from predictor.testing import random_features
+
+    src = tmp / "batch_in.parquet"
+    frame = random_features(rows, seed=3)
+    frame.insert(0, "applicant_id", np.arange(rows, dtype=np.int64))
+    frame.to_parquet(src, index=False)
+    bundle = load_bundle(bundle_dir)
+    score_file(bundle, src, tmp / "warm.parquet", chunk_rows=50_000, progress=False)  # JIT + caches
+    result = score_file(bundle, src, tmp / "batch_out.parquet", chunk_rows=100_000, progress=False)
+    return {
+        "rows": result.rows_in,
+        "rows_scored": result.rows_scored,
+        "seconds": result.seconds,
+        "rows_per_min": result.rows_per_minute,
+    }
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    p.add_argument("--applicants", type=int, default=10_000)
+    p.add_argument("--trees", type=int, default=300)
+    p.add_argument("--depth", type=int, default=5)
+    p.add_argument("--sequential", type=int, default=2_000)
+    p.add_argument("--warmup", type=int, default=200)
+    p.add_argument("--concurrency", type=int, default=16)
+    p.add_argument("--seconds", type=float, default=30.0)
+    p.add_argument("--batch-rows", type=int, default=1_000_000)
+    p.add_argument("--load-client", help=argparse.SUPPRESS)
+    p.add_argument("--ids-file", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.load_client:
+        return load_client_main(args)
+    if args.quick:
+        args.applicants, args.sequential, args.warmup, args.seconds, args.batch_rows = (
+            500,
+            300,
+            50,
+            5.0,
+            100_000,
+        )
+
+    import psycopg
+
+    from creditops.governance.audit import AuditLog
+    from feast_repo import store as feast_store
+    from feast_repo.store import REPO_PATH
+    from predictor.testing import feast_world, running_server, tiny_bundle
+
+    run = uuid.uuid4().hex[:8]
+    db = f"creditops_bench_{run}"
+    project = f"creditops_bench_{run}"
+    out: dict = {"setup": {"applicants": args.applicants, "trees": args.trees, "depth": args.depth}}
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp_str,
+        psycopg.connect(PG_ADMIN, autocommit=True) as admin,
+    ):
+        tmp = Path(tmp_str)
+        admin.execute(f'CREATE DATABASE "{db}"')
+        audit_url = PG_ADMIN.rsplit("/", 1)[0] + f"/{db}"
+        env = None
+        try:
+            t = time.perf_counter()
+            bundle_dir = tiny_bundle(tmp / "bundle", n_rows=5000, n_trees=args.trees, max_depth=args.depth)
+            env, frame = feast_world(tmp / "feast", project, REDIS, n_applicants=args.applicants)
+            out["setup"]["seconds"] = time.perf_counter() - t
+            ids = [int(i) for i in frame["applicant_id"]]
+            ids_file = tmp / "ids.json"
+            ids_file.write_text(json.dumps(ids))
+            server_args = [
+                "--bundle",
+                str(bundle_dir),
+                "--feast-repo",
+                str(REPO_PATH),
+                "--audit-url",
+                audit_url,
+            ]
+            with running_server(server_args, env=env, model_name=MODEL) as base:
+                log = AuditLog.open(audit_url)
+                a0 = log.count()
+                out["sequential"] = sequential(base, ids, args.sequential, args.warmup)
+                a1 = log.count()
+                out["sequential"]["audit_rows"] = a1 - a0
+                cmd = [sys.executable, __file__, "--load-client", f"{base}/v1/models/{MODEL}:predict"]
+                cmd += ["--ids-file", str(ids_file), "--concurrency", str(args.concurrency)]
+                cmd += ["--seconds", str(args.seconds)]
+                proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
+                out["concurrent"] = json.loads(proc.stdout.strip().splitlines()[-1])
+                a2 = log.count()
+                out["concurrent"]["audit_rows"] = a2 - a1
+                out["concurrent"]["audit_matches"] = (a2 - a1) == out["concurrent"]["ok_rows"]
+                out["audit_chain_ok"] = log.verify().ok
+                out["audit_records"] = a2
+            out["batch"] = batch(bundle_dir, tmp, args.batch_rows)
+        finally:
+            if env is not None:
+                try:
+                    feast_store.teardown(feast_store.open_store(REPO_PATH, env=env))
+                except Exception as exc:  # noqa: BLE001 - cleanup must not hide the results
+                    print(f"feast teardown failed: {exc}", file=sys.stderr)
+            admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+    seq, conc, bat = out["sequential"], out["concurrent"], out["batch"]
+    print(
+        f"(a) sequential by id: p50 {seq['p50_ms']:.2f} ms  p99 {seq['p99_ms']:.2f} ms  (target p99 < 5 ms)"
+    )
+    print(
+        f"(b) {args.concurrency} clients x {conc['seconds']:.0f} s: {conc['rps']:.0f} req/s "
+        f"(target >= 500), errors {conc['errors']}, "
+        f"audit rows {conc['audit_rows']} == answered {conc['ok_rows']}: {conc['audit_matches']}"
+    )
+    print(f"(c) batch score_file: {bat['rows_per_min']:,.0f} rows/min  (target >= 1,000,000)")
+    summary = {
+        "seq_p50_ms": round(seq["p50_ms"], 3),
+        "seq_p99_ms": round(seq["p99_ms"], 3),
+        "seq_errors": seq["errors"],
+        "conc_rps": round(conc["rps"], 1),
+        "conc_p50_ms": round(conc["p50_ms"], 3),
+        "conc_p99_ms": round(conc["p99_ms"], 3),
+        "conc_errors": sum(conc["errors"].values()),
+        "conc_audit_rows": conc["audit_rows"],
+        "conc_ok_rows": conc["ok_rows"],
+        "audit_matches": conc["audit_matches"],
+        "audit_chain_ok": out["audit_chain_ok"],
+        "batch_rows_per_min": round(bat["rows_per_min"]),
+        "batch_rows": bat["rows"],
+        **{f"setup_{k}": v for k, v in out["setup"].items()},
+    }
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
