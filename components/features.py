@@ -15,16 +15,18 @@ def compute_features(config: str, validated: Input[Dataset], entities: Output[Da
     """
     from creditops.config import Settings
     from creditops.data.snapshot import read_snapshot
-    from creditops.features.build import build_features_from_tables
+    from creditops.data.synthetic import CreditWorld
+    from creditops.features.build import build_feature_tables, entity_frame
     from feast_repo.store import apply, materialize, open_store, write_offline
 
     settings = Settings.model_validate_json(config)
     tables, info = read_snapshot(validated.metadata["path"])
-    features, entity_df, as_of = build_features_from_tables(tables)
+    world = CreditWorld.from_tables(tables, info.source["as_of"])
+    features, entity_df = build_feature_tables(world), entity_frame(world.applications)
     store = open_store(settings.feast)
     write_offline(features, store)
     apply(store)
-    materialize(store, end=as_of)
+    materialize(store, end=world.as_of)
     entity_df.to_parquet(entities.path, index=False)
     entities.metadata.update({"version": info.version, "rows": len(entity_df)})
     return len(entity_df)

@@ -24,18 +24,18 @@ def validate_data(
     from collections import namedtuple
     from pathlib import Path
 
+    from creditops.data.ingest import validate_snapshot
     from creditops.data.snapshot import read_snapshot, write_snapshot
-    from creditops.data.validation import validate_tables
 
     tables, info = read_snapshot(snapshot.metadata["path"])
-    result = validate_tables(tables, info)
+    result = validate_snapshot(tables, info)
     out = write_snapshot(
         result.accepted, validated.path, source={**info.source, "validated_from": info.version}
     )
     result.quarantine.to_parquet(quarantine.path)
     Path(quality_report.path).write_text(result.report_markdown)
     validated.metadata.update({"path": str(out.path), "version": info.version, "rows": out.row_counts})
-    rows_in, rows_bad = result.rows_in, len(result.quarantine)
+    rows_in, rows_bad = sum(c["rows_in"] for c in result.counts.values()), len(result.quarantine)
     metrics.log_metric("rows_in", rows_in)
     metrics.log_metric("rows_quarantined", rows_bad)
     return namedtuple("ValidationOutputs", ["rows_in", "rows_quarantined"])(rows_in, rows_bad)

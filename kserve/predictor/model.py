@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any
 
-import pandas as pd
+import numpy as np
 from kserve.protocol.infer_type import InferRequest, InferResponse
 
 import kserve
@@ -33,6 +32,7 @@ from predictor.online import OnlineFeatures
 log = logging.getLogger(__name__)
 CALLER_HEADER = "x-caller-id"
 DEFAULT_MAX_BATCH = 1000
+MAX_CALLER_ID = 256
 
 
 class CreditPredictor(kserve.Model):
@@ -142,39 +142,49 @@ class CreditPredictor(kserve.Model):
             if is_v2
             else payload.parse_v1(body, self.max_batch)
         )
-        frame = self._frame(request)
-        decisions = score_frame(self.bundle, frame, top_k=self.top_k, model_version=self.model_version)
+        matrix, inputs = self._features(request)
+        decisions = score_frame(self.bundle, matrix, top_k=self.top_k, model_version=self.model_version)
         predictions = [self._answer(d) for d in decisions]
         if request.applicant_ids is not None:
             for p, applicant_id in zip(predictions, request.applicant_ids, strict=True):
                 p["applicant_id"] = applicant_id
-        await self._audit(frame, decisions, predictions, request, headers or {})
+        await self._audit(inputs, decisions, predictions, headers or {})
         metrics.count_decisions(self.name, [p["decision"] for p in predictions])
         if is_v2:
             return payload.v2_response(self.name, self.model_version, body.id, predictions)
         return payload.v1_response(self.name, self.model_version, predictions)
 
-    def _frame(self, request: payload.ScoringRequest) -> pd.DataFrame:
-        """The model-ready feature frame: validated raw values, or the online store's row per applicant."""
+    def _features(self, request: payload.ScoringRequest) -> tuple[np.ndarray, list[dict[str, Any]]]:
+        """Model-ready matrix (manifest order) and, per row, the inputs to audit.
+
+        Raw values are validated by the core and audited as sent; by-id rows come from the online store and
+        are audited as ``applicant_id`` + the values read.
+        """
         if request.records is not None:
             try:
-                return coerce_features(request.records, self.features, self._ranges)
+                frame = coerce_features(request.records, self.features, self._ranges)
             except RequestError as exc:
                 raise bad_request(str(exc), "invalid_features") from None
+            return frame.to_numpy(), list(request.records)
         if self._lookup is None:
             raise bad_request(
                 "this server has no feature store: send feature values instead of applicant_id", "no_store"
             )
-        return self._online(request.applicant_ids or [])
-
-    def _online(self, ids: Sequence[int]) -> pd.DataFrame:
-        assert self._lookup is not None, "load() builds the lookup when a store is given"
-        frame = self._lookup(ids)
-        unknown = [i for i, row_missing in zip(ids, frame.isna().all(axis=1), strict=True) if row_missing]
-        if unknown:
-            shown = ", ".join(str(i) for i in unknown[:10]) + (" ..." if len(unknown) > 10 else "")
+        ids = request.applicant_ids or []
+        matrix = self._lookup(ids)
+        missing = np.isnan(matrix).all(axis=1)
+        if missing.any():
+            unknown = [str(i) for i, m in zip(ids, missing, strict=True) if m]
+            shown = ", ".join(unknown[:10]) + (" ..." if len(unknown) > 10 else "")
             raise PredictorError(f"unknown applicant_id: {shown}", HTTPStatus.NOT_FOUND, "unknown_applicant")
-        return frame
+        inputs = [
+            {
+                "applicant_id": i,
+                **{f: (None if v != v else v) for f, v in zip(self.features, row, strict=True)},
+            }
+            for i, row in zip(ids, matrix.tolist(), strict=True)
+        ]
+        return matrix, inputs
 
     def _answer(self, decision: Decision) -> dict[str, Any]:
         return {
@@ -196,33 +206,28 @@ class CreditPredictor(kserve.Model):
 
     async def _audit(
         self,
-        frame: pd.DataFrame,
+        inputs: list[dict[str, Any]],
         decisions: list[Decision],
         predictions: list[dict[str, Any]],
-        request: payload.ScoringRequest,
         headers: dict[str, str],
     ) -> None:
-        caller = headers.get(CALLER_HEADER) or "anonymous"
+        caller = (headers.get(CALLER_HEADER) or "anonymous")[:MAX_CALLER_ID]
         now = utc_now_iso()
-        rows = frame.to_dict(orient="records")
-        records = []
-        for i, (d, p, row) in enumerate(zip(decisions, predictions, rows, strict=True)):
-            inputs = {k: _plain(v) for k, v in row.items()}
-            if request.applicant_ids is not None:
-                inputs = {"applicant_id": request.applicant_ids[i], **inputs}
-            records.append(
-                AuditRecord(
-                    prediction_id=d.prediction_id,
-                    ts=now,
-                    model_name=self.bundle.manifest.model_name,
-                    model_version=d.model_version,
-                    inputs=inputs,
-                    output={"pd": p["pd"], "score": p["score"]},
-                    explanation=p["reasons"],
-                    decision=d.decision,
-                    caller_id=caller,
-                )
+        model_name = self.bundle.manifest.model_name
+        records = [
+            AuditRecord(
+                prediction_id=d.prediction_id,
+                ts=now,
+                model_name=model_name,
+                model_version=d.model_version,
+                inputs=row,
+                output={"pd": p["pd"], "score": p["score"]},
+                explanation=p["reasons"],
+                decision=d.decision,
+                caller_id=caller,
             )
+            for d, p, row in zip(decisions, predictions, inputs, strict=True)
+        ]
         try:
             await self.audit.write(records)
         except Exception as exc:  # any failure of the audit store fails the request, by design

@@ -11,22 +11,20 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from creditops.features.registry import FEATURE_SERVICE, JOIN_KEY
 
 
 class OnlineFeatures:
-    """Callable ``ids -> DataFrame`` (columns ``features`` in order; NaN where the store has no value)."""
+    """Callable ``ids -> float matrix`` (rows in request order, columns ``features``; NaN = no value)."""
 
     def __init__(self, store: Any, features: Sequence[str]):
         self.store = store
         self.features = list(features)
         self.service = store.get_feature_service(FEATURE_SERVICE)
 
-    def __call__(self, applicant_ids: Sequence[int]) -> pd.DataFrame:
+    def __call__(self, applicant_ids: Sequence[int]) -> np.ndarray:
         """Current feature values of ``applicant_ids`` (one row each, request order)."""
         rows = [{JOIN_KEY: int(i)} for i in applicant_ids]
         values = self.store.get_online_features(features=self.service, entity_rows=rows).to_dict()
-        matrix = np.array([values[f] for f in self.features], dtype=np.float64).T  # None -> nan
-        return pd.DataFrame(matrix, columns=self.features, copy=False)
+        return np.array([values[f] for f in self.features], dtype=np.float64).T  # None -> nan

@@ -17,6 +17,7 @@ from creditops.data import real
 from creditops.data.snapshot import SnapshotInfo, write_snapshot
 from creditops.data.spec import DatasetSpec, load_dataset
 from creditops.data.synthetic import GENERATOR_VERSION, CreditWorld, generate_world
+from creditops.data.validation import ValidationResult, validate_table, validate_world
 
 Source = Literal["synthetic", "german_credit", "hmda", "spec"]
 SOURCES: tuple[str, ...] = ("synthetic", "german_credit", "hmda", "spec")
@@ -131,3 +132,11 @@ def corrupt_world(world: CreditWorld, seed: int = 0) -> tuple[CreditWorld, pd.Da
 
     corrupted = CreditWorld(applications=apps, bureau=bureau, transactions=tx, as_of=world.as_of)
     return corrupted, pd.DataFrame(injected, columns=["table", "row_number", "rule"])
+
+
+def validate_snapshot(tables: dict[str, pd.DataFrame], info: SnapshotInfo) -> ValidationResult:
+    """Validate a snapshot by what it holds: a synthetic world (three tables) or a spec-described table."""
+    if info.source.get("kind") == "synthetic":
+        return validate_world(CreditWorld.from_tables(tables, info.source["as_of"]))
+    spec = DatasetSpec.model_validate(info.source["spec"])
+    return validate_table(tables[spec.name], spec)

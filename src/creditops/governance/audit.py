@@ -29,6 +29,7 @@ import time
 from collections.abc import Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from pathlib import Path
 from typing import Any
 
@@ -108,14 +109,12 @@ def _record_payload(chain_id: str, seq: int, r: Sequence[Any]) -> str:
     """Canonical JSON of a stored record (keys in sorted order); ``r`` is the column tuple minus hashes."""
     # Built by concatenation because the three JSON fields are already canonical text; equal to
     # canonical_json() of the decoded record (tested).
+    q = encode_basestring  # == json.dumps(str, ensure_ascii=False), in C
     return (
-        '{"caller_id":' + json.dumps(r[10], ensure_ascii=False)
-        + ',"chain_id":' + json.dumps(chain_id, ensure_ascii=False)
-        + ',"decision":' + json.dumps(r[9], ensure_ascii=False) + ',"explanation":' + r[8]
-        + ',"inputs":' + r[6] + ',"model_name":' + json.dumps(r[4], ensure_ascii=False)
-        + ',"model_version":' + json.dumps(r[5], ensure_ascii=False) + ',"output":' + r[7]
-        + ',"prediction_id":' + json.dumps(r[2], ensure_ascii=False) + ',"seq":' + str(seq)
-        + ',"ts":' + json.dumps(r[3], ensure_ascii=False) + "}"
+        '{"caller_id":' + q(r[10]) + ',"chain_id":' + q(chain_id) + ',"decision":' + q(r[9])
+        + ',"explanation":' + r[8] + ',"inputs":' + r[6] + ',"model_name":' + q(r[4])
+        + ',"model_version":' + q(r[5]) + ',"output":' + r[7] + ',"prediction_id":' + q(r[2])
+        + ',"seq":' + str(seq) + ',"ts":' + q(r[3]) + "}"
     )  # fmt: skip
 
 
