@@ -5,4 +5,4 @@ package and ``feast_repo`` installed; the KFP package is not re-installed at run
 Configuration travels as one JSON string of :class:`creditops.config.Settings`, parsed once per step.
 """
 
-BASE_IMAGE = "ghcr.io/creditops/creditops:0.1.0"
+BASE_IMAGE = "ghcr.io/creditops/creditops:0.1.0-python3.11"

@@ -26,7 +26,10 @@ def build_training_set(
     from feast_repo.store import open_store, training_frame
 
     settings = Settings.model_validate_json(config)
-    frame = training_frame(open_store(settings.feast), pd.read_parquet(entities.path))
+    frame = training_frame(
+        open_store(settings.feast.repo_path, settings.feast, data_dir=settings.workdir / "feast"),
+        pd.read_parquet(entities.path),
+    )
     split = split_frame(frame, how=settings.training.split, seed=settings.training.seed)
     for part, artifact in ((split.train, train), (split.valid, valid), (split.test, test)):
         part.to_parquet(artifact.path, index=False)

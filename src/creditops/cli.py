@@ -68,19 +68,42 @@ def _train(settings: Settings) -> dict[str, Any]:
     return summary
 
 
+_HEADLINE_METRICS = (
+    "cv_auc_mean",
+    "cv_auc_std",
+    "test.auc",
+    "test.gini",
+    "test.ks",
+    "test.brier",
+    "test.precision",
+    "test.recall",
+    "test.f1",
+    "test.fpr",
+)
+
+
 def print_summary(summary: dict[str, Any]) -> None:
-    """Render a training run summary."""
+    """Render a training run summary: data version, best params, headline metrics, gates, registry, card."""
+    metrics = summary.get("metrics", {})
     table = Table(title="training run", show_header=False)
     table.add_row("data version", str(summary.get("data_version")))
-    table.add_row("best params", json.dumps(summary.get("best_params", {}), sort_keys=True))
-    for name, value in sorted(summary.get("metrics", {}).items()):
-        table.add_row(name, f"{value:.4f}" if isinstance(value, float) else str(value))
+    params = {
+        k: round(v, 4) if isinstance(v, float) else v for k, v in summary.get("best_params", {}).items()
+    }
+    table.add_row("best params", json.dumps(params, sort_keys=True))
+    table.add_row("metrics", "  ".join(f"{k}={metrics[k]:.4f}" for k in _HEADLINE_METRICS if k in metrics))
     for gate in summary.get("gates", []):
         mark = "[green]pass[/]" if gate["passed"] else "[red]FAIL[/]"
-        table.add_row(f"gate {gate['name']}", f"{mark} {gate['value']:.4f} {gate['op']} {gate['threshold']}")
-    version = summary.get("registered_version") or "[red]not registered[/] (a gate failed)"
-    table.add_row("registered", f"{summary.get('model_name')} v{version} (alias challenger)")
+        table.add_row(gate["name"], f"{mark}  {gate['value']:.4f} {gate['op']} {gate['threshold']}")
+    version = summary.get("registered_version")
+    registered = (
+        f"{summary.get('model_name')} v{version} (alias challenger)"
+        if version
+        else ("[red]not registered[/]: " + summary.get("gate_summary", "a gate failed"))
+    )
+    table.add_row("registered", registered)
     table.add_row("model card", str(summary.get("model_card_html")))
+    table.add_row("step logs", str(summary.get("log")))
     console.print(table)
 
 

@@ -87,6 +87,7 @@ class MlflowConfig(_Section):
     """Tracking server and registry."""
 
     tracking_uri: str = "sqlite:///{workdir}/mlflow.db"
+    artifact_location: str = "{workdir}/mlartifacts"
     experiment: str = "creditops"
     model_name: str = "credit-pd"
 
@@ -126,6 +127,7 @@ class Settings(_Section):
         data = self.model_dump()
         data["workdir"] = workdir
         data["mlflow"]["tracking_uri"] = self.mlflow.tracking_uri.replace("{workdir}", str(workdir))
+        data["mlflow"]["artifact_location"] = self.mlflow.artifact_location.replace("{workdir}", str(workdir))
         data["audit"]["url"] = self.audit.url.replace("{workdir}", str(workdir))
         if self.feast.repo_path is not None and not self.feast.repo_path.is_absolute():
             data["feast"]["repo_path"] = ((base or Path.cwd()) / self.feast.repo_path).resolve()

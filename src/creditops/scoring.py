@@ -20,11 +20,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from creditops.governance.audit import AuditRecord, utc_now_iso
 from creditops.governance.explain import ReasonCode, contributions_array, reasons_from_contribs
 
 __all__ = [
     "Decision",
     "RequestError",
+    "audit_records",
     "coerce_features",
     "coerce_matrix",
     "model_version_of",
@@ -272,3 +274,41 @@ def score_frame(
         Decision(ids[i], float(pd_[i]), float(score[i]), str(decision[i]), reasons[i], version)
         for i in range(len(M))
     ]
+
+
+def audit_records(
+    bundle: Any, X: pd.DataFrame | np.ndarray, decisions: Sequence[Decision], caller_id: str = ""
+) -> list[AuditRecord]:
+    """Audit records for served decisions (inputs as served, output, reasons), ready for ``AuditLog.append``.
+
+    Args:
+        bundle: the bundle that made the decisions.
+        X: the validated inputs that were scored (same rows, same order as ``decisions``).
+        decisions: from :func:`score_frame`.
+        caller_id: who asked (API client id, ``batch``...).
+    """
+    info = _info(bundle)
+    if isinstance(X, pd.DataFrame):
+        X = X if list(X.columns) == info.features else X[info.features]
+        M = X.to_numpy(dtype=np.float32)
+    else:
+        M = np.asarray(X, dtype=np.float32)
+    ts = utc_now_iso()
+    rows = M.tolist()
+    out = []
+    for d, row in zip(decisions, rows, strict=True):
+        full = d.to_dict()
+        out.append(
+            AuditRecord(
+                prediction_id=d.prediction_id,
+                model_name=bundle.manifest.model_name,
+                model_version=d.model_version,
+                inputs=dict(zip(info.features, row, strict=True)),
+                output={"pd": d.pd, "score": d.score, "decision": d.decision},
+                explanation=full["reasons"],
+                decision=d.decision,
+                caller_id=caller_id,
+                ts=ts,
+            )
+        )
+    return out

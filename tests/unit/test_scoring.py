@@ -14,7 +14,9 @@ from creditops.artifact import Calibration, Manifest, ScoreScaling, Thresholds, 
 from creditops.scoring import (
     Decision,
     RequestError,
+    audit_records,
     coerce_features,
+    coerce_matrix,
     new_prediction_ids,
     predict_from_contribs,
     score_frame,
@@ -133,6 +135,19 @@ def test_score_frame_matches_bundle(tiny):
         assert d.to_dict()["decision"] == d.decision
 
 
+def test_audit_records_round_trip(tiny, tmp_path):
+    from creditops.governance.audit import AuditLog
+
+    bundle, X = tiny
+    decisions = score_frame(bundle, X.head(5))
+    log = AuditLog.open(f"sqlite:///{tmp_path}/a.db")
+    log.append(audit_records(bundle, X.head(5), decisions, caller_id="api"))
+    assert log.verify().ok
+    served = log.read_inputs(limit=None)
+    assert served["prediction_id"].tolist() == [d.prediction_id for d in decisions]
+    np.testing.assert_array_equal(served[FEATURES].to_numpy(np.float32), X.head(5).to_numpy())
+
+
 def test_predict_from_contribs_equals_predict_pd(tiny):
     bundle, X = tiny
     contribs = bundle.contributions(X).to_numpy()
@@ -152,6 +167,6 @@ def test_single_row_is_fast(tiny):
     score_frame(bundle, x)
     t0 = time.perf_counter()
     for _ in range(200):
-        score_frame(bundle, coerce_features([good_record()], FEATURES, RANGES))
+        score_frame(bundle, coerce_matrix([good_record()], FEATURES, RANGES))
     per_call = (time.perf_counter() - t0) / 200
     assert per_call < 0.005  # generous for a shared 2-core box; typical ~0.1 ms

@@ -7,19 +7,23 @@ xgboost's CPU TreeSHAP costs about 1.3 ms per row for a 300-tree depth-5 model, 
 scoring with reason codes. For shallow trees the same exact values can be had much faster: on one leaf's path
 the row only matters through which path conditions it satisfies (a bit pattern over the <= depth distinct
 features on the path), so each leaf's Shapley values are tabulated once per bundle for all 2**d patterns
-(the idea behind Fast TreeSHAP v2, Yang 2021) and a row then costs one threshold test per split and one table
-lookup per leaf. The tables are built with numba and checked against xgboost's own ``pred_contribs`` on a
-probe sample when the bundle is first explained; any model the fast path cannot reproduce (categorical splits,
-deep trees, multi-output, a mismatch) falls back to xgboost transparently.
+(the idea behind Fast TreeSHAP v2, Yang 2021). Leaf tables are then summed into tables per small subtree
+("unit"), indexed by the prefix pattern above the unit and the outcomes of the unit's own splits, so a row
+costs one threshold test per split and a few table lookups per tree (~45 us for 300 trees, 45 features).
+The tables are built with numba and checked against xgboost's own ``pred_contribs`` on a probe sample when a
+bundle is first explained; any model the fast path cannot reproduce (categorical splits, deep trees,
+multi-output, a mismatch) falls back to xgboost transparently (``TreeShap.fast`` / ``fallback_reason``).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import threading
 import weakref
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numba
@@ -43,6 +47,8 @@ _MAX_FAST_DEPTH = 10
 _UNIT_BITS = 10
 _MAX_TABLE_VALUES = 64_000_000
 _PROBE_TOLERANCE = 1e-3
+# numba's disk cache lives in __pycache__ beside this file; in a read-only image (KServe) compile in memory.
+_CACHE = bool(os.environ.get("NUMBA_CACHE_DIR")) or os.access(Path(__file__).parent, os.W_OK)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +65,7 @@ class ReasonCode:
 # numba kernels
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=_CACHE)
 def _leaf_tables(
     leaf_value: np.ndarray,
     slot_off: np.ndarray,
@@ -108,7 +114,7 @@ def _leaf_tables(
                 table[t0 + pattern * d + i] = v * (o_i - zero[s0 + i]) * total
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=_CACHE)
 def _unit_tables(
     unit_ps: np.ndarray,
     unit_m: np.ndarray,
@@ -147,7 +153,7 @@ def _unit_tables(
                     table[base + uleaf_pos[p0 + k]] += leaf_table[lbase + k]
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=_CACHE, nogil=True)
 def _shap_rows(
     X: np.ndarray,
     start: int,
@@ -522,8 +528,6 @@ class _Unsupported(Exception):
 
 
 def _cpu_count() -> int:
-    import os
-
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - non-Linux

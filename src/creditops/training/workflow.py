@@ -18,7 +18,7 @@ from creditops.artifact import Manifest, save_bundle
 from creditops.config import Settings
 from creditops.features.registry import FEATURE_SERVICE, FEATURES, feature_directions, model_feature_names
 from creditops.governance.gates import GateReport
-from creditops.governance.registry import default_artifact_location, register, tracking_uri_for
+from creditops.governance.registry import register, tracking_uri_for
 from creditops.training.fit import fit_model
 from creditops.training.split import Split
 from creditops.training.tune import TuneResult, tune
@@ -36,7 +36,7 @@ def start_parent_run(settings: Settings, data_version: str) -> str:
         experiment.experiment_id
         if experiment
         else client.create_experiment(
-            settings.mlflow.experiment, artifact_location=default_artifact_location(uri)
+            settings.mlflow.experiment, artifact_location=settings.mlflow.artifact_location
         )
     )
     run = client.create_run(
@@ -148,6 +148,7 @@ def register_if_passed(
             lineage={"data_version": manifest.data_version, "feature_service": manifest.feature_service},
             model_card_paths=[card_paths["markdown"], card_paths["html"]],
             experiment=settings.mlflow.experiment,
+            artifact_location=settings.mlflow.artifact_location,
         )
     gate_metrics = {k: v for k, v in report.metrics.items() if v == v}
     return RunSummary(
