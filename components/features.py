@@ -23,7 +23,7 @@ def compute_features(config: str, validated: Input[Dataset], entities: Output[Da
     tables, info = read_snapshot(validated.metadata["path"])
     world = CreditWorld.from_tables(tables, info.source["as_of"])
     features, entity_df = build_feature_tables(world), entity_frame(world.applications)
-    store = open_store(settings.feast.repo_path, settings.feast, data_dir=settings.workdir / "feast")
+    store = open_store(config=settings.feast)
     write_offline(features, store)
     apply(store)
     materialize(store, end=world.as_of)

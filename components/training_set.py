@@ -27,7 +27,7 @@ def build_training_set(
 
     settings = Settings.model_validate_json(config)
     frame = training_frame(
-        open_store(settings.feast.repo_path, settings.feast, data_dir=settings.workdir / "feast"),
+        open_store(config=settings.feast),
         pd.read_parquet(entities.path),
     )
     split = split_frame(frame, how=settings.training.split, seed=settings.training.seed)

@@ -32,22 +32,9 @@ _COPY_CHUNK_ROWS = 250_000
 def feast_env(config: FeastConfig | None = None, data_dir: str | Path | None = None) -> dict[str, str]:
     """The ``CREDITOPS_FEAST_*`` variables for a config (registry and SQLite file live in ``data_dir``)."""
     cfg = config or FeastConfig()
-    data = Path(data_dir or definitions.DEFAULT_DATA_DIR).resolve()
-    return {
-        "CREDITOPS_FEAST_PROJECT": cfg.project,
-        "CREDITOPS_FEAST_DATA_DIR": str(data),
-        "CREDITOPS_FEAST_REGISTRY": str(data / "registry.db"),
-        "CREDITOPS_FEAST_ONLINE_STORE": cfg.online_store,
-        "CREDITOPS_FEAST_OFFLINE_STORE": cfg.offline_store,
-        "CREDITOPS_FEAST_SQLITE_PATH": str(data / "online.db"),
-        "CREDITOPS_FEAST_REDIS": cfg.redis_connection,
-        "CREDITOPS_FEAST_PG_HOST": cfg.postgres_host,
-        "CREDITOPS_FEAST_PG_PORT": str(cfg.postgres_port),
-        "CREDITOPS_FEAST_PG_DATABASE": cfg.postgres_database,
-        "CREDITOPS_FEAST_PG_USER": cfg.postgres_user,
-        "CREDITOPS_FEAST_PG_PASSWORD": cfg.postgres_password,
-        "CREDITOPS_FEAST_PG_SSLMODE": cfg.postgres_sslmode,
-    }
+    if data_dir is not None:
+        cfg = cfg.model_copy(update={"data_dir": Path(data_dir)})
+    return cfg.env(definitions.DEFAULT_DATA_DIR)
 
 
 def _expand(text: str, env: Mapping[str, str]) -> str:

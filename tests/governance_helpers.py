@@ -7,12 +7,13 @@ Importable from any test module (``tests/`` is on sys.path through its conftest)
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import xgboost as xgb
 
-from creditops.artifact import Calibration, Manifest, ScoreScaling, Thresholds, save_bundle
+from creditops.artifact import Bundle, Calibration, Manifest, ScoreScaling, Thresholds, save_bundle
 
 FEATURES = ["utilisation", "income_k", "noise", "num_late"]
 DIRECTIONS = {"utilisation": 1, "income_k": -1, "noise": 0, "num_late": 1}
@@ -88,3 +89,32 @@ def make_bundle(
     )
     bundle_dir = save_bundle(out_dir, booster, manifest, train[FEATURES].sample(200, random_state=seed))
     return bundle_dir, test
+
+
+class ProxyBiasedBundle:
+    """A bundle whose PD is raised by ``bias`` for every applicant with ``noise > 0``.
+
+    With :func:`sex_from_proxy` making ``noise > 0`` mean ``female``, this is a model that learned a proxy of
+    sex and declines women more often: decisions deliberately biased against one group.
+    """
+
+    def __init__(self, bundle: Bundle, bias: float) -> None:
+        self.bundle = bundle
+        self.bias = bias
+        self.manifest = bundle.manifest
+
+    def predict_pd(self, X: pd.DataFrame) -> np.ndarray:
+        """The wrapped PD plus ``bias`` where ``noise > 0`` (clipped to [0, 1])."""
+        raised = self.bundle.predict_pd(X) + self.bias * (X["noise"].to_numpy() > 0)
+        return np.clip(raised, 0.0, 1.0)
+
+    def decide(self, pd_: np.ndarray) -> Any:
+        """The wrapped bundle's decision rule."""
+        return self.bundle.decide(pd_)
+
+
+def sex_from_proxy(test: pd.DataFrame) -> pd.DataFrame:
+    """Copy of ``test`` where ``sex`` is ``female`` exactly when ``noise > 0`` (see ProxyBiasedBundle)."""
+    out = test.copy()
+    out["sex"] = np.where(out["noise"] > 0, "female", "male")
+    return out

@@ -26,13 +26,27 @@ class PredictorError(InvalidInput):
         self.error_reason = reason
 
 
-class AuditUnavailable(InferenceError):
-    """The audit log could not record a prediction: the request fails (503) and no answer is given."""
+class Unavailable(InferenceError):
+    """A backend the predictor needs failed: the request fails with a 503 and no answer is given."""
+
+    def __init__(self, message: str, reason: str):
+        super().__init__(message, status=reason)
+        self.status_code = HTTPStatus.SERVICE_UNAVAILABLE
+        self.error_reason = reason
+
+
+class AuditUnavailable(Unavailable):
+    """The audit log could not record a prediction (nothing is answered, nothing partial is recorded)."""
 
     def __init__(self, message: str):
-        super().__init__(message, status="audit_unavailable")
-        self.status_code = HTTPStatus.SERVICE_UNAVAILABLE
-        self.error_reason = "audit_unavailable"
+        super().__init__(message, "audit_unavailable")
+
+
+class FeatureStoreUnavailable(Unavailable):
+    """The online feature store could not be read."""
+
+    def __init__(self, message: str):
+        super().__init__(message, "feature_store_unavailable")
 
 
 def bad_request(message: str, reason: str = "invalid_input") -> PredictorError:
@@ -46,9 +60,10 @@ async def _predictor_error_handler(request: Request, exc: Exception) -> ORJSONRe
     return ORJSONResponse(status_code=exc.status, content={"error": exc.reason})
 
 
-async def _audit_error_handler(request: Request, exc: Exception) -> ORJSONResponse:
-    request.state.error_reason = "audit_unavailable"
-    return ORJSONResponse(status_code=HTTPStatus.SERVICE_UNAVAILABLE, content={"error": str(exc)})
+async def _unavailable_handler(request: Request, exc: Exception) -> ORJSONResponse:
+    assert isinstance(exc, Unavailable)
+    request.state.error_reason = exc.error_reason
+    return ORJSONResponse(status_code=HTTPStatus.SERVICE_UNAVAILABLE, content={"error": exc.reason})
 
 
 async def _validation_error_handler(request: Request, exc: Exception) -> ORJSONResponse:
@@ -74,6 +89,6 @@ def install_error_handlers(app: FastAPI) -> None:
     handler up along the exception's MRO).
     """
     app.add_exception_handler(PredictorError, _predictor_error_handler)
-    app.add_exception_handler(AuditUnavailable, _audit_error_handler)
+    app.add_exception_handler(Unavailable, _unavailable_handler)
     app.add_exception_handler(RequestValidationError, _validation_error_handler)
     metrics.install_middleware(app)

@@ -26,8 +26,8 @@ from creditops.features.registry import FEATURE_SERVICE, FEATURES, model_feature
 from creditops.governance.audit import AuditLog, AuditRecord, AuditWriter, utc_now_iso
 from creditops.scoring import Decision, RequestError, coerce_features, model_version_of, score_frame
 from predictor import metrics, payload
-from predictor.errors import AuditUnavailable, PredictorError, bad_request
-from predictor.online import OnlineFeatures
+from predictor.errors import AuditUnavailable, FeatureStoreUnavailable, PredictorError, bad_request
+from predictor.online import CoalescingLookup, OnlineFeatures
 
 log = logging.getLogger(__name__)
 CALLER_HEADER = "x-caller-id"
@@ -77,7 +77,7 @@ class CreditPredictor(kserve.Model):
         self.top_k = top_k
         self.features: list[str] = []
         self.model_version = ""
-        self._lookup: OnlineFeatures | None = None
+        self._lookup: CoalescingLookup | None = None
 
     def load(self) -> bool:
         """Load the bundle (refusing a feature-contract mismatch), the online store and the audit writer."""
@@ -94,8 +94,9 @@ class CreditPredictor(kserve.Model):
             overrides = {k: v for k, v in os.environ.items() if k.startswith("CREDITOPS_FEAST_")}
             self.store = open_store(self.feast_repo, env=overrides)
         if self.store is not None:
-            self._lookup = OnlineFeatures(self.store, self.features)
-            self._lookup([0])  # opens the online-store connection now rather than on the first request
+            lookup = OnlineFeatures(self.store, self.features)
+            lookup([0])  # opens the online-store connection now rather than on the first request
+            self._lookup = CoalescingLookup(lookup)
         if self.audit is None:
             if not self.audit_url:
                 raise BundleError("an audit log is required: pass audit_url (every prediction is audited)")
@@ -142,7 +143,7 @@ class CreditPredictor(kserve.Model):
             if is_v2
             else payload.parse_v1(body, self.max_batch)
         )
-        matrix, inputs = self._features(request)
+        matrix, inputs = await self._features(request)
         decisions = score_frame(self.bundle, matrix, top_k=self.top_k, model_version=self.model_version)
         predictions = [self._answer(d) for d in decisions]
         if request.applicant_ids is not None:
@@ -154,7 +155,7 @@ class CreditPredictor(kserve.Model):
             return payload.v2_response(self.name, self.model_version, body.id, predictions)
         return payload.v1_response(self.name, self.model_version, predictions)
 
-    def _features(self, request: payload.ScoringRequest) -> tuple[np.ndarray, list[dict[str, Any]]]:
+    async def _features(self, request: payload.ScoringRequest) -> tuple[np.ndarray, list[dict[str, Any]]]:
         """Model-ready matrix (manifest order) and, per row, the inputs to audit.
 
         Raw values are validated by the core and audited as sent; by-id rows come from the online store and
@@ -171,7 +172,11 @@ class CreditPredictor(kserve.Model):
                 "this server has no feature store: send feature values instead of applicant_id", "no_store"
             )
         ids = request.applicant_ids or []
-        matrix = self._lookup(ids)
+        try:
+            matrix = await self._lookup(ids)
+        except Exception as exc:  # Redis down, registry unreadable...: infrastructure, not the caller's fault
+            log.error("online feature lookup failed: %s", exc)
+            raise FeatureStoreUnavailable(f"feature store unavailable: {exc}") from None
         missing = np.isnan(matrix).all(axis=1)
         if missing.any():
             unknown = [str(i) for i, m in zip(ids, missing, strict=True) if m]

@@ -37,6 +37,7 @@ class FeastConfig(_Section):
     """Feature store backends; the repo's feature_store.yaml reads these through environment variables."""
 
     repo_path: Path | None = None
+    data_dir: Path | None = None
     project: str = "creditops"
     online_store: Literal["sqlite", "redis"] = "sqlite"
     offline_store: Literal["file", "postgres"] = "file"
@@ -47,6 +48,28 @@ class FeastConfig(_Section):
     postgres_user: str = "postgres"
     postgres_password: str = ""
     postgres_sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = "require"
+
+    def env(self, default_data_dir: Path) -> dict[str, str]:
+        """The ``CREDITOPS_FEAST_*`` variables that ``feast_repo/feature_store.yaml`` is expanded with.
+
+        Registry, SQLite online store and Parquet offline files live in ``data_dir`` (else the default).
+        """
+        data = Path(self.data_dir or default_data_dir).resolve()
+        return {
+            "CREDITOPS_FEAST_PROJECT": self.project,
+            "CREDITOPS_FEAST_DATA_DIR": str(data),
+            "CREDITOPS_FEAST_REGISTRY": str(data / "registry.db"),
+            "CREDITOPS_FEAST_ONLINE_STORE": self.online_store,
+            "CREDITOPS_FEAST_OFFLINE_STORE": self.offline_store,
+            "CREDITOPS_FEAST_SQLITE_PATH": str(data / "online.db"),
+            "CREDITOPS_FEAST_REDIS": self.redis_connection,
+            "CREDITOPS_FEAST_PG_HOST": self.postgres_host,
+            "CREDITOPS_FEAST_PG_PORT": str(self.postgres_port),
+            "CREDITOPS_FEAST_PG_DATABASE": self.postgres_database,
+            "CREDITOPS_FEAST_PG_USER": self.postgres_user,
+            "CREDITOPS_FEAST_PG_PASSWORD": self.postgres_password,
+            "CREDITOPS_FEAST_PG_SSLMODE": self.postgres_sslmode,
+        }
 
 
 class TrainingConfig(_Section):
@@ -62,7 +85,31 @@ class TrainingConfig(_Section):
 
 
 class GatesConfig(_Section):
-    """Thresholds a model must meet before it may be registered for deployment."""
+    """Thresholds a model must meet before it may be registered for deployment.
+
+    Fairness gates are statistical (see :mod:`creditops.governance.gates`): a disparity FAILS when it is
+    significantly above its threshold (lower bound of its confidence interval > threshold), or when its point
+    estimate is above the threshold and the estimate is precise (interval half-width <=
+    ``fairness_precise_half_width``). A disparity above the threshold with a wide interval passes, flagged in
+    the report's notes as inconclusive.
+
+    Attributes:
+        min_auc: test AUC-ROC must reach this.
+        max_fpr: false-positive rate of the decline decision must stay at or under this.
+        max_demographic_parity_difference: limit on the spread of decline rates between groups.
+        max_equal_opportunity_difference: limit on the spread of true-positive rates between groups.
+        max_perturbation_shift: limit on the mean |change in PD| under small input noise.
+        perturbation_scale: size of that noise, in standard deviations of each input.
+        fairness_min_group_size: rows a group needs to enter either disparity; smaller groups are listed
+            as excluded.
+        fairness_min_group_defaulters: defaulters a group needs to enter the equal opportunity difference.
+        fairness_bootstrap_resamples: stratified bootstrap resamples per protected attribute.
+        fairness_confidence: confidence level of the disparity intervals.
+        fairness_precise_half_width: an interval at most this wide on each side counts as precise, so the
+            point estimate alone decides (0 disables: only a significant excess fails).
+        fairness_fail_unassessed: fail a disparity that cannot be measured (fewer than two groups with enough
+            support) instead of passing it with a note.
+    """
 
     min_auc: float = 0.80
     max_fpr: float = 0.05
@@ -70,6 +117,12 @@ class GatesConfig(_Section):
     max_equal_opportunity_difference: float = 0.10
     max_perturbation_shift: float = 0.02
     perturbation_scale: float = 0.01
+    fairness_min_group_size: int = Field(100, ge=1)
+    fairness_min_group_defaulters: int = Field(30, ge=1)
+    fairness_bootstrap_resamples: int = Field(200, ge=50)
+    fairness_confidence: float = Field(0.95, gt=0.5, lt=1.0)
+    fairness_precise_half_width: float = Field(0.05, ge=0.0)
+    fairness_fail_unassessed: bool = False
 
 
 class ScoringConfig(_Section):
@@ -129,8 +182,12 @@ class Settings(_Section):
         data["mlflow"]["tracking_uri"] = self.mlflow.tracking_uri.replace("{workdir}", str(workdir))
         data["mlflow"]["artifact_location"] = self.mlflow.artifact_location.replace("{workdir}", str(workdir))
         data["audit"]["url"] = self.audit.url.replace("{workdir}", str(workdir))
-        if self.feast.repo_path is not None and not self.feast.repo_path.is_absolute():
-            data["feast"]["repo_path"] = ((base or Path.cwd()) / self.feast.repo_path).resolve()
+        for key in ("repo_path", "data_dir"):
+            value = getattr(self.feast, key)
+            if value is not None and not value.is_absolute():
+                data["feast"][key] = ((base or Path.cwd()) / value).resolve()
+        if self.feast.data_dir is None:
+            data["feast"]["data_dir"] = workdir / "feast"
         return Settings.model_validate(data)
 
 

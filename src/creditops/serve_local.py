@@ -31,6 +31,14 @@ def kserve_dir() -> Path:
     return Path(env) if env else Path(__file__).resolve().parents[2] / "kserve"
 
 
+def feast_repo_dir(settings: Settings) -> Path:
+    """The Feast repository the servers read (config, else ``CREDITOPS_FEAST_REPO``, else this checkout's)."""
+    if settings.feast.repo_path is not None:
+        return settings.feast.repo_path
+    env = os.environ.get("CREDITOPS_FEAST_REPO")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "feast_repo"
+
+
 def free_port() -> int:
     """An unused TCP port on the loopback interface."""
     with socket.socket() as sock:
@@ -51,13 +59,14 @@ def predictor_command(settings: Settings, model: str, port: int) -> tuple[list[s
         "--model-name",
         settings.serving.model_name,
         "--feast-repo",
-        str(settings.feast_repo()),
+        str(feast_repo_dir(settings)),
         "--audit-url",
         settings.audit.url,
         "--http-port",
         str(port),
     ]
-    env = {**os.environ, **settings.feast_env(), "PYTHONPATH": str(kserve_dir())}
+    default_data = settings.workdir / "feast"
+    env = {**os.environ, **settings.feast.env(default_data), "PYTHONPATH": str(kserve_dir())}
     return cmd, env
 
 
@@ -112,8 +121,12 @@ def demo_serving(settings: Settings, summary: dict[str, Any], console: Console, 
     console.rule(f"serving {model_uri} (local KServe model server)")
     with running_predictor(settings, model_uri) as base:
         url = f"{base}/v1/models/{settings.serving.model_name}:predict"
-        response = httpx.post(url, json={"instances": [{"applicant_id": i} for i in ids]},
-                              headers={"X-Caller-Id": "demo"}, timeout=30)
+        response = httpx.post(
+            url,
+            json={"instances": [{"applicant_id": i} for i in ids]},
+            headers={"X-Caller-Id": "demo"},
+            timeout=30,
+        )
         if response.status_code != 200:
             raise CreditOpsError(f"predict returned {response.status_code}: {response.text}")
         _print_decisions(console, ids, response.json()["predictions"])

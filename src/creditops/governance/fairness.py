@@ -1,16 +1,17 @@
 """Group fairness of credit decisions, measured with fairlearn, with its sampling uncertainty.
 
 "Decline" is the positive prediction: a group with a higher selection rate is declined more often. Two
-disparities gate a model, per protected attribute: the demographic parity difference (spread, max - min, of
-decline rates between groups) and the equal opportunity difference (spread of true-positive rates, i.e. of the
-share of real defaulters that each group's decisions catch). A per-group :class:`fairlearn.metrics.MetricFrame`
-(selection rate, TPR, FPR, AUC, count, defaulters) goes into the model card.
+disparities gate a model, per protected attribute: the demographic parity difference (spread, max - min,
+of decline rates between groups) and the equal opportunity difference (spread of true-positive rates, i.e. of
+the share of real defaulters that each group's decisions catch). A per-group
+:class:`fairlearn.metrics.MetricFrame` (selection rate, TPR, FPR, AUC, count, defaulters) goes into the model
+card.
 
-Support. A group enters a disparity only with enough evidence: ``min_group_size`` rows for both disparities and
-also ``min_group_positives`` defaulters for the equal opportunity difference (a TPR from ten defaulters moves
-in steps of 0.1). Left-out groups stay in the per-group frame and are listed, with the reason, in
-:attr:`FairnessResult.excluded_groups` / :attr:`FairnessResult.exclusion_reasons`. With fewer than two eligible
-groups a disparity is not measurable: its value is NaN, never a reassuring 0.
+Support. A group enters a disparity only with enough evidence: ``min_group_size`` rows for both disparities
+and also ``min_group_positives`` defaulters for the equal opportunity difference (a TPR from ten defaulters
+moves in steps of 0.1). Left-out groups stay in the per-group frame and are listed, with the reason, in
+:attr:`FairnessResult.excluded_groups` / :attr:`FairnessResult.exclusion_reasons`. With fewer than two
+eligible groups a disparity is not measurable: its value is NaN, never a reassuring 0.
 
 Uncertainty. Each disparity carries a confidence interval from a stratified bootstrap: rows are resampled with
 replacement within every (group, outcome) stratum, so each group keeps its size and its number of defaulters,
@@ -19,8 +20,8 @@ bootstrap draws that count directly, ``Binomial(n, observed rate)``: the same di
 vectorised over resamples and groups. The max - min of noisy group rates is biased upwards (with five groups
 of equal true rate it is positive, often large), and so is the plain percentile interval of its bootstrap
 replicates. The interval is therefore built from *simultaneous* intervals for every pairwise difference
-(bootstrap max-t: ``d_ij +- c * se_ij``, ``c`` the ``confidence`` quantile of the largest studentised deviation
-over all pairs): since the spread is ``max |p_i - p_j|``, it lies in ``[max_ij (|d_ij| - c se_ij)+,
+(bootstrap max-t: ``d_ij +- c * se_ij``, ``c`` the ``confidence`` quantile of the largest studentised
+deviation over all pairs): since the spread is ``max |p_i - p_j|``, it lies in ``[max_ij (|d_ij| - c se_ij)+,
 max_ij (|d_ij| + c se_ij)]`` with at least the joint coverage. The lower bound is what the gate tests against
 the threshold (:mod:`creditops.governance.gates`): with five groups of 30 defaulters and no true difference it
 exceeds 0.10 in under 1% of test sets, where the point estimate does in over 90%.
@@ -80,7 +81,7 @@ class Disparity:
 
     @property
     def half_width(self) -> float:
-        """Half the width of the confidence interval: the precision of the estimate (NaN when not assessed)."""
+        """Half the width of the confidence interval, i.e. the precision (NaN when not assessed)."""
         return (self.ci_high - self.ci_low) / 2
 
     @classmethod
@@ -175,9 +176,7 @@ def _labels(values: pd.Series) -> pd.Series:
     return values.astype("object").where(values.notna(), MISSING_GROUP).astype(str)
 
 
-def spread_interval(
-    rates: np.ndarray, replicates: np.ndarray, confidence: float
-) -> tuple[float, float]:
+def spread_interval(rates: np.ndarray, replicates: np.ndarray, confidence: float) -> tuple[float, float]:
     """Confidence interval of ``max(rates) - min(rates)`` from bootstrap replicates of the group rates.
 
     Simultaneous (max-t) intervals for every pairwise difference, combined into bounds on the spread; see the
@@ -280,7 +279,9 @@ def assess_fairness(
         # stratified bootstrap over (group, outcome): redraw the declines among each group's defaulters and
         # among its non-defaulters; sizes and defaulter counts stay those of the test set
         by_stratum = pd.DataFrame({"g": groups.to_numpy(), "y": y_true, "d": y_pred}).groupby(["g", "y"])["d"]
-        declines = by_stratum.sum().unstack(fill_value=0).reindex(index=frame.index, columns=[0, 1], fill_value=0)
+        declines = (
+            by_stratum.sum().unstack(fill_value=0).reindex(index=frame.index, columns=[0, 1], fill_value=0)
+        )
         rng = _attribute_seed(seed, attribute)
         tpr_obs = np.divide(declines[1].to_numpy(), positives, out=np.zeros(len(frame)), where=positives > 0)
         fpr_obs = np.divide(declines[0].to_numpy(), negatives, out=np.zeros(len(frame)), where=negatives > 0)

@@ -5,11 +5,32 @@ Four families, each a list of :class:`Gate` (name, measured value, threshold, co
 * performance: test AUC-ROC >= ``min_auc``; false-positive rate of the decline decision <= ``max_fpr``
   (a non-defaulter declined is a false positive). Gini, KS, precision, recall, F1 and Brier are reported.
 * fairness (fairlearn, :mod:`creditops.governance.fairness`): per protected attribute, demographic parity
-  difference and equal opportunity difference of the decline decision <= their thresholds.
+  difference and equal opportunity difference of the decline decision <= their thresholds, judged with their
+  sampling uncertainty (below).
 * stability: mean |change in PD| under small random noise on the numeric inputs <= ``max_perturbation_shift``;
   adversarial nudges along each declared monotone direction never lower the PD.
 * monotonicity: on a grid over each declared feature (for a sample of rows) PD moves only in the declared
   direction.
+
+Fairness rule. A disparity measured on a test set is noisy: with 30 defaulters per group a true-positive rate
+has a standard error near 0.09, so the spread between five groups of a perfectly fair model exceeds 0.10 in
+most test sets. Each disparity ``D`` (point estimate, the gate's ``value``) therefore carries a 95% stratified
+bootstrap interval ``[low, high]`` (:mod:`creditops.governance.fairness`), and with ``t`` its threshold:
+
+* FAIL when ``low > t``: the disparity is significantly above the threshold, however small the test set;
+* FAIL when ``D > t`` and ``(high - low) / 2 <= fairness_precise_half_width`` (0.05): the estimate is precise
+  enough to be taken at face value, so a material excess fails even if not formally significant;
+* otherwise PASS. When ``D > t`` but the interval is wide, the gate passes as *inconclusive* and the report's
+  notes say so (collect more outcomes, monitor in production); a disparity that cannot be measured (fewer
+  than two groups with ``fairness_min_group_size`` rows and, for equal opportunity,
+  ``fairness_min_group_defaulters`` defaulters) has value NaN and passes as *not assessed* with a note,
+  unless ``fairness_fail_unassessed``.
+
+So a fair model is not blocked by noise (a true disparity at least ``fairness_precise_half_width`` below the
+threshold is practically never failed), a clearly unfair one is blocked on any test set large enough to show
+it, and a borderline one is decided by its point estimate once the test set measures it precisely. The
+interval is in ``GateReport.metrics`` (``<gate>.ci_low`` / ``<gate>.ci_high``) and in each gate's description,
+which also names the most and least affected groups and the groups left out for lack of support.
 
 A failed gate is never fatal here: the caller (registry, pipeline) decides, and :meth:`GateReport.summary`
 says which gate failed, by how much.
@@ -34,7 +55,7 @@ from sklearn.metrics import (
 
 from creditops.config import GatesConfig
 from creditops.errors import DataError
-from creditops.governance.fairness import FairnessResult, assess_fairness
+from creditops.governance.fairness import Disparity, FairnessResult, assess_fairness
 
 # PD changes smaller than this are float noise (isotonic calibration and xgboost's float32 margins), not a
 # violation of a monotone direction.
@@ -63,6 +84,9 @@ class Gate:
         threshold: the configured limit.
         op: ``>=`` (value must reach the threshold) or ``<=`` (value must stay under it).
         passed: whether the check held.
+        ci_low: lower bound of the value's confidence interval (NaN when the gate has none).
+        ci_high: upper bound of the value's confidence interval.
+        detail: what a reader needs beyond the numbers (interval, groups concerned, why it passed or failed).
     """
 
     name: str
@@ -70,6 +94,9 @@ class Gate:
     threshold: float
     op: Literal[">=", "<="]
     passed: bool
+    ci_low: float = float("nan")
+    ci_high: float = float("nan")
+    detail: str = ""
 
     @classmethod
     def check(cls, name: str, value: float, threshold: float, op: Literal[">=", "<="]) -> Gate:
@@ -86,9 +113,10 @@ class Gate:
         return abs(self.value - self.threshold)
 
     def describe(self) -> str:
-        """One line: name, measured value, required threshold and the shortfall when failed."""
+        """One line: name, measured value, required threshold, the shortfall when failed, and the detail."""
         verdict = "ok" if self.passed else f"FAILED by {self.margin:.4g}"
-        return f"{self.name}: {self.value:.4g} (required {self.op} {self.threshold:.4g}) {verdict}"
+        line = f"{self.name}: {self.value:.4g} (required {self.op} {self.threshold:.4g}) {verdict}"
+        return f"{line}; {self.detail}" if self.detail else line
 
 
 @dataclass
@@ -142,6 +170,9 @@ class GateReport:
                     "threshold": g.threshold,
                     "op": g.op,
                     "passed": g.passed,
+                    "ci_low": clean(g.ci_low),
+                    "ci_high": clean(g.ci_high),
+                    "detail": g.detail,
                 }
                 for g in self.gates
             ],
@@ -149,9 +180,12 @@ class GateReport:
             "notes": list(self.notes),
             "fairness": {
                 name: {
-                    "demographic_parity_difference": r.demographic_parity_difference,
-                    "equal_opportunity_difference": r.equal_opportunity_difference,
+                    "demographic_parity_difference": clean(r.demographic_parity_difference),
+                    "equal_opportunity_difference": clean(r.equal_opportunity_difference),
+                    "demographic_parity": _disparity_dict(r.demographic_parity),
+                    "equal_opportunity": _disparity_dict(r.equal_opportunity),
                     "excluded_groups": r.excluded_groups,
+                    "exclusion_reasons": dict(r.exclusion_reasons),
                     "by_group": {
                         str(group): {k: clean(v) for k, v in row.items()}
                         for group, row in r.by_group.to_dict(orient="index").items()
@@ -168,21 +202,121 @@ class GateReport:
         def num(x: float | None) -> float:
             return float("nan") if x is None else float(x)
 
+        def disparity(r: dict[str, Any], key: str, legacy: str) -> Disparity:
+            if key not in r:  # a report written before the intervals existed
+                return Disparity(num(r[legacy]), float("nan"), float("nan"), float("nan"))
+            d = r[key]
+            return Disparity(
+                num(d["value"]),
+                num(d["ci_low"]),
+                num(d["ci_high"]),
+                num(d["confidence"]),
+                d["highest"],
+                d["lowest"],
+                tuple(d["groups"]),
+            )
+
         gates = [
-            Gate(g["name"], num(g["value"]), g["threshold"], g["op"], g["passed"]) for g in data["gates"]
+            Gate(
+                g["name"],
+                num(g["value"]),
+                g["threshold"],
+                g["op"],
+                g["passed"],
+                num(g.get("ci_low")),
+                num(g.get("ci_high")),
+                g.get("detail", ""),
+            )
+            for g in data["gates"]
         ]
         fairness = {
             name: FairnessResult(
                 attribute=name,
-                demographic_parity_difference=num(r["demographic_parity_difference"]),
-                equal_opportunity_difference=num(r["equal_opportunity_difference"]),
+                demographic_parity=disparity(r, "demographic_parity", "demographic_parity_difference"),
+                equal_opportunity=disparity(r, "equal_opportunity", "equal_opportunity_difference"),
                 by_group=pd.DataFrame.from_dict(r["by_group"], orient="index").astype(float),
                 excluded_groups=list(r["excluded_groups"]),
+                exclusion_reasons=dict(r.get("exclusion_reasons", {})),
             )
             for name, r in data.get("fairness", {}).items()
         }
         metrics = {k: num(v) for k, v in data["metrics"].items()}
         return cls(data["passed"], gates, metrics, fairness, list(data.get("notes", [])))
+
+
+def _disparity_dict(d: Disparity) -> dict[str, Any]:
+    def clean(x: float) -> float | None:
+        return None if math.isnan(x) else float(x)
+
+    return {
+        "value": clean(d.value),
+        "ci_low": clean(d.ci_low),
+        "ci_high": clean(d.ci_high),
+        "confidence": clean(d.confidence),
+        "highest": d.highest,
+        "lowest": d.lowest,
+        "groups": list(d.groups),
+    }
+
+
+def fairness_gate(
+    name: str,
+    disparity: Disparity,
+    threshold: float,
+    gates: GatesConfig,
+    exclusion_reasons: dict[str, str] | None = None,
+) -> tuple[Gate, str | None]:
+    """Judge one disparity by the module's fairness rule (significant excess, or precise excess).
+
+    Args:
+        name: gate name, e.g. ``equal_opportunity_difference.race``.
+        disparity: the point estimate and its confidence interval.
+        threshold: the largest acceptable disparity.
+        gates: the fairness settings (precision tolerance, whether an unmeasurable disparity fails).
+        exclusion_reasons: groups left out of this disparity -> why (named in the gate's detail).
+
+    Returns:
+        The gate (``value`` = point estimate, with the interval) and a note for the report when the verdict
+        needs one (inconclusive or not assessed), else None.
+    """
+    excluded = "; ".join(f"{g} ({why})" for g, why in (exclusion_reasons or {}).items())
+    left_out = f"; left out: {excluded}" if excluded else ""
+    if not disparity.assessed:
+        groups = ", ".join(disparity.groups) or "none"
+        detail = f"not assessed: fewer than two groups with enough support (eligible: {groups}){left_out}"
+        gate = Gate(name, float("nan"), threshold, "<=", not gates.fairness_fail_unassessed, detail=detail)
+        return gate, f"{name} {detail}"
+    level = f"{disparity.confidence:.0%}"
+    interval = f"{level} CI [{disparity.ci_low:.3g}, {disparity.ci_high:.3g}]"
+    groups = f"highest {disparity.highest}, lowest {disparity.lowest}"
+    significant = disparity.ci_low > threshold
+    precise = disparity.half_width <= gates.fairness_precise_half_width
+    above = disparity.value > threshold
+    note = None
+    if significant:
+        why = "significantly above the threshold"
+    elif above and precise:
+        why = f"above the threshold, estimate precise (half-width {disparity.half_width:.3g})"
+    elif above:
+        why = f"inconclusive: above the threshold but not significantly ({interval})"
+        note = (
+            f"{name} = {disparity.value:.3g} exceeds {threshold:.3g} but the test set is too small to tell "
+            f"it from noise ({interval}, {groups}); confirm on more outcomes"
+        )
+    else:
+        why = "within the threshold"
+    detail = f"{interval}; {groups}; {why}{left_out}"
+    gate = Gate(
+        name,
+        disparity.value,
+        float(threshold),
+        "<=",
+        not (significant or (above and precise)),
+        disparity.ci_low,
+        disparity.ci_high,
+        detail,
+    )
+    return gate, note
 
 
 def declined(bundle: BundleLike, pd_: np.ndarray) -> np.ndarray:
@@ -357,7 +491,6 @@ def evaluate_gates(
     *,
     stability_rows: int = 1000,
     monotonicity_rows: int = 50,
-    min_group_size: int = 20,
     seed: int = 0,
 ) -> GateReport:
     """Run every gate on a held-out test frame.
@@ -365,15 +498,14 @@ def evaluate_gates(
     Args:
         bundle: the model bundle (:class:`creditops.artifact.Bundle`).
         test_df: held-out rows with the model features, the target and the protected attributes.
-        gates: the thresholds.
+        gates: the thresholds and the fairness settings (group support, bootstrap, precision).
         target: target column (1 = defaulted); default: the manifest's target.
         protected: protected attributes to assess; every one must be in ``test_df`` and is gated. Default: the
             manifest's attributes that ``test_df`` holds (at least one; the absent ones are listed in
             ``GateReport.notes``).
         stability_rows: rows sampled for the perturbation and adversarial checks.
         monotonicity_rows: rows sampled for the monotonicity grid.
-        min_group_size: groups smaller than this are left out of the fairness disparities.
-        seed: seed for sampling rows and noise.
+        seed: seed for sampling rows, noise and the fairness bootstrap.
 
     Returns:
         The :class:`GateReport`; ``passed`` is False when any gate failed.
@@ -420,24 +552,46 @@ def evaluate_gates(
         Gate.check("fpr_at_threshold", metrics["fpr"], gates.max_fpr, "<="),
     ]
 
-    fairness = assess_fairness(y, decline, pd_, df[protected], protected, min_group_size=min_group_size)
+    fairness = assess_fairness(
+        y,
+        decline,
+        pd_,
+        df[protected],
+        protected,
+        gates.fairness_min_group_size,
+        gates.fairness_min_group_defaulters,
+        n_resamples=gates.fairness_bootstrap_resamples,
+        confidence=gates.fairness_confidence,
+        seed=seed,
+    )
     for attribute, result in fairness.items():
-        metrics[f"demographic_parity_difference.{attribute}"] = result.demographic_parity_difference
-        metrics[f"equal_opportunity_difference.{attribute}"] = result.equal_opportunity_difference
-        report_gates += [
-            Gate.check(
-                f"demographic_parity_difference.{attribute}",
-                result.demographic_parity_difference,
+        too_small = {g: r for g, r in result.exclusion_reasons.items() if "equal opportunity only" not in r}
+        for metric, disparity, threshold, excluded in [
+            (
+                "demographic_parity_difference",
+                result.demographic_parity,
                 gates.max_demographic_parity_difference,
-                "<=",
+                too_small,
             ),
-            Gate.check(
-                f"equal_opportunity_difference.{attribute}",
-                result.equal_opportunity_difference,
+            (
+                "equal_opportunity_difference",
+                result.equal_opportunity,
                 gates.max_equal_opportunity_difference,
-                "<=",
+                result.exclusion_reasons,
             ),
-        ]
+        ]:
+            name = f"{metric}.{attribute}"
+            gate, note = fairness_gate(name, disparity, threshold, gates, excluded)
+            report_gates.append(gate)
+            metrics.update(
+                {
+                    name: disparity.value,
+                    f"{name}.ci_low": disparity.ci_low,
+                    f"{name}.ci_high": disparity.ci_high,
+                }
+            )
+            if note:
+                notes.append(note)
 
     rng = np.random.default_rng(seed)
     stab = X.iloc[rng.permutation(len(X))[:stability_rows]].reset_index(drop=True)
