@@ -7,6 +7,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 from kserve.protocol.infer_type import InferInput, InferRequest, InferResponse
 from prometheus_client import REGISTRY
@@ -17,6 +18,7 @@ from creditops.features.registry import model_feature_names
 from creditops.governance.audit import AuditLog, AuditWriter
 from predictor.errors import AuditUnavailable, PredictorError
 from predictor.model import CreditPredictor
+from predictor.online import CoalescingLookup
 from predictor.testing import random_features, tiny_bundle
 
 FEATURES = model_feature_names()
@@ -254,3 +256,28 @@ def test_metadata_and_metrics(predictor: CreditPredictor) -> None:
     call(predictor, {"instances": rows(4, seed=6)})
     after = REGISTRY.get_sample_value("creditops_predictor_decisions_total", labels)
     assert after >= before + 1
+
+
+def test_coalescing_lookup_merges_concurrent_requests_and_shares_failures() -> None:
+    calls: list[list[int]] = []
+
+    def lookup(ids: list[int]) -> np.ndarray:
+        calls.append(list(ids))
+        if 99 in ids:
+            raise ConnectionError("redis down")
+        return np.array([[float(i), -float(i)] for i in ids])
+
+    merged = CoalescingLookup(lookup)
+
+    async def concurrent():
+        return await asyncio.gather(merged([1, 2]), merged([3]), merged([4, 5, 6]))
+
+    out = asyncio.run(concurrent())
+    assert calls == [[1, 2, 3, 4, 5, 6]]
+    assert [o[:, 0].tolist() for o in out] == [[1.0, 2.0], [3.0], [4.0, 5.0, 6.0]]
+
+    async def failing():
+        return await asyncio.gather(merged([7]), merged([99]), return_exceptions=True)
+
+    results = asyncio.run(failing())
+    assert all(isinstance(r, ConnectionError) for r in results)

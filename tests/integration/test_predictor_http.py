@@ -9,11 +9,12 @@ from pathlib import Path
 
 import httpx
 import pandas as pd
+import psycopg
 import pytest
 
 from creditops.artifact import load_bundle
 from creditops.features.registry import model_feature_names
-from creditops.governance.audit import AuditLog
+from creditops.governance.audit import TABLE, AuditLog
 from feast_repo.store import REPO_PATH
 from predictor.testing import feast_world, random_features, redis_address, running_server, tiny_bundle
 
@@ -156,6 +157,9 @@ def test_answers_match_the_bundle_and_every_answer_is_audited(
     assert audit.count() == before + served
     report = audit.verify()
     assert report.ok, report
+    with psycopg.connect(audit_url) as conn:
+        callers = dict(conn.execute(f"SELECT caller_id, count(*) FROM {TABLE} GROUP BY caller_id").fetchall())
+    assert callers.get("it-test") == 1 and callers.get("anonymous", 0) >= served - 1
 
 
 BAD_V1 = [

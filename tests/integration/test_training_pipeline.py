@@ -18,8 +18,8 @@ from creditops.governance.registry import tracking_uri_for
 from creditops.training.workflow import register_if_passed
 
 
-# Small data keeps this test in CI's budget; the fairness gates are loosened only because groups of a
-# 5,000-applicant world are too small to estimate disparities (the gate tests cover them properly).
+# Small data keeps this test in CI's budget; AUC on a 5,000-applicant world sits near 0.80, so the test
+# asks for 0.70 (the default-config run is the demo's). The fairness gates run at their defaults.
 SMALL_RUN = {
     "data": {"n_applicants": 5000},
     "training": {"n_trials": 3, "cv_folds": 3},

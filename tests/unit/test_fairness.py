@@ -1,11 +1,25 @@
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pandas as pd
 import pytest
 from fairlearn.metrics import demographic_parity_difference, equal_opportunity_difference
 
+from creditops.data.synthetic import generate_world
 from creditops.governance.fairness import MISSING_GROUP, assess_fairness, group_frame
+
+PROTECTED = ["sex", "age_band", "race"]
+
+
+@pytest.fixture(scope="module")
+def world_decisions() -> pd.DataFrame:
+    """Synthetic applicants with fair decisions: decline the riskiest 10% by a score blind to the groups."""
+    apps = generate_world(5000, seed=11).applications[[*PROTECTED, "defaulted"]].reset_index(drop=True)
+    rng = np.random.default_rng(0)
+    score = apps["defaulted"] * 1.2 + rng.normal(size=len(apps))  # depends on the outcome only
+    return apps.assign(score=score, decline=(score >= np.quantile(score, 0.9)).astype(int))
 
 
 def _biased(n: int = 400, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, pd.DataFrame]:
@@ -76,3 +90,77 @@ def test_missing_values_form_their_own_group_and_unknown_attribute_fails() -> No
     assert frame["count"].sum() == 100
     with pytest.raises(KeyError, match="race"):
         assess_fairness(y, pred, score, sens, ["race"])
+
+
+def test_fair_decisions_on_small_test_sets_are_noisy_but_not_significant(
+    world_decisions: pd.DataFrame,
+) -> None:
+    # TPRs of groups with 30-60 defaulters scatter by +-0.15: the point estimate often breaks 0.10 by chance,
+    # the interval's lower bound (what the gate tests) does not
+    noisy_points, lower_bounds = [], []
+    for n, seed in [(300, 0), (1000, 1), (1000, 2), (2000, 3), (2000, 4), (5000, 5)]:
+        test = world_decisions.sample(n, random_state=seed) if n < len(world_decisions) else world_decisions
+        results = assess_fairness(
+            test["defaulted"], test["decline"], test["score"], test, PROTECTED, min_group_size=30
+        )
+        for result in results.values():
+            for d in (result.demographic_parity, result.equal_opportunity):
+                if d.assessed:
+                    noisy_points.append(d.value)
+                    lower_bounds.append(d.ci_low)
+                    assert d.ci_low <= d.value <= d.ci_high
+    assert max(noisy_points) > 0.10  # the noise the old point-estimate gate failed on
+    assert max(lower_bounds) <= 0.10, lower_bounds
+
+
+def test_disparate_decisions_are_significant_and_name_the_groups() -> None:
+    y, pred, score, sens = _biased(n=2000)
+    result = assess_fairness(y, pred, score, sens, ["sex", "age_band"])
+    sex = result["sex"].demographic_parity
+    assert sex.ci_low > 0.10  # a gap of ~0.2 on 2,000 rows is not noise
+    assert (sex.highest, sex.lowest) == ("female", "male")
+    assert result["age_band"].demographic_parity.ci_low < 0.10
+
+
+def test_bootstrap_is_reproducible_with_a_seed(world_decisions: pd.DataFrame) -> None:
+    test = world_decisions.head(2000)
+    args = (test["defaulted"], test["decline"], test["score"], test, PROTECTED)
+
+    def intervals(seed: int) -> list[tuple[float, float]]:
+        results = assess_fairness(*args, seed=seed)
+        return [
+            (d.ci_low, d.ci_high)
+            for r in results.values()
+            for d in (r.demographic_parity, r.equal_opportunity)
+            if d.assessed
+        ]
+
+    assert intervals(3) == intervals(3)
+    assert intervals(3) != intervals(4)
+    # each attribute has its own stream: assessing one alone gives the same interval
+    alone = assess_fairness(*args[:4], ["race"], seed=3)["race"].equal_opportunity
+    together = assess_fairness(*args, seed=3)["race"].equal_opportunity
+    assert (alone.ci_low, alone.ci_high) == (together.ci_low, together.ci_high)
+
+
+def test_bootstrap_is_fast(world_decisions: pd.DataFrame) -> None:
+    start = time.process_time()  # CPU time: robust to other jobs sharing the two cores
+    assess_fairness(
+        world_decisions["defaulted"],
+        world_decisions["decline"],
+        world_decisions["score"],
+        world_decisions,
+        PROTECTED,
+        n_resamples=200,
+    )
+    assert time.process_time() - start < 1.0
+
+
+def test_groups_without_support_are_excluded_with_a_reason_and_never_read_as_zero() -> None:
+    y, pred, score, sens = _biased(n=400)
+    result = assess_fairness(y, pred, score, sens, ["sex"], min_group_size=100, min_group_positives=150)
+    assert result["sex"].demographic_parity.assessed  # ~200 rows per group is enough for decline rates
+    eo = result["sex"].equal_opportunity
+    assert not eo.assessed and np.isnan(result["sex"].equal_opportunity_difference)
+    assert set(result["sex"].excluded_groups) == {"female", "male"}
+    assert all("defaulters < 150" in why for why in result["sex"].exclusion_reasons.values())

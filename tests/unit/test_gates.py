@@ -7,14 +7,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from governance_helpers import PROTECTED, TARGET, make_bundle
+from governance_helpers import PROTECTED, TARGET, ProxyBiasedBundle, make_bundle, sex_from_proxy
 from scipy.stats import ks_2samp
 from sklearn.metrics import roc_auc_score
 
 from creditops.artifact import Bundle, load_bundle
 from creditops.config import GatesConfig
 from creditops.errors import DataError
-from creditops.governance.gates import Gate, evaluate_gates, monotonicity_violations, performance_metrics
+from creditops.governance.gates import (
+    Gate,
+    GateReport,
+    evaluate_gates,
+    monotonicity_violations,
+    performance_metrics,
+)
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +52,11 @@ def test_good_model_passes_every_gate(good: tuple[Bundle, pd.DataFrame]) -> None
     assert set(report.fairness_frames) == set(PROTECTED)
     assert set(report.fairness_frames["sex"].columns) >= {"selection_rate", "tpr", "fpr", "auc", "count"}
     json.dumps(report.to_dict())  # what the registry logs must serialise
+    for attr in PROTECTED:  # every disparity carries its interval, around the point estimate
+        name = f"equal_opportunity_difference.{attr}"
+        assert report.metrics[f"{name}.ci_low"] <= report.metrics[name] <= report.metrics[f"{name}.ci_high"]
+    again = GateReport.from_dict(json.loads(json.dumps(report.to_dict())))
+    assert [g.describe() for g in again.gates] == [g.describe() for g in report.gates]
 
 
 def test_protected_attributes_default_to_the_manifest(good: tuple[Bundle, pd.DataFrame]) -> None:
@@ -133,3 +144,57 @@ def test_gate_check(value: float, op: str, passed: bool) -> None:
     gate = Gate.check("g", value, threshold, op)  # type: ignore[arg-type]
     assert gate.passed is passed
     assert (gate.margin == 0.0) is passed or math.isnan(value)
+
+
+def _fairness(report: GateReport, attribute: str) -> dict[str, Gate]:
+    return {g.name.split(".")[0]: g for g in report.gates if g.name.endswith(f".{attribute}")}
+
+
+def test_fair_model_on_a_small_test_set_is_not_failed_by_noise(good: tuple[Bundle, pd.DataFrame]) -> None:
+    bundle, test = good
+    for seed in range(4):
+        small = test.sample(300, random_state=seed).reset_index(drop=True)
+        report = evaluate_gates(bundle, small, GatesConfig(), TARGET, PROTECTED, seed=seed)
+        assert not [g for g in report.failed if "difference" in g.name], report.summary()
+    # groups without the support are named, and a disparity that cannot be measured says so
+    tiny = evaluate_gates(bundle, test.head(150), GatesConfig(), TARGET, PROTECTED)
+    eo_age = _fairness(tiny, "age_band")["equal_opportunity_difference"]
+    assert eo_age.passed and math.isnan(eo_age.value) and "not assessed" in eo_age.detail
+    assert "rows < 100" in eo_age.detail
+    assert any(n.startswith("equal_opportunity_difference.age_band not assessed") for n in tiny.notes)
+    strict = evaluate_gates(
+        bundle, test.head(150), GatesConfig(fairness_fail_unassessed=True), TARGET, PROTECTED
+    )
+    assert "equal_opportunity_difference.age_band" in {g.name for g in strict.failed}
+
+
+def test_decisions_biased_against_one_group_fail_and_name_it(good: tuple[Bundle, pd.DataFrame]) -> None:
+    bundle, test = good
+    report = evaluate_gates(
+        ProxyBiasedBundle(bundle, 0.2), sex_from_proxy(test), GatesConfig(), TARGET, PROTECTED
+    )
+    dp = _fairness(report, "sex")["demographic_parity_difference"]
+    assert not dp.passed and dp.value > 0.15 and dp.ci_low > 0.10
+    assert "demographic_parity_difference.sex" in report.summary()
+    assert "highest female, lowest male; significantly above the threshold" in report.summary()
+    assert _fairness(report, "age_band")["demographic_parity_difference"].passed
+
+
+def test_stricter_fairness_config_fails_a_borderline_model(good: tuple[Bundle, pd.DataFrame]) -> None:
+    bundle, test = good
+    borderline, frame = ProxyBiasedBundle(bundle, 0.05), sex_from_proxy(test)
+    default = _fairness(evaluate_gates(borderline, frame, GatesConfig(), TARGET, PROTECTED), "sex")
+    dp = default["demographic_parity_difference"]
+    assert dp.passed and 0.03 < dp.value < 0.10  # a real but tolerated gap
+    stricter = evaluate_gates(
+        borderline, frame, GatesConfig(max_demographic_parity_difference=0.03), TARGET, PROTECTED
+    )
+    failed = {g.name: g for g in stricter.failed}
+    assert "demographic_parity_difference.sex" in failed
+    assert "(required <= 0.03) FAILED" in stricter.summary()
+    # the same excess, judged on significance alone, is not enough evidence at 1,000 rows
+    significance_only = GatesConfig(max_demographic_parity_difference=0.03, fairness_precise_half_width=0.0)
+    lenient = evaluate_gates(borderline, frame, significance_only, TARGET, PROTECTED)
+    gate = _fairness(lenient, "sex")["demographic_parity_difference"]
+    assert gate.passed and gate.ci_low <= 0.03 < gate.value
+    assert any("demographic_parity_difference.sex" in n and "too small" in n for n in lenient.notes)
