@@ -48,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     except CreditOpsError as exc:
         print(f"predictor: cannot load the model: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:  # a backend (audit database, online store, registry) is unreachable
+        print(f"predictor: cannot start: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
     serve(model, args.http_port, workers=args.workers, grpc_port=args.grpc_port)
     return 0
 
