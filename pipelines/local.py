@@ -9,6 +9,7 @@ import contextlib
 import io
 import json
 import re
+import sys
 import time
 from collections.abc import Callable
 from typing import Any, TextIO
@@ -52,13 +53,15 @@ class StepProgress(io.TextIOBase):
             self._emit(f"  {mark} {end.group(1)} {end.group(2).lower()} in {took:.1f} s")
 
 
-def run_training(settings: Settings, emit: Callable[[str], None] = print) -> dict[str, Any]:
+def run_training(settings: Settings, emit: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run the training pipeline end to end and return its summary (parsed from the last step's output).
 
     Args:
         settings: resolved settings (absolute paths); handed to every step as JSON.
-        emit: where the one-line-per-step progress goes.
+        emit: where the one-line-per-step progress goes (default: this process's real stdout).
     """
+    console = sys.stdout
+    emit = emit or (lambda line: print(line, file=console, flush=True))
     root = settings.workdir / "kfp"
     root.mkdir(parents=True, exist_ok=True)
     log_path = root / f"training-{time.strftime('%Y%m%d-%H%M%S')}.log"
