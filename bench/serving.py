@@ -24,6 +24,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import numpy as np
@@ -80,9 +81,59 @@ async def _load(url: str, ids: list[int], concurrency: int, seconds: float) -> d
     }
 
 
+async def _load_raw(url: str, ids: list[int], concurrency: int, seconds: float) -> dict:
+    """Same load as :func:`_load` over plain keep-alive sockets (wrk-like: far less client CPU than httpx)."""
+    parts = urlsplit(url)
+    head = (
+        f"POST {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\nContent-Type: application/json\r\n"
+        "Content-Length: {n}\r\n\r\n"
+    )
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+    rows = 0
+    deadline = time.perf_counter() + seconds
+
+    async def worker(seed: int) -> None:
+        nonlocal rows
+        rnd = random.Random(seed)
+        reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+        try:
+            while time.perf_counter() < deadline:
+                body = b'{"instances":[{"applicant_id":%d}]}' % rnd.choice(ids)
+                t = time.perf_counter()
+                writer.write(head.format(n=len(body)).encode() + body)
+                status = (await reader.readline()).split(b" ", 2)[1].decode()
+                length = 0
+                while (line := await reader.readline()) not in (b"\r\n", b""):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":", 1)[1])
+                await reader.readexactly(length)
+                latencies.append(time.perf_counter() - t)
+                if status == "200":
+                    rows += 1
+                else:
+                    errors[status] = errors.get(status, 0) + 1
+        finally:
+            writer.close()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker(i) for i in range(concurrency)))
+    elapsed = time.perf_counter() - start
+    return {
+        "requests": len(latencies),
+        "ok_rows": rows,
+        "errors": errors,
+        "seconds": elapsed,
+        "rps": len(latencies) / elapsed,
+        "p50_ms": pct(latencies, 50) * 1e3,
+        "p99_ms": pct(latencies, 99) * 1e3,
+    }
+
+
 def load_client_main(args: argparse.Namespace) -> int:
     ids = json.loads(Path(args.ids_file).read_text())
-    print(json.dumps(asyncio.run(_load(args.load_client, ids, args.concurrency, args.seconds))))
+    load = _load if args.client == "httpx" else _load_raw
+    print(json.dumps(asyncio.run(load(args.load_client, ids, args.concurrency, args.seconds))))
     return 0
 
 
@@ -148,6 +199,12 @@ def main() -> int:
         help="audit connection with synchronous_commit=off (commit without waiting for the WAL flush)",
     )
     p.add_argument("--skip-batch", action="store_true")
+    p.add_argument(
+        "--client",
+        choices=["raw", "httpx"],
+        default="raw",
+        help="load generator of (b): raw keep-alive asyncio sockets (wrk-like, low CPU) or httpx",
+    )
     p.add_argument("--load-client", help=argparse.SUPPRESS)
     p.add_argument("--ids-file", help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -202,7 +259,7 @@ def main() -> int:
                 out["sequential"]["audit_rows"] = a1 - a0
                 cmd = [sys.executable, __file__, "--load-client", f"{base}/v1/models/{MODEL}:predict"]
                 cmd += ["--ids-file", str(ids_file), "--concurrency", str(args.concurrency)]
-                cmd += ["--seconds", str(args.seconds)]
+                cmd += ["--seconds", str(args.seconds), "--client", args.client]
                 proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
                 out["concurrent"] = json.loads(proc.stdout.strip().splitlines()[-1])
                 a2 = log.count()
@@ -234,6 +291,7 @@ def main() -> int:
         "seq_p99_ms": round(seq["p99_ms"], 3),
         "seq_errors": seq["errors"],
         "conc_rps": round(conc["rps"], 1),
+        "conc_client": args.client,
         "conc_p50_ms": round(conc["p50_ms"], 3),
         "conc_p99_ms": round(conc["p99_ms"], 3),
         "conc_errors": sum(conc["errors"].values()),

@@ -26,6 +26,7 @@ def train_model(
     import pandas as pd
 
     from creditops.config import Settings
+    from creditops.features.contract import FeatureContract
     from creditops.training.workflow import train_bundle
 
     settings = Settings.model_validate_json(config)
@@ -39,6 +40,7 @@ def train_model(
         data_version=train.metadata["version"],
         run_id=run_id,
         bundle_dir=model.path,
+        contract=FeatureContract.model_validate(train.metadata["contract"]),
     )
     for name, value in manifest.metrics.items():
         metrics.log_metric(name, float(value))

@@ -14,7 +14,9 @@ def build_training_set(
     valid: Output[Dataset],
     test: Output[Dataset],
 ) -> int:
-    """``get_historical_features`` through ``credit_scoring_v1``, then split 80/10/10 (random or out-of-time).
+    """``get_historical_features`` through the contract's FeatureService, then split 80/10/10.
+
+    The split is random (stratified on the contract's target) or out-of-time, as configured.
 
     Returns:
         Rows in the training set before splitting.
@@ -22,16 +24,23 @@ def build_training_set(
     import pandas as pd
 
     from creditops.config import Settings
+    from creditops.features.contract import FeatureContract
     from creditops.training.split import split_frame
     from feast_repo.store import open_store, training_frame
 
     settings = Settings.model_validate_json(config)
-    frame = training_frame(
-        open_store(config=settings.feast),
-        pd.read_parquet(entities.path),
+    contract = FeatureContract.model_validate(entities.metadata["contract"])
+    frame = training_frame(open_store(config=settings.feast), pd.read_parquet(entities.path), contract)
+    split = split_frame(
+        frame, how=settings.training.split, seed=settings.training.seed, target=contract.target
     )
-    split = split_frame(frame, how=settings.training.split, seed=settings.training.seed)
     for part, artifact in ((split.train, train), (split.valid, valid), (split.test, test)):
         part.to_parquet(artifact.path, index=False)
-        artifact.metadata.update({"version": entities.metadata["version"], "rows": len(part)})
+        artifact.metadata.update(
+            {
+                "version": entities.metadata["version"],
+                "rows": len(part),
+                "contract": entities.metadata["contract"],
+            }
+        )
     return len(frame)

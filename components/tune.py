@@ -23,6 +23,7 @@ def tune_model(
     import pandas as pd
 
     from creditops.config import Settings
+    from creditops.features.contract import FeatureContract
     from creditops.training.workflow import tune_in_new_run
 
     settings = Settings.model_validate_json(config)
@@ -31,6 +32,7 @@ def tune_model(
         pd.read_parquet(valid.path),
         settings=settings,
         data_version=train.metadata["version"],
+        contract=FeatureContract.model_validate(train.metadata["contract"]),
     )
     with open(best_params.path, "w") as fh:
         json.dump(result.best_params, fh, indent=2)

@@ -4,6 +4,11 @@ Entity ``applicant`` (join key ``applicant_id``); per feature group a source ``<
 ``<group>_fv``; the FeatureService ``credit_scoring_v1`` projects the views in registry order, so its features
 are exactly ``model_feature_names()``. The offline backend decides the source class: Parquet files under
 ``CREDITOPS_FEAST_DATA_DIR`` (default ``feast_repo/data``) or Postgres tables ``<group>_features``.
+
+A dataset described by a spec gets the same shape from its
+:class:`~creditops.features.contract.FeatureContract` (:func:`contract_objects`): entity ``<name>_record``
+keyed on the spec's id column, source ``<name>_source`` (``<name>.parquet`` / table ``<name>_features``),
+view ``<name>_fv`` and FeatureService ``<name>_v1``.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from feast.infra.offline_stores.contrib.postgres_offline_store.postgres_source i
 from feast.types import Float64, Int64
 from feast.value_type import ValueType
 
+from creditops.features.contract import FeatureContract
 from creditops.features.registry import ENTITY, FEATURE_SERVICE, GROUPS, JOIN_KEY, TIMESTAMP, features_in
 
 DEFAULT_DATA_DIR = Path(__file__).resolve().parent / "data"
@@ -78,6 +84,39 @@ def feast_objects(env: Mapping[str, str]) -> dict[str, object]:
         name=FEATURE_SERVICE, features=views, description="Model inputs."
     )
     return objects
+
+
+def contract_objects(contract: FeatureContract, env: Mapping[str, str]) -> dict[str, object]:
+    """The Feast objects serving ``contract``: the built-in repo, or one entity/view/service per spec dataset.
+
+    A spec dataset's rows are applications at their own time, so its view never expires (``ttl`` 0).
+    """
+    if contract.kind == "builtin":
+        return feast_objects(env)
+    offline = env.get("CREDITOPS_FEAST_OFFLINE_STORE", "file")
+    data_dir = env.get("CREDITOPS_FEAST_DATA_DIR", str(DEFAULT_DATA_DIR))
+    entity = Entity(
+        name=contract.entity,
+        join_keys=[contract.join_key],
+        value_type=ValueType.INT64 if contract.join_key_dtype == "int" else ValueType.STRING,
+        description=f"A row of dataset {contract.name}.",
+    )
+    (table,) = contract.tables
+    view = FeatureView(
+        name=f"{table}_fv",
+        entities=[entity],
+        ttl=timedelta(0),
+        schema=[
+            Field(name=f, dtype=Int64 if contract.dtypes[f] == "int" else Float64) for f in contract.features
+        ],
+        source=_source(table, offline, data_dir),
+        online=True,
+        tags={"dataset": contract.name},
+    )
+    service = FeatureService(
+        name=contract.service, features=[view], description=f"{contract.name} model inputs."
+    )
+    return {entity.name: entity, view.name: view, service.name: service}
 
 
 _OBJECTS = feast_objects(os.environ)

@@ -21,7 +21,7 @@ from feast import FeatureStore
 from feast.repo_config import RepoConfig
 
 from creditops.config import FeastConfig
-from creditops.features.registry import FEATURE_SERVICE, GROUPS, JOIN_KEY, TIMESTAMP, model_feature_names
+from creditops.features.contract import FeatureContract, builtin_contract
 from feast_repo import definitions
 
 REPO_PATH = Path(__file__).resolve().parent
@@ -62,56 +62,77 @@ def open_store(
     return store
 
 
-def apply(store: FeatureStore) -> None:
-    """Register the entity, the four views and the FeatureService (the same objects the CLI applies)."""
-    store.apply(list(definitions.feast_objects(store.creditops_env).values()))
+def apply(store: FeatureStore, contract: FeatureContract | None = None) -> None:
+    """Register the Feast objects serving ``contract`` (default: the built-in ones the CLI applies)."""
+    objects = definitions.contract_objects(contract or builtin_contract(), store.creditops_env)
+    store.apply(list(objects.values()))
 
 
 def write_offline(tables: Mapping[str, pd.DataFrame], store: FeatureStore) -> None:
-    """Write the feature tables where the views' sources read them (Parquet files or Postgres tables)."""
+    """Write each feature table where the source of its view ``<name>_fv`` reads it (Parquet or Postgres)."""
     if store.config.offline_store.type == "postgres":
         with _pg_connect(store) as conn:
-            for group in GROUPS:
-                _copy_table(conn, definitions.table_name(group), tables[group])
+            for name, table in tables.items():
+                _copy_table(conn, definitions.table_name(name), table)
         return
-    for group in GROUPS:
-        path = definitions.parquet_path(store.creditops_env["CREDITOPS_FEAST_DATA_DIR"], group)
-        tables[group].to_parquet(path, index=False)
+    for name, table in tables.items():
+        table.to_parquet(
+            definitions.parquet_path(store.creditops_env["CREDITOPS_FEAST_DATA_DIR"], name), index=False
+        )
 
 
-def materialize(store: FeatureStore, end: datetime, start: datetime | None = None) -> None:
-    """Load the latest row per applicant with timestamp in ``[start, end]`` into the online store.
+def materialize(
+    store: FeatureStore,
+    end: datetime,
+    start: datetime | None = None,
+    contract: FeatureContract | None = None,
+) -> None:
+    """Load the latest row per entity with timestamp in ``[start, end]`` into the online store.
 
-    ``start`` defaults to ``end`` minus the longest view TTL, which covers every still-valid row.
+    Only the views of ``contract`` (default: the built-in four) are loaded. ``start`` defaults to ``end``
+    minus the longest built-in view TTL, which covers every still-valid row.
     """
+    contract = contract or builtin_contract()
     start = start or end - max(definitions.TTL.values()) - timedelta(days=1)
-    store.materialize(start_date=start, end_date=end)
+    store.materialize(start_date=start, end_date=end, feature_views=contract.views)
 
 
-def training_frame(store: FeatureStore, entity_df: pd.DataFrame) -> pd.DataFrame:
-    """Point-in-time correct training rows: ``entity_df``'s columns, then ``model_feature_names()`` in order.
+def training_frame(
+    store: FeatureStore, entity_df: pd.DataFrame, contract: FeatureContract | None = None
+) -> pd.DataFrame:
+    """Point-in-time correct training rows: ``entity_df``'s columns, then the contract's features in order.
 
-    Only the join key, the timestamp and a row number go to the offline store (labels and protected
-    attributes stay here, whatever their dtype); rows come back in ``entity_df`` order with a UTC timestamp.
+    The features come through the contract's FeatureService (default ``credit_scoring_v1``). Only the join
+    key, the timestamp and a row number go to the offline store (labels and protected attributes stay here,
+    whatever their dtype); rows come back in ``entity_df`` order with a UTC timestamp.
     """
+    contract = contract or builtin_contract()
     entities = entity_df.reset_index(drop=True)
     keys = pd.DataFrame(
-        {JOIN_KEY: entities[JOIN_KEY], TIMESTAMP: entities[TIMESTAMP], "_row": range(len(entities))}
+        {
+            contract.join_key: entities[contract.join_key],
+            contract.timestamp: entities[contract.timestamp],
+            "_row": range(len(entities)),
+        }
     )
-    service = store.get_feature_service(FEATURE_SERVICE)
+    service = store.get_feature_service(contract.service)
     features = store.get_historical_features(entity_df=keys, features=service).to_df()
-    features = features.set_index("_row").sort_index()[model_feature_names()]
+    features = features.set_index("_row").sort_index()[contract.features]
     frame = pd.concat([entities, features.reset_index(drop=True)], axis=1)
-    frame[TIMESTAMP] = pd.to_datetime(frame[TIMESTAMP], utc=True)
+    frame[contract.timestamp] = pd.to_datetime(frame[contract.timestamp], utc=True)
     return frame
 
 
-def online_features(store: FeatureStore, applicant_ids: Sequence[int]) -> pd.DataFrame:
-    """Current model features for some applicants: ``applicant_id`` + ``model_feature_names()``."""
-    rows = [{JOIN_KEY: int(i)} for i in applicant_ids]
-    service = store.get_feature_service(FEATURE_SERVICE)
+def online_features(
+    store: FeatureStore, ids: Sequence[int | str], contract: FeatureContract | None = None
+) -> pd.DataFrame:
+    """Current model features for some entities: the join key + the contract's features, in order."""
+    contract = contract or builtin_contract()
+    cast = int if contract.join_key_dtype == "int" else str
+    rows = [{contract.join_key: cast(i)} for i in ids]
+    service = store.get_feature_service(contract.service)
     frame = store.get_online_features(features=service, entity_rows=rows).to_df()
-    return frame[[JOIN_KEY] + model_feature_names()]
+    return frame[[contract.join_key, *contract.features]]
 
 
 def teardown(store: FeatureStore) -> None:
@@ -135,7 +156,9 @@ def _pg_connect(store: FeatureStore) -> psycopg.Connection:
 def _sql_type(dtype: object) -> str:
     if isinstance(dtype, pd.DatetimeTZDtype) or str(dtype).startswith("datetime64"):
         return "timestamptz"
-    return "bigint" if pd.api.types.is_integer_dtype(dtype) else "double precision"
+    if pd.api.types.is_integer_dtype(dtype):
+        return "bigint"
+    return "double precision" if pd.api.types.is_numeric_dtype(dtype) else "text"
 
 
 def _copy_table(conn: psycopg.Connection, name: str, table: pd.DataFrame) -> None:
@@ -149,7 +172,8 @@ def _copy_table(conn: psycopg.Connection, name: str, table: pd.DataFrame) -> Non
                 buf = io.StringIO()
                 table.iloc[lo : lo + _COPY_CHUNK_ROWS].to_csv(buf, header=False, index=False)
                 copy.write(buf.getvalue())
-        cur.execute(f'CREATE INDEX ON "{name}" ("{JOIN_KEY}", "{TIMESTAMP}")')
+        key, ts = table.columns[:2]  # every feature table starts with its join key and event timestamp
+        cur.execute(f'CREATE INDEX ON "{name}" ("{key}", "{ts}")')
     conn.commit()
 
 

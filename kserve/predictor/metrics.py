@@ -5,6 +5,8 @@
 * ``creditops_predictor_errors_total`` counter: refused or failed requests by model and reason.
 * ``creditops_predictor_decisions_total`` counter: scored applications by model and decision.
 * ``creditops_predictor_model_info`` gauge (always 1): the model version being served.
+* ``creditops_predictor_online_reads_total`` / ``..._online_rows_total`` counters: online-store reads and
+  the applicant rows they fetched (rows / reads = how much concurrent lookups were coalesced).
 """
 
 from __future__ import annotations
@@ -41,6 +43,9 @@ MODEL_INFO = Gauge(
     "The model served (value always 1).",
     ["model", "model_version", "feature_service"],
 )
+
+ONLINE_READS = Counter("creditops_predictor_online_reads", "Online feature store reads.")
+ONLINE_ROWS = Counter("creditops_predictor_online_rows", "Applicant rows fetched from the online store.")
 
 
 def set_model_info(model: str, model_version: str, feature_service: str) -> None:

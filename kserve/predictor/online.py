@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from creditops.features.registry import FEATURE_SERVICE, JOIN_KEY
+from predictor import metrics
 
 
 class OnlineFeatures:
@@ -53,8 +54,11 @@ class CoalescingLookup:
 
     def _flush(self) -> None:
         batch, self._pending = self._pending, []
+        all_ids = [i for ids, _ in batch for i in ids]
+        metrics.ONLINE_READS.inc()
+        metrics.ONLINE_ROWS.inc(len(all_ids))
         try:
-            matrix = self.lookup([i for ids, _ in batch for i in ids])
+            matrix = self.lookup(all_ids)
         except Exception as exc:  # handed to each waiting request
             for _, fut in batch:
                 if not fut.done():

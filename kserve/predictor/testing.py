@@ -50,7 +50,7 @@ def tiny_bundle(
     directions = {f.name: f.direction for f in FEATURES}
     z = sum(directions[c] * (X[c] - X[c].mean()) / (X[c].std() + 1e-9) for c in X.columns) / 3.0
     y = (rng.uniform(size=n_rows) < 1.0 / (1.0 + np.exp(-(z - 1.5)))).astype(int)
-    dtrain = xgb.DMatrix(X.to_numpy(np.float32), label=y)
+    dtrain = xgb.DMatrix(X.to_numpy(np.float32), label=y, feature_names=list(X.columns))
     params = {
         "objective": "binary:logistic",
         "max_depth": max_depth,

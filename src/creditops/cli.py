@@ -94,7 +94,8 @@ def print_summary(summary: dict[str, Any]) -> None:
     table.add_row("metrics", "  ".join(f"{k}={metrics[k]:.4f}" for k in _HEADLINE_METRICS if k in metrics))
     for gate in summary.get("gates", []):
         mark = "[green]pass[/]" if gate["passed"] else "[red]FAIL[/]"
-        table.add_row(gate["name"], f"{mark}  {gate['value']:.4f} {gate['op']} {gate['threshold']}")
+        value = "n/a" if gate["value"] is None else f"{gate['value']:.4f}"  # None: not assessed (see notes)
+        table.add_row(gate["name"], f"{mark}  {value} {gate['op']} {gate['threshold']}")
     version = summary.get("registered_version")
     registered = (
         f"{summary.get('model_name')} v{version} (alias challenger)"

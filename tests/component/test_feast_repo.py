@@ -99,3 +99,34 @@ def test_cli_apply_materialize_list(repo_copy, tmp_path, run_id):
         assert f"{group}_fv" in listing
     out = feast("materialize-incremental", pd.Timestamp(world.as_of).strftime("%Y-%m-%dT%H:%M:%S"))
     assert "identity_fv" in out
+
+
+def test_spec_dataset_roundtrip(repo_copy, tmp_path, run_id):
+    """A dataset-spec contract gets its own entity, view and service next to the built-in ones."""
+    from creditops.data.real import load_real
+    from creditops.data.validation import validate_table
+    from creditops.features.build import build_snapshot_features
+
+    df, spec = load_real("german_credit")
+    accepted = validate_table(df.head(80), spec).accepted
+    built = build_snapshot_features(accepted, {"kind": "german_credit", "spec": spec.model_dump(mode="json")})
+    contract = built.contract
+    store = fs.open_store(
+        repo_copy, FeastConfig(project=f"creditops_test_{run_id}_s"), data_dir=tmp_path / "d"
+    )
+    try:
+        fs.write_offline(built.tables, store)
+        fs.apply(store, contract)
+        fs.materialize(store, built.as_of.to_pydatetime(), contract=contract)
+        service = store.get_feature_service("german_credit_v1")
+        refs = [f.name for projection in service.feature_view_projections for f in projection.features]
+        assert refs == contract.features
+        assert store.get_entity("german_credit_record").join_key == spec.id_column
+        train = fs.training_frame(store, built.entities, contract)
+        assert list(train.columns) == [*contract.entity_columns, *contract.features]
+        expected = built.tables["german_credit"][contract.features].reset_index(drop=True)
+        pd.testing.assert_frame_equal(train[contract.features], expected, check_dtype=False)
+        online = fs.online_features(store, built.entities[spec.id_column].head(3).tolist(), contract)
+        assert online[contract.features].notna().all().all()
+    finally:
+        fs.teardown(store)

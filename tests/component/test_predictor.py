@@ -12,7 +12,7 @@ import pytest
 from kserve.protocol.infer_type import InferInput, InferRequest, InferResponse
 from prometheus_client import REGISTRY
 
-from creditops.artifact import load_bundle, read_manifest
+from creditops.artifact import Bundle, load_bundle, read_manifest
 from creditops.errors import BundleError
 from creditops.features.registry import model_feature_names
 from creditops.governance.audit import AuditLog, AuditWriter
@@ -219,17 +219,26 @@ def test_audit_failure_fails_the_request(bundle_dir: Path) -> None:
         call(model, {"instances": rows(2)})
 
 
-def test_load_refuses_a_bundle_off_the_feature_contract(bundle_dir: Path, tmp_path: Path) -> None:
-    broken = tmp_path / "bundle"
-    broken.mkdir()
+def test_load_refuses_a_bundle_from_another_feature_service(bundle_dir: Path, tmp_path: Path) -> None:
+    other = tmp_path / "bundle"
+    other.mkdir()
     for f in bundle_dir.iterdir():
-        (broken / f.name).write_bytes(f.read_bytes())
-    manifest = read_manifest(broken)
-    swapped = list(manifest.features)
-    swapped[0], swapped[1] = swapped[1], swapped[0]
-    (broken / "manifest.json").write_text(manifest.model_copy(update={"features": swapped}).model_dump_json())
-    model = CreditPredictor("credit-x", bundle_dir=str(broken), audit_url=f"sqlite:///{tmp_path / 'a.db'}")
-    with pytest.raises(BundleError, match="misordered"):
+        (other / f.name).write_bytes(f.read_bytes())
+    manifest = read_manifest(other).model_copy(update={"feature_service": "credit_scoring_v0"})
+    (other / "manifest.json").write_text(manifest.model_dump_json())
+    model = CreditPredictor("credit-x", bundle_dir=str(other), audit_url=f"sqlite:///{tmp_path / 'a.db'}")
+    with pytest.raises(BundleError, match="credit_scoring_v0"):
+        model.load()
+    assert not model.ready
+
+
+def test_load_refuses_a_bundle_missing_a_service_feature(bundle_dir: Path, tmp_path: Path) -> None:
+    bundle = load_bundle(bundle_dir)
+    short = bundle.manifest.model_copy(update={"features": bundle.manifest.features[:-1]})
+    model = CreditPredictor(
+        "credit-y", bundle=Bundle(bundle.booster, short, bundle.reference), audit_url="sqlite:///:memory:"
+    )
+    with pytest.raises(BundleError, match=f"missing feature.*{FEATURES[-1]}"):
         model.load()
     assert not model.ready
 

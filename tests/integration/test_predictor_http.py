@@ -25,7 +25,7 @@ MODEL = "credit"
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory, run_id: str, redis_url: str) -> tuple[dict, pd.DataFrame]:
     data_dir = tmp_path_factory.mktemp("feast")
-    return feast_world(data_dir, f"creditops_test_{run_id}", redis_address(redis_url), n_applicants=200)
+    return feast_world(data_dir, f"creditops_test_{run_id}_pred", redis_address(redis_url), n_applicants=200)
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,8 @@
 """Build the four feature tables (and the training entity frame) from a raw :class:`CreditWorld`.
 
+:func:`build_snapshot_features` is the feature step for any snapshot: a synthetic world goes through the
+functions below, a dataset-spec table through :mod:`creditops.features.spec`.
+
 Tables carry ``applicant_id`` + ``event_timestamp`` (UTC) + the group's features in registry order:
 
 * identity: one row per application, stamped ``application_ts``;
@@ -13,12 +16,14 @@ Everything is vectorised (hash lookups, ``np.bincount``, ``merge_asof``); there 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from creditops.features.behavioural import TransactionWindow
+from creditops.features.contract import FeatureContract, builtin_contract
 from creditops.features.registry import (
     GROUPS,
     JOIN_KEY,
@@ -124,3 +129,46 @@ def entity_frame(applications: pd.DataFrame) -> pd.DataFrame:
     frame = applications.rename(columns={"application_ts": TIMESTAMP})[list(ENTITY_COLUMNS)].copy()
     frame[TIMESTAMP] = _utc(frame[TIMESTAMP])
     return frame.reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class SnapshotFeatures:
+    """Everything the feature step produces for one snapshot, whatever its kind.
+
+    Attributes:
+        tables: Feature tables keyed by table name (each read by the Feast view ``<name>_fv``).
+        entities: Training entity frame (``contract.entity_columns``).
+        contract: What the model consumes and which FeatureService serves it.
+        as_of: Latest event time in the tables (materialisation end).
+    """
+
+    tables: dict[str, pd.DataFrame]
+    entities: pd.DataFrame
+    contract: FeatureContract
+    as_of: pd.Timestamp
+
+
+def build_snapshot_features(tables: dict[str, pd.DataFrame], source: dict[str, Any]) -> SnapshotFeatures:
+    """Feature tables, entities and contract of a (validated) snapshot, chosen by its source kind.
+
+    Args:
+        tables: The snapshot's tables.
+        source: The snapshot's source description (``SnapshotInfo.source``): ``kind`` ``synthetic`` (a
+            world with ``as_of``) or a dataset-spec kind carrying the ``spec``.
+    """
+    if source.get("kind") == "synthetic":
+        from creditops.data.synthetic import CreditWorld
+
+        world = CreditWorld.from_tables(tables, source["as_of"])
+        return SnapshotFeatures(
+            build_feature_tables(world), entity_frame(world.applications), builtin_contract(), world.as_of
+        )
+    from creditops.data.spec import DatasetSpec
+    from creditops.features.spec import UNDATED_AS_OF, spec_contract, spec_entity_frame, spec_feature_table
+
+    spec = DatasetSpec.model_validate(source["spec"])
+    df = tables[spec.name]
+    contract = spec_contract(df, spec)
+    table = spec_feature_table(df, spec, contract)
+    as_of = _utc_ts(table[TIMESTAMP].max()) if len(table) else UNDATED_AS_OF
+    return SnapshotFeatures({spec.name: table}, spec_entity_frame(df, spec), contract, as_of)

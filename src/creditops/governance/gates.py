@@ -470,12 +470,12 @@ def monotonicity_violations(
     offset = 0
     for feature, grid in zip(declared, grids, strict=True):
         k = len(grid)
+        # rows x grid points, PD along the grid for each row (a one-point grid still used its frame)
+        curve = preds[offset : offset + k * len(X)].reshape(k, len(X)).T
+        offset += k * len(X)
         if k < 2:
             out[feature] = 0.0
             continue
-        # rows x grid points, PD along the grid for each row
-        curve = preds[offset : offset + k * len(X)].reshape(k, len(X)).T
-        offset += k * len(X)
         steps = np.diff(curve, axis=1) * directions[feature]
         worst = float(-steps.min())
         out[feature] = worst if worst > MONOTONE_TOLERANCE else 0.0

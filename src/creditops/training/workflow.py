@@ -2,6 +2,9 @@
 
 These functions tie the pure pieces (``tune``, ``fit_model``, ``save_bundle``, ``register``) to one MLflow
 parent run per pipeline run, so lineage reads data version -> feature service -> run -> model version.
+Features, directions, reasons, target and protected attributes come from the run's
+:class:`~creditops.features.contract.FeatureContract` (default: the synthetic world's ``credit_scoring_v1``),
+so a dataset-spec run trains on its own FeatureService through the same calls.
 """
 
 from __future__ import annotations
@@ -16,18 +19,18 @@ from pydantic import BaseModel
 
 from creditops.artifact import Manifest, save_bundle
 from creditops.config import Settings
-from creditops.features.registry import FEATURE_SERVICE, FEATURES, feature_directions, model_feature_names
+from creditops.features.contract import FeatureContract, builtin_contract
 from creditops.governance.gates import GateReport
 from creditops.governance.registry import register, tracking_uri_for
+from creditops.training._common import DEFAULT_PROTECTED
 from creditops.training.fit import fit_model
 from creditops.training.split import Split
 from creditops.training.tune import TuneResult, tune
 
-TARGET = "defaulted"
 REFERENCE_ROWS = 5_000
 
 
-def start_parent_run(settings: Settings, data_version: str) -> str:
+def start_parent_run(settings: Settings, data_version: str, feature_service: str) -> str:
     """Create the pipeline run's MLflow parent run (tagged with its lineage) and return its id."""
     uri = tracking_uri_for(settings.mlflow.tracking_uri)
     client = MlflowClient(tracking_uri=uri)
@@ -42,26 +45,32 @@ def start_parent_run(settings: Settings, data_version: str) -> str:
     run = client.create_run(
         experiment_id,
         run_name=f"training-{data_version}",
-        tags={"lineage.data_version": data_version, "lineage.feature_service": FEATURE_SERVICE},
+        tags={"lineage.data_version": data_version, "lineage.feature_service": feature_service},
     )
     return run.info.run_id
 
 
 def tune_in_new_run(
-    train: pd.DataFrame, valid: pd.DataFrame, settings: Settings, data_version: str
+    train: pd.DataFrame,
+    valid: pd.DataFrame,
+    settings: Settings,
+    data_version: str,
+    contract: FeatureContract | None = None,
 ) -> tuple[TuneResult, str]:
     """Tune on train/valid inside a new parent run; every trial is a nested run under it."""
-    run_id = start_parent_run(settings, data_version)
+    contract = contract or builtin_contract()
+    run_id = start_parent_run(settings, data_version, contract.service)
     result = tune(
         Split(train, valid, valid.iloc[:0]),
-        model_feature_names(),
-        TARGET,
+        contract.features,
+        contract.target,
         n_trials=settings.training.n_trials,
         seed=settings.training.seed,
         pruner=settings.training.pruner,
         mlflow_parent_run_id=run_id,
-        directions=feature_directions(),
+        directions=contract.directions,
         tracking_uri=tracking_uri_for(settings.mlflow.tracking_uri),
+        protected=_refused_inputs(contract),
     )
     return result, run_id
 
@@ -74,29 +83,30 @@ def train_bundle(
     data_version: str,
     run_id: str,
     bundle_dir: str | Path,
+    contract: FeatureContract | None = None,
 ) -> Manifest:
     """Refit with the tuned parameters, write the bundle (with its drift reference sample), log to the run."""
-    features = model_feature_names()
-    protected = [c for c in ("sex", "age_band", "race") if c in train.columns]
+    contract = contract or builtin_contract()
+    features = contract.features
     fitted = fit_model(
         Split(train, valid, None),
         features,
-        feature_directions(),
-        TARGET,
+        contract.directions,
+        contract.target,
         params,
         scoring=settings.scoring,
         cv_folds=settings.training.cv_folds,
         seed=settings.training.seed,
         distributed=settings.training.distributed,
         dask_workers=settings.training.dask_workers,
-        protected=protected,
+        protected=_refused_inputs(contract),
     )
     manifest = fitted.to_manifest(
         settings.mlflow.model_name,
-        FEATURE_SERVICE,
-        reasons={f.name: f.reason for f in FEATURES},
+        contract.service,
+        reasons=contract.reasons,
         data_version=data_version,
-        dtypes={f.name: f.dtype for f in FEATURES},
+        dtypes=contract.dtypes,
     )
     reference = train[features].sample(min(REFERENCE_ROWS, len(train)), random_state=settings.training.seed)
     save_bundle(bundle_dir, fitted.booster, manifest, reference.reset_index(drop=True))
@@ -105,6 +115,11 @@ def train_bundle(
         client.log_metric(run_id, f"train.{name}", float(value))
     client.log_param(run_id, "best_params", json.dumps(params, sort_keys=True)[:6000])
     return manifest
+
+
+def _refused_inputs(contract: FeatureContract) -> list[str]:
+    """Columns refused as model inputs: the contract's protected attributes and the usual suspects."""
+    return list(dict.fromkeys([*contract.protected, *DEFAULT_PROTECTED]))
 
 
 class RunSummary(BaseModel):

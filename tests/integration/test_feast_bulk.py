@@ -1,0 +1,244 @@
+"""Bulk Redis materialization writes exactly what Feast's own ``materialize`` writes (real Redis)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from urllib.parse import urlparse
+
+import numpy as np
+import pandas as pd
+import pytest
+import redis
+from feast.protos.feast.types.Value_pb2 import Value as ValueProto
+from feast.value_type import ValueType
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from creditops.config import FeastConfig
+from creditops.data.synthetic import generate_world
+from creditops.features.build import build_feature_tables
+from creditops.features.registry import JOIN_KEY, TIMESTAMP, features_in
+from feast_repo import bulk
+from feast_repo import store as fs
+
+AFTER_END_ID = 9_000_001  # only rows after ``end``
+BEFORE_START_ID = 9_000_002  # only rows before the materialization window
+STALE_BUREAU_ID = 9_000_003  # bureau row older than the view TTL but inside the window: Feast loads it
+
+
+@pytest.mark.parametrize(
+    ("value_type", "values", "field"),
+    [
+        (ValueType.DOUBLE, [0.0, -0.0, 1.5, -1e300, np.inf, -np.inf, np.nan, 5e-324], "double_val"),
+        (ValueType.FLOAT, [0.0, 1.1, -3.4e38, np.nan], "float_val"),
+        (ValueType.INT64, [0, 1, 127, 128, -1, 2**63 - 1, -(2**63), 300], "int64_val"),
+        (ValueType.INT32, [0, -1, 2**31 - 1, -(2**31)], "int32_val"),
+        (ValueType.BOOL, [True, False], "bool_val"),
+    ],
+)
+def test_value_bytes_match_protobuf(value_type, values, field):
+    payload, plen = bulk._value_payload(value_type, pd.Series(values))
+    for row, value in enumerate(values):
+        expected = b"" if pd.isna(value) else ValueProto(**{field: value}).SerializeToString()
+        assert payload[row, : plen[row]].tobytes() == expected, value
+
+
+def test_nullable_int_column_is_null_or_truncated_like_feast():
+    payload, plen = bulk._value_payload(ValueType.INT64, pd.Series([2.9, np.nan, -2.9]))
+    got = [payload[i, : plen[i]].tobytes() for i in range(3)]
+    assert got == [
+        ValueProto(int64_val=2).SerializeToString(),
+        b"",
+        ValueProto(int64_val=-2).SerializeToString(),
+    ]
+
+
+@pytest.mark.parametrize(
+    "ts",
+    ["1970-01-01", "1970-01-01 00:00:00.000001", "2026-01-01 12:34:56.789123456", "1969-12-31 23:59:59.5"],
+)
+def test_timestamp_bytes_match_feast(ts):
+    stamp = pd.Timestamp(ts, tz="UTC")
+    payload, plen = bulk._timestamp_payload(np.array([stamp.value], dtype=np.int64))
+    expected = Timestamp()
+    expected.FromDatetime(stamp.to_pydatetime(warn=False))  # what Feast's _coerce_datetime hands over
+    assert payload[0, : plen[0]].tobytes() == expected.SerializeToString()
+
+
+def _edge_cases(tables: dict[str, pd.DataFrame], end: pd.Timestamp) -> dict[str, pd.DataFrame]:
+    """NaNs, extreme values and applicants that materialization must leave out (or keep, like Feast)."""
+    out = {}
+    for group, table in tables.items():
+        table = table.copy()
+        latest = table.sort_values(TIMESTAMP).groupby(JOIN_KEY).tail(1).index
+        floats = [f.name for f in features_in(group) if f.dtype == "float"]
+        ints = [f.name for f in features_in(group) if f.dtype == "int"]
+        table.loc[latest[:5], floats[0]] = np.nan
+        table.loc[latest[5:8], floats[-1]] = [0.0, -0.0, np.inf]
+        if ints:
+            table.loc[latest[8:11], ints[0]] = [-7, 2**62, 0]
+        table.loc[latest[11], TIMESTAMP] = end - pd.Timedelta(days=3, nanoseconds=1500)
+        template = table.iloc[[0]]
+        extra = [
+            template.assign(**{JOIN_KEY: AFTER_END_ID, TIMESTAMP: end + pd.Timedelta(days=1)}),
+            template.assign(**{JOIN_KEY: BEFORE_START_ID, TIMESTAMP: end - pd.Timedelta(days=4000)}),
+        ]
+        if group == "bureau":
+            extra.append(
+                template.assign(**{JOIN_KEY: STALE_BUREAU_ID, TIMESTAMP: end - pd.Timedelta(days=100)})
+            )
+        out[group] = pd.concat([table, *extra], ignore_index=True)
+    return out
+
+
+@pytest.fixture(scope="module")
+def world():
+    return generate_world(300, seed=5)
+
+
+@pytest.fixture(scope="module")
+def tables(world):
+    return _edge_cases(build_feature_tables(world), world.as_of)
+
+
+@pytest.fixture(scope="module")
+def redis_client(redis_url):
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def stores(redis_url, redis_client, tables, tmp_path_factory):
+    """Project A loaded by Feast's materialize, project B by materialize_redis (same data, same end)."""
+    rd = urlparse(redis_url)
+    run = f"creditops_bulk_{uuid.uuid4().hex[:8]}"
+    made = {}
+    try:
+        for name in ("feast", "bulk"):
+            config = FeastConfig(
+                project=f"{run}_{name}",
+                online_store="redis",
+                redis_connection=f"{rd.hostname}:{rd.port or 6379},db={(rd.path or '/0').lstrip('/') or 0}",
+            )
+            made[name] = fs.open_store(config=config, data_dir=tmp_path_factory.mktemp(name))
+            fs.write_offline(tables, made[name])
+            fs.apply(made[name])
+        yield made
+    finally:
+        for store in made.values():
+            fs.teardown(store)
+        leftovers = list(redis_client.scan_iter(match=f"*{run}*", count=1000))
+        if leftovers:
+            redis_client.delete(*leftovers)
+
+
+@pytest.fixture(scope="module")
+def loaded(stores, tables, world):
+    end = world.as_of.to_pydatetime()
+    fs.materialize(stores["feast"], end)
+    result = bulk.materialize_redis(stores["bulk"], tables, end, chunk_entities=97)  # several chunks
+    return stores, result
+
+
+def _hashes(client: redis.Redis, project: str) -> dict[bytes, dict[bytes, bytes]]:
+    suffix = project.encode()
+    keys = [k for k in client.scan_iter(match=f"*{project}", count=1000) if k.endswith(suffix)]
+    return {k[: -len(suffix)]: client.hgetall(k) for k in keys}
+
+
+def test_raw_redis_hashes_are_identical(loaded, redis_client):
+    stores, result = loaded
+    feast_hashes = _hashes(redis_client, stores["feast"].project)
+    bulk_hashes = _hashes(redis_client, stores["bulk"].project)
+    assert result.fallback == []
+    assert len(feast_hashes) > 300
+    assert bulk_hashes.keys() == feast_hashes.keys()
+    for key, fields in feast_hashes.items():
+        assert bulk_hashes[key] == fields, key
+    assert sum(v == b"" for h in bulk_hashes.values() for v in h.values()) > 0  # NaN stored as null
+
+
+def test_online_reads_are_identical(loaded, world):
+    stores, _ = loaded
+    ids = [*world.applications[JOIN_KEY].tolist(), AFTER_END_ID, BEFORE_START_ID, STALE_BUREAU_ID]
+    expected = fs.online_features(stores["feast"], ids)
+    got = fs.online_features(stores["bulk"], ids)
+    pd.testing.assert_frame_equal(got, expected)
+    by_id = got.set_index(JOIN_KEY)
+    assert by_id.loc[[AFTER_END_ID, BEFORE_START_ID]].isna().all().all()
+    assert (
+        by_id.loc[STALE_BUREAU_ID, "credit_score"]
+        == expected.set_index(JOIN_KEY).loc[STALE_BUREAU_ID, "credit_score"]
+    )
+    assert by_id[[f.name for f in features_in("identity")][1]].isna().sum() >= 5
+
+
+def test_materialization_intervals_are_recorded(loaded):
+    stores, _ = loaded
+    for name in ("feast", "bulk"):
+        store = stores[name]
+        intervals = {fv.name: fv.materialization_intervals for fv in store.list_feature_views()}
+        assert all(len(v) == 1 for v in intervals.values()), intervals
+    feast_end = {fv.name: fv.materialization_intervals[0][1] for fv in stores["feast"].list_feature_views()}
+    bulk_end = {fv.name: fv.materialization_intervals[0][1] for fv in stores["bulk"].list_feature_views()}
+    assert bulk_end == feast_end
+
+
+def test_reloading_skips_rows_that_are_not_newer(loaded, tables, world, redis_client):
+    stores, _ = loaded
+    before = _hashes(redis_client, stores["bulk"].project)
+    result = bulk.materialize_redis(stores["bulk"], tables, world.as_of.to_pydatetime())
+    assert set(result.written.values()) == {0}
+    # a newer row for one applicant goes through
+    newer = {g: t.copy() for g, t in tables.items()}
+    i = newer["bureau"][JOIN_KEY].iloc[0]
+    stamp = world.as_of + pd.Timedelta(hours=1)
+    newer["bureau"] = pd.concat(
+        [newer["bureau"], newer["bureau"].iloc[[0]].assign(**{TIMESTAMP: stamp, "credit_score": 811})]
+    )
+    result = bulk.materialize_redis(stores["bulk"], newer, (world.as_of + timedelta(hours=2)).to_pydatetime())
+    assert result.written["bureau_fv"] == 1 and result.written["identity_fv"] == 0
+    assert fs.online_features(stores["bulk"], [int(i)])["credit_score"].tolist() == [811]
+    after = _hashes(redis_client, stores["bulk"].project)
+    assert {k for k in after if after[k] != before[k]} == {
+        k for k in after if k.endswith(np.int64(i).tobytes())
+    }
+
+
+def test_non_redis_store_falls_back_to_feast(tables, world, tmp_path):
+    store = fs.open_store(
+        config=FeastConfig(project=f"creditops_bulk_{uuid.uuid4().hex[:8]}"), data_dir=tmp_path
+    )
+    try:
+        fs.write_offline(tables, store)
+        fs.apply(store)
+        result = bulk.materialize_redis(store, tables, world.as_of.to_pydatetime())
+        assert sorted(result.fallback) == sorted(f"{g}_fv" for g in tables) and result.written == {}
+        online = fs.online_features(store, world.applications[JOIN_KEY].head(5).tolist())
+        assert online["credit_score"].notna().all()
+    finally:
+        fs.teardown(store)
+
+
+def test_key_ttl_is_set_like_feast(redis_url, redis_client, tables, world, tmp_path):
+    rd = urlparse(redis_url)
+    project = f"creditops_bulk_{uuid.uuid4().hex[:8]}"
+    config = FeastConfig(
+        project=project,
+        online_store="redis",
+        redis_connection=f"{rd.hostname}:{rd.port or 6379},db={(rd.path or '/0').lstrip('/') or 0}",
+    )
+    store = fs.open_store(config=config, data_dir=tmp_path)
+    store.config.online_store.key_ttl_seconds = 3600
+    try:
+        fs.apply(store)
+        bulk.materialize_redis(store, tables, world.as_of.to_pydatetime())
+        keys = list(redis_client.scan_iter(match=f"*{project}", count=1000))
+        assert keys and all(0 < redis_client.ttl(k) <= 3600 for k in keys)
+        assert fs.online_features(store, world.applications[JOIN_KEY].head(3).tolist())["age"].notna().all()
+    finally:
+        fs.teardown(store)
+        leftovers = list(redis_client.scan_iter(match=f"*{project}*", count=1000))
+        if leftovers:
+            redis_client.delete(*leftovers)
