@@ -87,6 +87,11 @@ class CreditPredictor(kserve.Model):
         check_feature_contract(manifest, model_feature_names(), FEATURE_SERVICE)
         self.features = list(manifest.features)
         self.model_version = model_version_of(self.bundle)
+        if self.model_uri and self.tracking_uri:
+            from creditops.governance.registry import resolve_version
+
+            number = resolve_version(self.tracking_uri, self.model_uri)
+            self.model_version = f"{manifest.model_name}@{number}" if number else self.model_version
         if self.store is None and self.feast_repo:
             from feast_repo.store import open_store  # Feast imports are slow; only when a repo is given
 

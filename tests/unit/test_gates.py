@@ -135,6 +135,20 @@ def test_monotonicity_reports_the_violating_feature(random_model: tuple[Bundle, 
     assert max(out.values()) > 0
 
 
+class _IncreasingInA:
+    """PD rises with ``a`` and ignores everything else: monotone in every declared direction."""
+
+    def predict_pd(self, X: pd.DataFrame) -> np.ndarray:
+        return X["a"].to_numpy(dtype=float) / 100.0
+
+
+def test_monotonicity_of_a_feature_with_a_one_point_grid_does_not_shift_the_others() -> None:
+    # A declared feature constant in the sample (a rare 0/1 flag) has a one-point grid; the features after it
+    # must still read their own predictions.
+    X = pd.DataFrame({"flag": np.zeros(30), "a": np.arange(30.0)})
+    assert monotonicity_violations(_IncreasingInA(), X, {"flag": 1, "a": 1}) == {"flag": 0.0, "a": 0.0}
+
+
 @pytest.mark.parametrize(
     ("value", "op", "passed"),
     [(0.85, ">=", True), (0.75, ">=", False), (0.03, "<=", True), (float("nan"), "<=", False)],

@@ -74,6 +74,9 @@ def test_lifecycle_challenger_then_explicit_promotion(setup: dict, tmp_path: Pat
     assert v2 == "2"
     assert registry.alias_version(uri, name, registry.CHALLENGER) == "2"
     assert registry.alias_version(uri, name, registry.CHAMPION) is None  # registering never moves champion
+    assert registry.resolve_version(uri, f"models:/{name}@challenger") == "2"
+    assert registry.resolve_version(uri, f"{name}/1") == "1"
+    assert registry.resolve_version(uri, str(setup["bundle_dir"])) is None
 
     assert registry.promote(uri, name, v1, promoted_by="alice", reason="canary ok") is None
     assert registry.alias_version(uri, name, registry.CHAMPION) == "1"

@@ -246,6 +246,16 @@ def promote(
     return previous
 
 
+def resolve_version(tracking_uri: str, ref: str) -> str | None:
+    """The registered version number a model reference points to (None for a directory or unknown ref)."""
+    match = _MODEL_REF.match(str(ref))
+    if match is None or Path(ref).is_dir():
+        return None
+    if match.group("version"):
+        return match.group("version")
+    return alias_version(tracking_uri, match.group("name"), match.group("alias"))
+
+
 def resolve(tracking_uri: str | None, ref: str | Path, dst_path: str | Path | None = None) -> Path:
     """Turn a model reference into a local bundle directory.
 
