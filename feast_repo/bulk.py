@@ -40,7 +40,6 @@ from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from feast.value_type import ValueType
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from creditops.features.registry import JOIN_KEY, TIMESTAMP
 from feast_repo import definitions
 
 logger = logging.getLogger(__name__)
@@ -82,9 +81,10 @@ def materialize_redis(
     """Write the latest row per applicant of each view into Feast's Redis online store, like materialize.
 
     Args:
-        store: an applied FeatureStore (views carry the tag ``group``).
-        tables: group -> feature table (``applicant_id``, ``event_timestamp``, the view's features); must
-            hold what the views' offline sources hold (fallback views are read from there).
+        store: an applied FeatureStore.
+        tables: name -> feature table of view ``<name>_fv`` (a group for the built-in views): its join key,
+            its source's timestamp field and its features. Must hold what the views' offline sources hold
+            (fallback views are read from there).
         end: latest event time to load (naive = UTC).
         start: earliest event time; defaults to what :func:`feast_repo.store.materialize` uses.
         connections: parallel Redis connections (each sends whole chunks as one pipelined write).
@@ -95,7 +95,8 @@ def materialize_redis(
     """
     end = _aware(end)
     start = _aware(start) if start else end - max(definitions.TTL.values()) - timedelta(days=1)
-    views = [fv for fv in store.list_feature_views() if fv.online and fv.tags.get("group") in tables]
+    by_view = {f"{name}_fv": table for name, table in tables.items()}
+    views = [fv for fv in store.list_feature_views() if fv.online and fv.name in by_view]
     bulk = [fv for fv in views if _supported(fv)] if _bulk_redis(store) else []
     result = BulkResult(fallback=[fv.name for fv in views if fv not in bulk])
     if result.fallback:
@@ -107,15 +108,14 @@ def materialize_redis(
     config = store.config
     versioning = bool(getattr(config.registry, "enable_online_feature_view_versioning", False))
     encoders = [
-        _ViewEncoder(fv, compute_versioned_name(fv, versioning), tables[fv.tags["group"]], start, end)
-        for fv in bulk
+        _ViewEncoder(fv, compute_versioned_name(fv, versioning), by_view[fv.name], start, end) for fv in bulk
     ]
-    writer = _RedisWriter(store, encoders)
-    try:
-        written = writer.run(connections, chunk_entities)
-    finally:
-        writer.close()
-    result.written.update(written)
+    for join_key in dict.fromkeys(e.join_key for e in encoders):  # views sharing a key share its hash
+        writer = _RedisWriter(store, [e for e in encoders if e.join_key == join_key])
+        try:
+            result.written.update(writer.run(connections, chunk_entities))
+        finally:
+            writer.close()
     for fv in bulk:  # materialization intervals (materialize-incremental reads them) and view state
         store.registry.apply_materialization(fv, store.project, start, end)
     _precompute_services(store, [fv.name for fv in bulk])
@@ -132,10 +132,11 @@ def _bulk_redis(store: FeatureStore) -> bool:
 
 
 def _supported(fv: FeatureView) -> bool:
-    """Views this module encodes: one INT64 join key, scalar numeric/bool features, no offline write-back."""
+    """Views encoded here: one INT64 join key, scalar numeric/bool features, no field mapping/offline copy."""
     columns = fv.entity_columns
     return (
         not fv.offline
+        and not fv.batch_source.field_mapping
         and len(columns) == 1
         and columns[0].dtype.to_value_type() == ValueType.INT64
         and all(f.dtype.to_value_type() in _TAG for f in fv.features)
@@ -275,8 +276,10 @@ class _ViewEncoder:
         self.fv = fv
         self.name = name
         self.ts_field = f"_ts:{name}".encode()
-        ts = pd.DatetimeIndex(pd.to_datetime(table[TIMESTAMP], utc=True)).as_unit("ns").asi8
-        ids = table[JOIN_KEY].to_numpy(dtype="int64")
+        self.join_key = fv.entity_columns[0].name
+        stamps = pd.to_datetime(table[fv.batch_source.timestamp_field], utc=True)
+        ts = pd.DatetimeIndex(stamps).as_unit("ns").asi8
+        ids = table[self.join_key].to_numpy(dtype="int64")
         lo, hi = pd.Timestamp(start).value, pd.Timestamp(end).value
         rows = np.flatnonzero((ts >= lo) & (ts <= hi))
         ids_in, ts_in = ids[rows], ts[rows]
@@ -353,7 +356,7 @@ class _RedisWriter:
     def _key_prefix(self) -> bytes:
         """Feast's serialized entity key minus the 8 value bytes (derived from Feast, then checked)."""
         probe = 0x0102030405060708
-        join_key = self.encoders[0].fv.entity_columns[0].name
+        join_key = self.encoders[0].join_key
         key = serialize_entity_key(
             EntityKeyProto(join_keys=[join_key], entity_values=[ValueProto(int64_val=probe)]),
             entity_key_serialization_version=self.config.entity_key_serialization_version,

@@ -193,3 +193,21 @@ def test_user_csv_from_spec_to_contract(tmp_path: Path) -> None:
     assert built.as_of == pd.Timestamp("2024-02-09", tz="UTC")
     assert list(built.entities.columns) == contract.entity_columns
     assert set(built.entities["outcome"]) <= {0, 1} and "gender" not in contract.features
+
+
+def test_whole_number_columns_stay_integers_unless_they_have_gaps() -> None:
+    spec = DatasetSpec.model_validate(
+        {
+            **SPEC.model_dump(),
+            "features": [{"name": "n", "type": "numeric"}, {"name": "x", "type": "numeric"}],
+        }
+    )
+    df = pd.DataFrame(
+        {"loan_id": [1, 2], "n": [0, 3], "x": [1.5, 2.0], "status": ["bad"] * 2, "sex": ["f"] * 2}
+    )
+    contract = spec_contract(df, spec)
+    assert contract.dtypes == {"n": "int", "x": "float"}
+    assert spec_feature_table(df, spec, contract)["n"].dtype == "int64"
+    gap = spec_feature_table(df.assign(n=[np.nan, 2.0]), spec, contract)  # scoring data with a gap
+    assert gap["n"].dtype == "float64" and np.isnan(gap["n"][0])
+    assert spec_contract(df.assign(n=pd.array([1, None], dtype="Int64")), spec).dtypes["n"] == "float"

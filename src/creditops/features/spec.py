@@ -1,10 +1,10 @@
 """Features of a dataset described by a :class:`~creditops.data.spec.DatasetSpec` (bring your own data).
 
-Numeric columns are model inputs as they are (float). A categorical column becomes one 0/1 column per
-category, named ``<column>__<category slug>``: categories are the spec's ``categories`` when declared,
-otherwise the sorted distinct values seen at training time, recorded in the contract's ``encodings`` so
-the same encoding is applied later. A value outside the known categories (or missing) encodes as all
-zeros, the usual "unknown" of one-hot encoding.
+Numeric columns are model inputs as they are (``int`` when whole numbers without gaps, else float). A
+categorical column becomes one 0/1 column per category, named ``<column>__<category slug>``: categories are
+the spec's ``categories`` when declared, otherwise the sorted distinct values seen at training time,
+recorded in the contract's ``encodings`` so the same encoding is applied later. A value outside the known
+categories (or missing) encodes as all zeros, the usual "unknown" of one-hot encoding.
 
 Every row is stamped with the spec's ``timestamp_column`` (UTC). A dataset without one is undated: all rows
 get :data:`UNDATED_AS_OF`, a constant as-of chosen so the same data always gives the same feature table;
@@ -63,6 +63,17 @@ def _labels(series: pd.Series) -> pd.Series:
     return series.map({v: category_label(v) for v in uniques})
 
 
+def _numeric_dtype(series: pd.Series) -> str:
+    """``int`` for a whole-number column without gaps (counts, 0/1 flags), else ``float``.
+
+    Recorded so that the gates treat counts and flags as such (noise is rounded back to whole numbers) and
+    Feast stores them as Int64.
+    """
+    if pd.api.types.is_bool_dtype(series) or not pd.api.types.is_integer_dtype(series):
+        return "float"
+    return "int" if series.notna().all() else "float"
+
+
 def spec_contract(df: pd.DataFrame, spec: DatasetSpec) -> FeatureContract:
     """The contract of a spec dataset: service ``<name>_v1``, one view ``<name>_fv``, the encoding.
 
@@ -82,7 +93,7 @@ def spec_contract(df: pd.DataFrame, spec: DatasetSpec) -> FeatureContract:
         label = feature.name.replace("_", " ")
         if feature.type == "numeric":
             features.append(feature.name)
-            dtypes[feature.name] = "float"
+            dtypes[feature.name] = _numeric_dtype(df[feature.name])
             directions[feature.name] = int(feature.direction)
             reasons[feature.name] = f"Value of {label}"
             continue
@@ -151,10 +162,14 @@ def spec_feature_table(
         for category, column in mapping.items():
             onehot[column] = (labels == category).astype("int64")
     for name in contract.features:
-        columns[name] = (
-            onehot[name] if name in onehot else pd.to_numeric(df[name]).astype("float64").to_numpy()
-        )
+        columns[name] = onehot[name] if name in onehot else _numeric(df[name], contract.dtypes[name])
     return pd.DataFrame(columns)
+
+
+def _numeric(series: pd.Series, dtype: str) -> np.ndarray:
+    values = pd.to_numeric(series).astype("float64").to_numpy()
+    whole = dtype == "int" and not np.isnan(values).any() and np.equal(np.mod(values, 1), 0).all()
+    return values.astype("int64") if whole else values  # a gap or fraction at scoring time stays float
 
 
 def spec_entity_frame(df: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
