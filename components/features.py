@@ -27,7 +27,7 @@ def compute_features(config: str, validated: Input[Dataset], entities: Output[Da
     store = open_store(config=settings.feast)
     write_offline(built.tables, store)
     apply(store, built.contract)
-    materialize(store, end=built.as_of, contract=built.contract)
+    materialize(store, end=built.as_of, contract=built.contract, tables=built.tables)
     built.entities.to_parquet(entities.path, index=False)
     entities.metadata.update(
         {

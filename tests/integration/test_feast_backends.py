@@ -25,11 +25,13 @@ def tables(world):
     return build_feature_tables(world)
 
 
-@pytest.fixture(scope="module")
-def store(pg_url, redis_url, run_id, tables, world, tmp_path_factory):
+@pytest.fixture(scope="module", params=["feast_materialize", "bulk_materialize"])
+def store(request, pg_url, redis_url, run_id, tables, world, tmp_path_factory):
+    """The same world loaded through Feast's own materialize and through the bulk Redis writer."""
+    bulk = request.param == "bulk_materialize"
     pg, rd = urlparse(pg_url), urlparse(redis_url)
     config = FeastConfig(
-        project=f"creditops_test_{run_id}",
+        project=f"creditops_test_{run_id}{'_bulk' if bulk else ''}",
         online_store="redis",
         offline_store="postgres",
         redis_connection=f"{rd.hostname}:{rd.port or 6379},db={(rd.path or '/0').lstrip('/') or 0}",
@@ -42,7 +44,7 @@ def store(pg_url, redis_url, run_id, tables, world, tmp_path_factory):
     store = fs.open_store(config=config, data_dir=Path(tmp_path_factory.mktemp("feast")))
     fs.write_offline(tables, store)
     fs.apply(store)
-    fs.materialize(store, world.as_of.to_pydatetime())
+    fs.materialize(store, world.as_of.to_pydatetime(), tables=tables if bulk else None)
     yield store
     fs.teardown(store)
 
