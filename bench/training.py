@@ -46,7 +46,7 @@ def main() -> None:
                 "wall_s": round(wall, 1),
                 "peak_rss_gb_step": round(peak_children, 2),
                 "peak_rss_gb_driver": round(peak_self, 2),
-                "test_auc": metrics.get("test_auc"),
+                "test_auc": metrics.get("test.auc"),
                 "cv_auc_mean": metrics.get("cv_auc_mean"),
                 "registered_version": summary.get("registered_version"),
                 "gates_passed": summary.get("gates_passed"),

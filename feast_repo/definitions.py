@@ -9,6 +9,10 @@ A dataset described by a spec gets the same shape from its
 :class:`~creditops.features.contract.FeatureContract` (:func:`contract_objects`): entity ``<name>_record``
 keyed on the spec's id column, source ``<name>_source`` (``<name>.parquet`` / table ``<name>_features``),
 view ``<name>_fv`` and FeatureService ``<name>_v1``.
+
+Request time: the RequestSource ``loan_request`` (``creditops.features.request.REQUEST_INPUTS``) feeds the
+python-mode on-demand view ``loan_request_odfv`` together with ``identity_fv``; the FeatureService
+``credit_request_v1`` is ``credit_scoring_v1``'s views plus that view.
 """
 
 from __future__ import annotations
@@ -17,13 +21,16 @@ import os
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
-from feast import Entity, FeatureService, FeatureView, Field, FileSource
+from feast import Entity, FeatureService, FeatureView, Field, FileSource, RequestSource
 from feast.data_source import DataSource
 from feast.infra.offline_stores.contrib.postgres_offline_store.postgres_source import PostgreSQLSource
+from feast.on_demand_feature_view import on_demand_feature_view
 from feast.types import Float64, Int64
 from feast.value_type import ValueType
 
+from creditops.features import request
 from creditops.features.contract import FeatureContract
 from creditops.features.registry import ENTITY, FEATURE_SERVICE, GROUPS, JOIN_KEY, TIMESTAMP, features_in
 
@@ -83,7 +90,47 @@ def feast_objects(env: Mapping[str, str]) -> dict[str, object]:
     objects[FEATURE_SERVICE] = FeatureService(
         name=FEATURE_SERVICE, features=views, description="Model inputs."
     )
+    objects.update(_request_objects(views))
     return objects
+
+
+def _request_objects(views: list[FeatureView]) -> dict[str, object]:
+    """The RequestSource, on-demand view and FeatureService of the request-time features.
+
+    ``views`` are the model's views (``credit_scoring_v1``); the on-demand view reads only ``income`` and
+    ``requested_amount`` of ``identity_fv``, and its body is the core :mod:`creditops.features.request`.
+    """
+    (identity_fv,) = (v for v in views if v.name == "identity_fv")
+    loan_request = RequestSource(
+        name="loan_request",
+        schema=[
+            Field(name=i.name, dtype=Int64 if i.dtype == "int" else Float64, description=i.description)
+            for i in request.REQUEST_INPUTS
+        ],
+    )
+
+    @on_demand_feature_view(
+        sources=[loan_request, identity_fv[["income", "requested_amount"]]],
+        schema=[
+            Field(name=f.name, dtype=Int64 if f.dtype == "int" else Float64, description=f.description)
+            for f in request.REQUEST_FEATURES
+        ],
+        mode="python",
+        description="Request-time features (creditops.features.request).",
+    )
+    def loan_request_odfv(inputs: dict[str, Any]) -> dict[str, Any]:
+        # Imported here, not read as a global: dill would pickle the module's globals into the registry and
+        # write that snapshot back over the running code whenever the view is loaded.
+        from creditops.features.request import compute_request_features
+
+        return compute_request_features(inputs)
+
+    service = FeatureService(
+        name=request.REQUEST_FEATURE_SERVICE,
+        features=[*views, loan_request_odfv],
+        description="Model inputs plus request-time features.",
+    )
+    return {loan_request.name: loan_request, loan_request_odfv.name: loan_request_odfv, service.name: service}
 
 
 def contract_objects(contract: FeatureContract, env: Mapping[str, str]) -> dict[str, object]:
@@ -126,3 +173,6 @@ bureau_fv = _OBJECTS["bureau_fv"]
 behavioural_fv = _OBJECTS["behavioural_fv"]
 derived_fv = _OBJECTS["derived_fv"]
 credit_scoring_v1 = _OBJECTS[FEATURE_SERVICE]
+loan_request = _OBJECTS["loan_request"]
+loan_request_odfv = _OBJECTS["loan_request_odfv"]
+credit_request_v1 = _OBJECTS[request.REQUEST_FEATURE_SERVICE]

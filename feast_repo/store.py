@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import psycopg
 import yaml
@@ -132,16 +133,36 @@ def training_frame(
     return frame
 
 
+class OnlineFeatures:
+    """Callable ``ids -> float matrix`` through the contract's FeatureService (the serving hot path).
+
+    The FeatureService is looked up once (Feast rebuilds it from the registry proto on every
+    ``get_feature_service``, ~3-10 ms) and read with ``to_dict`` (~0.4 ms against ~3 ms for ``to_df``).
+    Rows come back in request order, columns in the contract's feature order; NaN = no value.
+    """
+
+    def __init__(self, store: FeatureStore, contract: FeatureContract | None = None):
+        self.store = store
+        self.contract = contract or builtin_contract()
+        self.features = list(self.contract.features)
+        self.service = store.get_feature_service(self.contract.service)
+        self._cast = int if self.contract.join_key_dtype == "int" else str
+
+    def __call__(self, ids: Sequence[int | str]) -> np.ndarray:
+        """Current feature values of ``ids`` (one row each, request order)."""
+        rows = [{self.contract.join_key: self._cast(i)} for i in ids]
+        values = self.store.get_online_features(features=self.service, entity_rows=rows).to_dict()
+        return np.array([values[f] for f in self.features], dtype=np.float64).T  # None -> nan
+
+
 def online_features(
     store: FeatureStore, ids: Sequence[int | str], contract: FeatureContract | None = None
 ) -> pd.DataFrame:
     """Current model features for some entities: the join key + the contract's features, in order."""
-    contract = contract or builtin_contract()
-    cast = int if contract.join_key_dtype == "int" else str
-    rows = [{contract.join_key: cast(i)} for i in ids]
-    service = store.get_feature_service(contract.service)
-    frame = store.get_online_features(features=service, entity_rows=rows).to_df()
-    return frame[[contract.join_key, *contract.features]]
+    lookup = OnlineFeatures(store, contract)
+    frame = pd.DataFrame(lookup(ids), columns=lookup.features)
+    frame.insert(0, lookup.contract.join_key, [lookup._cast(i) for i in ids])
+    return frame
 
 
 def teardown(store: FeatureStore) -> None:

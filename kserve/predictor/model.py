@@ -22,12 +22,12 @@ from kserve.protocol.infer_type import InferRequest, InferResponse
 import kserve
 from creditops.artifact import Bundle, check_feature_contract, load_bundle
 from creditops.errors import BundleError
-from creditops.features.registry import FEATURE_SERVICE, FEATURES, model_feature_names
+from creditops.features.registry import FEATURE_SERVICE, model_feature_names
 from creditops.governance.audit import AuditLog, AuditRecord, AuditWriter, utc_now_iso
 from creditops.scoring import Decision, RequestError, coerce_features, model_version_of, score_frame
 from predictor import metrics, payload
 from predictor.errors import AuditUnavailable, FeatureStoreUnavailable, PredictorError, bad_request
-from predictor.online import CoalescingLookup, OnlineFeatures
+from predictor.online import CoalescingLookup
 
 log = logging.getLogger(__name__)
 CALLER_HEADER = "x-caller-id"
@@ -99,14 +99,16 @@ class CreditPredictor(kserve.Model):
             overrides = {k: v for k, v in os.environ.items() if k.startswith("CREDITOPS_FEAST_")}
             self.store = open_store(self.feast_repo, env=overrides)
         if self.store is not None:
-            lookup = OnlineFeatures(self.store, self.features)
+            from feast_repo.store import OnlineFeatures
+
+            lookup = OnlineFeatures(self.store)
             lookup([0])  # opens the online-store connection now rather than on the first request
             self._lookup = CoalescingLookup(lookup)
         if self.audit is None:
             if not self.audit_url:
                 raise BundleError("an audit log is required: pass audit_url (every prediction is audited)")
             self.audit = AuditWriter(AuditLog.open(self.audit_url))
-        self._ranges = {f.name: f.valid_range for f in FEATURES if f.name in set(self.features)}
+        self._ranges = dict(manifest.valid_ranges)
         self._warm_up()
         metrics.set_model_info(self.name, self.model_version, manifest.feature_service)
         self.ready = True

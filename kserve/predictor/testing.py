@@ -23,6 +23,7 @@ import pandas as pd
 import xgboost as xgb
 
 from creditops.artifact import Calibration, Manifest, ScoreScaling, Thresholds, save_bundle
+from creditops.features.contract import builtin_contract
 from creditops.features.registry import FEATURE_SERVICE, FEATURES
 
 
@@ -67,6 +68,7 @@ def tiny_bundle(
         dtypes={f.name: f.dtype for f in FEATURES},
         directions=directions,
         reasons={f.name: f.reason for f in FEATURES},
+        valid_ranges=builtin_contract().valid_ranges,
         calibration=Calibration.identity(),
         score_scaling=ScoreScaling(),
         thresholds=Thresholds(approve_below_pd=0.1, decline_at_or_above_pd=0.4),

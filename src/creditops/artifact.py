@@ -127,6 +127,7 @@ class Manifest(_Strict):
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     target: str
     protected: list[str] = Field(default_factory=list)
+    valid_ranges: dict[str, tuple[float | None, float | None]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _consistent(self) -> Manifest:
@@ -141,6 +142,7 @@ class Manifest(_Strict):
             ("dtypes", self.dtypes),
             ("directions", self.directions),
             ("reasons", self.reasons),
+            ("valid_ranges", self.valid_ranges),
         ):
             unknown = sorted(set(mapping) - set(self.features))
             if unknown:

@@ -172,7 +172,8 @@ def score_file(
         progress: show a rich progress bar.
         caller_id: recorded in the audit log.
         top_k: reasons per row.
-        ranges: optional ``feature -> (low, high)`` valid ranges (rows outside are quarantined).
+        ranges: ``feature -> (low, high)`` valid ranges (rows outside are quarantined); default: the
+            bundle manifest's ``valid_ranges``.
         id_column: id column to carry through (default ``applicant_id`` if present, else ``row_number``).
 
     Raises:
@@ -186,7 +187,7 @@ def score_file(
     tmp_out = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     chunks, total = _chunks(src, chunk_rows)
     features = list(bundle.manifest.features)
-    ranges = ranges or {}
+    ranges = bundle.manifest.valid_ranges if ranges is None else ranges
     version = model_version_of(bundle)
     texts = np.array([reason_text(bundle.manifest, f) for f in features] + [None], dtype=object)
     result = BatchResult(output_path=out, quarantine_path=None)

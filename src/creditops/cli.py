@@ -127,7 +127,13 @@ def cmd_score(args: argparse.Namespace) -> int:
     bundle = load_bundle(resolve(settings.mlflow.tracking_uri, args.model))
     audit = None if args.no_audit else AuditLog.open(settings.audit.url)
     result = score_file(bundle, args.input, args.output, audit=audit, caller_id=args.caller_id)
-    console.print(result)
+    console.print(
+        f"scored {result.rows_scored:,} of {result.rows_in:,} rows in {result.seconds:.1f} s "
+        f"({result.rows_per_minute:,.0f} rows/min) -> {result.output_path}; decisions {result.decisions}; "
+        f"audited {result.audited:,}"
+    )
+    if result.rows_quarantined:
+        console.print(f"[yellow]{result.rows_quarantined:,} rows quarantined[/] -> {result.quarantine_path}")
     return 0
 
 

@@ -80,3 +80,18 @@ def test_unsupported_format(tiny, tmp_path):
     (tmp_path / "in.json").write_text("{}")
     with pytest.raises(DataError, match="unsupported"):
         score_file(tiny[0], tmp_path / "in.json", tmp_path / "o.parquet", progress=False)
+
+
+def test_manifest_valid_ranges_apply_by_default(tiny, tmp_path):
+    from creditops.artifact import load_bundle, save_bundle
+
+    bundle, X = tiny
+    manifest = bundle.manifest.model_copy(update={"valid_ranges": {"utilisation": (0.0, 1.5)}})
+    save_bundle(tmp_path / "ranged", bundle.booster, manifest, bundle.reference)
+    ranged = load_bundle(tmp_path / "ranged")
+    df = X.head(20).astype("float64").reset_index(drop=True)
+    df.loc[5, "utilisation"] = 9.0
+    src = tmp_path / "in.parquet"
+    df.to_parquet(src)
+    result = score_file(ranged, src, tmp_path / "out.parquet", progress=False)  # no ranges= given
+    assert result.rows_quarantined == 1 and result.rows_scored == 19

@@ -53,6 +53,7 @@ class FeatureContract(BaseModel):
         target: Label column of the entity frame (0/1, 1 = the bad outcome).
         protected: Protected attributes carried in the entity frame (never features).
         encodings: Categorical source column -> {category value -> one-hot feature column}.
+        valid_ranges: Feature -> inclusive (low, high) bounds a scored value must respect (None = open).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -72,6 +73,7 @@ class FeatureContract(BaseModel):
     target: str
     protected: list[str] = Field(default_factory=list)
     encodings: dict[str, dict[str, str]] = Field(default_factory=dict)
+    valid_ranges: dict[str, tuple[float | None, float | None]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _consistent(self) -> FeatureContract:
@@ -109,6 +111,7 @@ def builtin_contract() -> FeatureContract:
         dtypes={f.name: f.dtype for f in FEATURES},
         directions={f.name: int(f.direction) for f in FEATURES},
         reasons={f.name: f.reason for f in FEATURES},
+        valid_ranges={f.name: f.valid_range for f in FEATURES if f.valid_range != (None, None)},
         target=BUILTIN_TARGET,
         protected=list(BUILTIN_PROTECTED),
     )

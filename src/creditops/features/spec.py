@@ -89,6 +89,7 @@ def spec_contract(df: pd.DataFrame, spec: DatasetSpec) -> FeatureContract:
     directions: dict[str, int] = {}
     reasons: dict[str, str] = {}
     encodings: dict[str, dict[str, str]] = {}
+    ranges: dict[str, tuple[float | None, float | None]] = {}
     for feature in spec.features:
         label = feature.name.replace("_", " ")
         if feature.type == "numeric":
@@ -96,6 +97,8 @@ def spec_contract(df: pd.DataFrame, spec: DatasetSpec) -> FeatureContract:
             dtypes[feature.name] = _numeric_dtype(df[feature.name])
             directions[feature.name] = int(feature.direction)
             reasons[feature.name] = f"Value of {label}"
+            if feature.valid_range is not None and tuple(feature.valid_range) != (None, None):
+                ranges[feature.name] = tuple(feature.valid_range)
             continue
         declared = feature.categories
         categories = (
@@ -125,6 +128,7 @@ def spec_contract(df: pd.DataFrame, spec: DatasetSpec) -> FeatureContract:
         target=spec.target,
         protected=list(spec.protected),
         encodings=encodings,
+        valid_ranges=ranges,
     )
 
 

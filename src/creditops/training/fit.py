@@ -83,6 +83,7 @@ class FittedModel:
         reasons: Mapping[str, str] | None = None,
         data_version: str | None = None,
         dtypes: Mapping[str, str] | None = None,
+        valid_ranges: Mapping[str, tuple[float | None, float | None]] | None = None,
     ) -> Manifest:
         """Manifest for :func:`creditops.artifact.save_bundle`.
 
@@ -92,6 +93,7 @@ class FittedModel:
             reasons: adverse-action text per feature (feature registry); missing ones get a generic text.
             data_version: snapshot version of the training data.
             dtypes: feature dtypes (default float).
+            valid_ranges: inclusive bounds a scored value must respect (servers reject values outside).
         """
         reasons = dict(reasons or {})
         return Manifest(
@@ -113,6 +115,7 @@ class FittedModel:
             library_versions=library_versions(),
             target=self.target,
             protected=list(self.protected),
+            valid_ranges={f: tuple(r) for f, r in (valid_ranges or {}).items() if f in self.features},
         )
 
 

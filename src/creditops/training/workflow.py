@@ -107,6 +107,7 @@ def train_bundle(
         reasons=contract.reasons,
         data_version=data_version,
         dtypes=contract.dtypes,
+        valid_ranges=contract.valid_ranges,
     )
     reference = train[features].sample(min(REFERENCE_ROWS, len(train)), random_state=settings.training.seed)
     save_bundle(bundle_dir, fitted.booster, manifest, reference.reset_index(drop=True))
