@@ -111,9 +111,9 @@ def _request_objects(views: list[FeatureView]) -> dict[str, object]:
 
     @on_demand_feature_view(
         sources=[loan_request, identity_fv[["income", "requested_amount"]]],
+        # no field descriptions: Feast 0.67 compares them when checking the schema against the inferred one
         schema=[
-            Field(name=f.name, dtype=Int64 if f.dtype == "int" else Float64, description=f.description)
-            for f in request.REQUEST_FEATURES
+            Field(name=f.name, dtype=Int64 if f.dtype == "int" else Float64) for f in request.REQUEST_FEATURES
         ],
         mode="python",
         description="Request-time features (creditops.features.request).",
