@@ -13,18 +13,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from creditops.data.schema import TRANSACTION_TYPES
+
 WINDOW_DAYS = 365
 MONTH_DAYS = WINDOW_DAYS / 12
-TYPES: tuple[str, ...] = (
-    "salary",
-    "card_purchase",
-    "bill_payment",
-    "loan_repayment",
-    "atm_withdrawal",
-    "transfer_in",
-    "transfer_out",
-    "overdraft_fee",
-)
+TYPES = TRANSACTION_TYPES
 INFLOW_TYPES = ("salary", "transfer_in")
 _NS_PER_DAY = 86_400 * 10**9
 
