@@ -41,6 +41,18 @@ def pct(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q))
 
 
+def _summary(latencies: list[float], rows: int, errors: dict[str, int], elapsed: float) -> dict:
+    return {
+        "requests": len(latencies),
+        "ok_rows": rows,
+        "errors": errors,
+        "seconds": elapsed,
+        "rps": len(latencies) / elapsed,
+        "p50_ms": pct(latencies, 50) * 1e3,
+        "p99_ms": pct(latencies, 99) * 1e3,
+    }
+
+
 # ---------------------------------------------------------------------------------------------- load client
 async def _load(url: str, ids: list[int], concurrency: int, seconds: float) -> dict:
     latencies: list[float] = []
@@ -70,15 +82,7 @@ async def _load(url: str, ids: list[int], concurrency: int, seconds: float) -> d
         start = time.perf_counter()
         await asyncio.gather(*(worker(i) for i in range(concurrency)))
         elapsed = time.perf_counter() - start
-    return {
-        "requests": len(latencies),
-        "ok_rows": rows,
-        "errors": errors,
-        "seconds": elapsed,
-        "rps": len(latencies) / elapsed,
-        "p50_ms": pct(latencies, 50) * 1e3,
-        "p99_ms": pct(latencies, 99) * 1e3,
-    }
+    return _summary(latencies, rows, errors, elapsed)
 
 
 async def _load_raw(url: str, ids: list[int], concurrency: int, seconds: float) -> dict:
@@ -119,15 +123,7 @@ async def _load_raw(url: str, ids: list[int], concurrency: int, seconds: float) 
     start = time.perf_counter()
     await asyncio.gather(*(worker(i) for i in range(concurrency)))
     elapsed = time.perf_counter() - start
-    return {
-        "requests": len(latencies),
-        "ok_rows": rows,
-        "errors": errors,
-        "seconds": elapsed,
-        "rps": len(latencies) / elapsed,
-        "p50_ms": pct(latencies, 50) * 1e3,
-        "p99_ms": pct(latencies, 99) * 1e3,
-    }
+    return _summary(latencies, rows, errors, elapsed)
 
 
 def load_client_main(args: argparse.Namespace) -> int:
