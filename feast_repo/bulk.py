@@ -37,6 +37,7 @@ from feast.infra.online_stores.helpers import _mmh3, compute_versioned_name
 from feast.infra.online_stores.redis import RedisOnlineStore, RedisType
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
+from feast.repo_config import RepoConfig
 from feast.value_type import ValueType
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -97,7 +98,7 @@ def materialize_redis(
     start = _aware(start) if start else end - max(definitions.TTL.values()) - timedelta(days=1)
     by_view = {f"{name}_fv": table for name, table in tables.items()}
     views = [fv for fv in store.list_feature_views() if fv.online and fv.name in by_view]
-    bulk = [fv for fv in views if _supported(fv)] if _bulk_redis(store) else []
+    bulk = [fv for fv in views if supported(fv)] if bulk_redis(store) else []
     result = BulkResult(fallback=[fv.name for fv in views if fv not in bulk])
     if result.fallback:
         logger.info("materializing %s with store.materialize", result.fallback)
@@ -126,12 +127,13 @@ def _aware(ts: datetime) -> datetime:
     return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
-def _bulk_redis(store: FeatureStore) -> bool:
+def bulk_redis(store: FeatureStore) -> bool:
+    """A plain or sentinel Redis online store (the layout handled here; not Redis Cluster)."""
     online = store.config.online_store
     return getattr(online, "type", None) == "redis" and online.redis_type != RedisType.redis_cluster
 
 
-def _supported(fv: FeatureView) -> bool:
+def supported(fv: FeatureView) -> bool:
     """Views encoded here: one INT64 join key, scalar numeric/bool features, no field mapping/offline copy."""
     columns = fv.entity_columns
     return (
@@ -141,6 +143,21 @@ def _supported(fv: FeatureView) -> bool:
         and columns[0].dtype.to_value_type() == ValueType.INT64
         and all(f.dtype.to_value_type() in _TAG for f in fv.features)
     )
+
+
+def entity_key_prefix(config: RepoConfig, join_key: str) -> bytes:
+    """Feast's serialized INT64 entity key minus its 8 value bytes (derived from Feast, then checked).
+
+    A Redis key is ``prefix + int64 little-endian + project``.
+    """
+    probe = 0x0102030405060708
+    key = serialize_entity_key(
+        EntityKeyProto(join_keys=[join_key], entity_values=[ValueProto(int64_val=probe)]),
+        entity_key_serialization_version=config.entity_key_serialization_version,
+    )
+    if not key.endswith(struct.pack("<q", probe)):
+        raise ValueError(f"unexpected Feast entity key layout: {key!r}")
+    return key[:-8]
 
 
 def _precompute_services(store: FeatureStore, view_names: Sequence[str]) -> None:
@@ -350,20 +367,8 @@ class _RedisWriter:
         for e, r in zip(encoders, self.rows, strict=True):
             r[r >= len(e.ids)] = 0
             r[e.ids[r] != self.ids] = -1
-        self.key_prefix = self._key_prefix()
+        self.key_prefix = entity_key_prefix(self.config, self.encoders[0].join_key)
         self.project = self.config.project.encode("utf-8")
-
-    def _key_prefix(self) -> bytes:
-        """Feast's serialized entity key minus the 8 value bytes (derived from Feast, then checked)."""
-        probe = 0x0102030405060708
-        join_key = self.encoders[0].join_key
-        key = serialize_entity_key(
-            EntityKeyProto(join_keys=[join_key], entity_values=[ValueProto(int64_val=probe)]),
-            entity_key_serialization_version=self.config.entity_key_serialization_version,
-        )
-        if not key.endswith(struct.pack("<q", probe)):
-            raise ValueError(f"unexpected Feast entity key layout: {key!r}")
-        return key[:-8]
 
     def _keys(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """RESP bulk strings of the Redis keys (fixed length: prefix + int64 + project)."""

@@ -136,30 +136,44 @@ def training_frame(
 class OnlineFeatures:
     """Callable ``ids -> float matrix`` through the contract's FeatureService (the serving hot path).
 
-    The FeatureService is looked up once (Feast rebuilds it from the registry proto on every
-    ``get_feature_service``, ~3-10 ms) and read with ``to_dict`` (~0.4 ms against ~3 ms for ``to_df``).
-    Rows come back in request order, columns in the contract's feature order; NaN = no value.
+    On a Redis online store the service is read by :class:`feast_repo.direct.RedisServiceReader` (Feast's
+    hashes, one round trip, ~0.1 ms for one applicant against ~1 ms for ``get_online_features``); elsewhere,
+    or with ``direct=False``, by ``get_online_features`` with the FeatureService looked up once (Feast
+    rebuilds it from the registry proto on every ``get_feature_service``, ~3-10 ms) and read with ``to_dict``
+    (~0.4 ms against ~3 ms for ``to_df``). Rows come back in request order, columns in the contract's
+    feature order; NaN = no value.
     """
 
-    def __init__(self, store: FeatureStore, contract: FeatureContract | None = None):
+    def __init__(self, store: FeatureStore, contract: FeatureContract | None = None, direct: bool = True):
+        from feast_repo.direct import reader_for
+
         self.store = store
         self.contract = contract or builtin_contract()
         self.features = list(self.contract.features)
         self.service = store.get_feature_service(self.contract.service)
         self._cast = int if self.contract.join_key_dtype == "int" else str
+        self.direct = reader_for(store, self.contract.service, self.features) if direct else None
 
     def __call__(self, ids: Sequence[int | str]) -> np.ndarray:
         """Current feature values of ``ids`` (one row each, request order)."""
+        if self.direct is not None:
+            return self.direct([self._cast(i) for i in ids])
         rows = [{self.contract.join_key: self._cast(i)} for i in ids]
         values = self.store.get_online_features(features=self.service, entity_rows=rows).to_dict()
         return np.array([values[f] for f in self.features], dtype=np.float64).T  # None -> nan
 
 
 def online_features(
-    store: FeatureStore, ids: Sequence[int | str], contract: FeatureContract | None = None
+    store: FeatureStore,
+    ids: Sequence[int | str],
+    contract: FeatureContract | None = None,
+    direct: bool = True,
 ) -> pd.DataFrame:
-    """Current model features for some entities: the join key + the contract's features, in order."""
-    lookup = OnlineFeatures(store, contract)
+    """Current model features for some entities: the join key + the contract's features, in order.
+
+    ``direct=False`` forces Feast's ``get_online_features`` (see :class:`OnlineFeatures`).
+    """
+    lookup = OnlineFeatures(store, contract, direct=direct)
     frame = pd.DataFrame(lookup(ids), columns=lookup.features)
     frame.insert(0, lookup.contract.join_key, [lookup._cast(i) for i in ids])
     return frame

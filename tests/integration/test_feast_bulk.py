@@ -162,8 +162,8 @@ def test_raw_redis_hashes_are_identical(loaded, redis_client):
 def test_online_reads_are_identical(loaded, world):
     stores, _ = loaded
     ids = [*world.applications[JOIN_KEY].tolist(), AFTER_END_ID, BEFORE_START_ID, STALE_BUREAU_ID]
-    expected = fs.online_features(stores["feast"], ids)
-    got = fs.online_features(stores["bulk"], ids)
+    expected = fs.online_features(stores["feast"], ids, direct=False)
+    got = fs.online_features(stores["bulk"], ids, direct=False)
     pd.testing.assert_frame_equal(got, expected)
     by_id = got.set_index(JOIN_KEY)
     assert by_id.loc[[AFTER_END_ID, BEFORE_START_ID]].isna().all().all()
@@ -172,6 +172,48 @@ def test_online_reads_are_identical(loaded, world):
         == expected.set_index(JOIN_KEY).loc[STALE_BUREAU_ID, "credit_score"]
     )
     assert by_id[[f.name for f in features_in("identity")][1]].isna().sum() >= 5
+
+
+@pytest.mark.parametrize("name", ["feast", "bulk"])
+def test_direct_reader_equals_get_online_features(loaded, world, name):
+    store = loaded[0][name]
+    lookup = fs.OnlineFeatures(store)
+    assert lookup.direct is not None  # a Redis store with the built-in service: the direct path
+    ids = [*world.applications[JOIN_KEY].tolist(), AFTER_END_ID, BEFORE_START_ID, STALE_BUREAU_ID, 123456789]
+    expected = fs.online_features(store, ids, direct=False)
+    got = fs.online_features(store, ids)
+    pd.testing.assert_frame_equal(got, expected)
+    assert got.iloc[:, 1:].isna().any().any() and np.isinf(got.iloc[:, 1:].to_numpy()).any()
+    assert got.iloc[-1, 1:].isna().all()  # unknown applicant: all NaN, as Feast
+    one = lookup([ids[7]])  # the single-applicant path (no pipeline)
+    np.testing.assert_array_equal(one, expected.iloc[[7], 1:].to_numpy())
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        ValueProto(double_val=-2.5),
+        ValueProto(float_val=1.25),
+        ValueProto(int64_val=-(2**40)),
+        ValueProto(int32_val=7),
+        ValueProto(bool_val=True),
+        ValueProto(),
+    ],
+)
+def test_decode_value_matches_protobuf(value):
+    from feast.type_map import feast_value_type_to_python_type
+
+    from feast_repo.direct import decode_value
+
+    expected = feast_value_type_to_python_type(value)
+    got = decode_value(value.SerializeToString())
+    assert (np.isnan(got) and expected is None) or got == float(expected)
+
+
+def test_direct_reader_not_used_off_redis(tables, world, tmp_path):
+    store = fs.open_store(config=FeastConfig(project=f"direct_{uuid.uuid4().hex[:6]}"), data_dir=tmp_path)
+    fs.apply(store)
+    assert fs.OnlineFeatures(store).direct is None
 
 
 def test_materialization_intervals_are_recorded(loaded):
