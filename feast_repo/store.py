@@ -20,6 +20,7 @@ import psycopg
 import yaml
 from feast import FeatureStore
 from feast.repo_config import RepoConfig
+from feast.value_type import ValueType
 
 from creditops.config import FeastConfig
 from creditops.features.contract import FeatureContract, builtin_contract
@@ -141,24 +142,40 @@ class OnlineFeatures:
     or with ``direct=False``, by ``get_online_features`` with the FeatureService looked up once (Feast
     rebuilds it from the registry proto on every ``get_feature_service``, ~3-10 ms) and read with ``to_dict``
     (~0.4 ms against ~3 ms for ``to_df``). Rows come back in request order, columns in the contract's
-    feature order; NaN = no value.
+    feature order; NaN = no value. Given ``service`` (and no contract), the features, their order and the
+    join key are the ones the Feast registry holds for that service (what a server checks a model against).
     """
 
-    def __init__(self, store: FeatureStore, contract: FeatureContract | None = None, direct: bool = True):
+    def __init__(
+        self,
+        store: FeatureStore,
+        contract: FeatureContract | None = None,
+        direct: bool = True,
+        service: str | None = None,
+    ):
         from feast_repo.direct import reader_for
 
         self.store = store
-        self.contract = contract or builtin_contract()
-        self.features = list(self.contract.features)
-        self.service = store.get_feature_service(self.contract.service)
-        self._cast = int if self.contract.join_key_dtype == "int" else str
-        self.direct = reader_for(store, self.contract.service, self.features) if direct else None
+        if service is not None and contract is None:  # what the Feast registry says the service serves
+            self.service = store.get_feature_service(service)
+            self.features = [f.name for p in self.service.feature_view_projections for f in p.features]
+            key = store.get_feature_view(self.service.feature_view_projections[0].name).entity_columns[0]
+            self.join_key = key.name
+            int_key = key.dtype.to_value_type() in (ValueType.INT64, ValueType.INT32)
+        else:
+            contract = contract or builtin_contract()
+            self.service = store.get_feature_service(contract.service)
+            self.features = list(contract.features)
+            self.join_key = contract.join_key
+            int_key = contract.join_key_dtype == "int"
+        self._cast = int if int_key else str
+        self.direct = reader_for(store, self.service.name, self.features) if direct else None
 
     def __call__(self, ids: Sequence[int | str]) -> np.ndarray:
         """Current feature values of ``ids`` (one row each, request order)."""
         if self.direct is not None:
             return self.direct([self._cast(i) for i in ids])
-        rows = [{self.contract.join_key: self._cast(i)} for i in ids]
+        rows = [{self.join_key: self._cast(i)} for i in ids]
         values = self.store.get_online_features(features=self.service, entity_rows=rows).to_dict()
         return np.array([values[f] for f in self.features], dtype=np.float64).T  # None -> nan
 
@@ -175,7 +192,7 @@ def online_features(
     """
     lookup = OnlineFeatures(store, contract, direct=direct)
     frame = pd.DataFrame(lookup(ids), columns=lookup.features)
-    frame.insert(0, lookup.contract.join_key, [lookup._cast(i) for i in ids])
+    frame.insert(0, lookup.join_key, [lookup._cast(i) for i in ids])
     return frame
 
 

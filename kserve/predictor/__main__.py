@@ -21,6 +21,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--feast-repo", default=None, help="Feast repo (without it only raw features are accepted)"
     )
+    p.add_argument(
+        "--feature-service",
+        default=None,
+        help="FeatureService this endpoint serves (default: the one the model was trained on)",
+    )
     p.add_argument("--audit-url", required=True, help="audit log: sqlite:///path or postgresql://...")
     p.add_argument("--http-port", type=int, default=8080)
     p.add_argument("--grpc-port", type=int, default=0, help="0 = no gRPC server")
@@ -40,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         model_uri=args.model_uri,
         tracking_uri=args.tracking_uri,
         feast_repo=args.feast_repo,
+        feature_service=args.feature_service,
         audit_url=args.audit_url,
         max_batch=args.max_batch,
     )

@@ -3,7 +3,8 @@
 The class only speaks the protocol. Feature validation, scoring, reason codes and the audit log are the
 core's (``creditops.scoring``, ``creditops.governance``); online features come from Feast through
 ``feast_repo.store``. State (bundle, feature store, audit writer) is injectable for tests; ``load()`` builds
-what was not injected, refuses a bundle whose features differ from the feature service, and sets ``ready``.
+what was not injected, refuses a bundle whose features differ from its feature service as the Feast registry
+defines it (or, without a store, as the built-in registry does for ``credit_scoring_v1``), and sets ``ready``.
 
 Every answered prediction is written to the audit log (awaiting the group-commit writer) before the answer
 leaves; if that write fails the request fails with a 503 and no answer is given.
@@ -43,6 +44,8 @@ class CreditPredictor(kserve.Model):
         bundle_dir: a model bundle directory (``creditops.artifact``), or
         model_uri: ``models:/<name>@<alias>`` resolved through the MLflow registry at ``tracking_uri``.
         feast_repo: Feast repo path; without it (and without ``store``) only raw features are accepted.
+        feature_service: the FeatureService this endpoint serves; a bundle trained on another is refused.
+            Default: the one the bundle's manifest names (``credit_scoring_v1``, ``<dataset>_v1``, ...).
         audit_url: ``sqlite:///...`` or ``postgresql://...`` audit log.
         bundle, store, audit: already-built state (tests inject these instead of the paths above).
         max_batch: largest accepted batch (more rows -> 413).
@@ -58,6 +61,7 @@ class CreditPredictor(kserve.Model):
         tracking_uri: str | None = None,
         feast_repo: str | None = None,
         audit_url: str | None = None,
+        feature_service: str | None = None,
         bundle: Bundle | None = None,
         store: Any | None = None,
         audit: AuditWriter | None = None,
@@ -70,6 +74,7 @@ class CreditPredictor(kserve.Model):
         self.tracking_uri = tracking_uri
         self.feast_repo = feast_repo
         self.audit_url = audit_url
+        self.feature_service = feature_service
         self.bundle = bundle
         self.store = store
         self.audit = audit
@@ -84,7 +89,7 @@ class CreditPredictor(kserve.Model):
         if self.bundle is None:
             self.bundle = load_bundle(self._bundle_path())
         manifest = self.bundle.manifest
-        check_feature_contract(manifest, model_feature_names(), FEATURE_SERVICE)
+        self.feature_service = self.feature_service or manifest.feature_service
         self.features = list(manifest.features)
         self.model_version = model_version_of(self.bundle)
         if self.model_uri and self.tracking_uri:
@@ -99,11 +104,23 @@ class CreditPredictor(kserve.Model):
             overrides = {k: v for k, v in os.environ.items() if k.startswith("CREDITOPS_FEAST_")}
             self.store = open_store(self.feast_repo, env=overrides)
         if self.store is not None:
+            from feast.errors import FeastObjectNotFoundException
+
             from feast_repo.store import OnlineFeatures
 
-            lookup = OnlineFeatures(self.store)
+            try:
+                lookup = OnlineFeatures(self.store, service=self.feature_service)
+            except FeastObjectNotFoundException as exc:
+                raise BundleError(
+                    f"the Feast repo has no feature service {self.feature_service!r} for this model: {exc}"
+                ) from None
+            check_feature_contract(manifest, lookup.features, self.feature_service)
             lookup([0])  # opens the online-store connection now rather than on the first request
             self._lookup = CoalescingLookup(lookup)
+        elif self.feature_service == FEATURE_SERVICE:
+            check_feature_contract(manifest, model_feature_names(), FEATURE_SERVICE)
+        else:  # raw features only: the manifest is all there is to check requests against
+            check_feature_contract(manifest, manifest.features, self.feature_service)
         if self.audit is None:
             if not self.audit_url:
                 raise BundleError("an audit log is required: pass audit_url (every prediction is audited)")

@@ -226,10 +226,18 @@ def test_load_refuses_a_bundle_from_another_feature_service(bundle_dir: Path, tm
         (other / f.name).write_bytes(f.read_bytes())
     manifest = read_manifest(other).model_copy(update={"feature_service": "credit_scoring_v0"})
     (other / "manifest.json").write_text(manifest.model_dump_json())
-    model = CreditPredictor("credit-x", bundle_dir=str(other), audit_url=f"sqlite:///{tmp_path / 'a.db'}")
+    model = CreditPredictor(
+        "credit-x",
+        bundle_dir=str(other),
+        feature_service="credit_scoring_v1",  # the endpoint is bound to the built-in service
+        audit_url=f"sqlite:///{tmp_path / 'a.db'}",
+    )
     with pytest.raises(BundleError, match="credit_scoring_v0"):
         model.load()
     assert not model.ready
+    # unbound, the endpoint serves the model's own service: raw features only, checked against the manifest
+    unbound = CreditPredictor("credit-x", bundle_dir=str(other), audit_url=f"sqlite:///{tmp_path / 'b.db'}")
+    assert unbound.load() and unbound.feature_service == "credit_scoring_v0"
 
 
 def test_load_refuses_a_bundle_missing_a_service_feature(bundle_dir: Path, tmp_path: Path) -> None:

@@ -255,3 +255,28 @@ def test_metrics_move(client: httpx.Client, world) -> None:
     assert metric(client, "creditops_predictor_decisions_total", model=MODEL) == dec_before + 3
     assert metric(client, "creditops_predictor_model_info", model=MODEL) == 1.0
     assert not math.isnan(metric(client, "creditops_predictor_request_seconds_sum", model=MODEL))
+
+
+def test_a_model_whose_service_the_feast_repo_lacks_is_refused(
+    world, bundle_dir: Path, tmp_path: Path
+) -> None:
+    env, _ = world
+    other = tmp_path / "bundle"
+    other.mkdir()
+    for f in bundle_dir.iterdir():
+        (other / f.name).write_bytes(f.read_bytes())
+    manifest = json.loads((other / "manifest.json").read_text())
+    (other / "manifest.json").write_text(json.dumps({**manifest, "feature_service": "credit_scoring_v0"}))
+    args = [
+        "--bundle",
+        str(other),
+        "--feast-repo",
+        str(REPO_PATH),
+        "--audit-url",
+        f"sqlite:///{tmp_path}/a.db",
+    ]
+    with (
+        pytest.raises(RuntimeError, match="no feature service 'credit_scoring_v0'"),
+        running_server(args, env=env),
+    ):
+        pass

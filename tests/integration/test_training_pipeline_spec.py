@@ -111,3 +111,32 @@ def test_lenient_gates_register_the_same_model(
     client = MlflowClient(tracking_uri=tracking_uri_for(settings.mlflow.tracking_uri))
     version = client.get_model_version(settings.mlflow.model_name, result.registered_version)
     assert "german_credit_v1" in version.tags["lineage"]
+
+
+def test_the_spec_model_is_served_by_id_and_by_values(
+    german_run: tuple[Settings, dict[str, Any], Path],
+) -> None:
+    import httpx
+
+    from creditops.serve_local import running_predictor
+
+    settings, _, run_root = german_run
+    bundle_dir = run_root / "train-model" / "model"
+    manifest = load_bundle(bundle_dir).manifest
+    test = pd.read_parquet(run_root / "build-training-set" / "test").head(5)
+    ids = [{"applicant_id": int(i)} for i in test["applicant_id"]]
+    values = test[manifest.features].astype(float).to_dict(orient="records")
+    with running_predictor(settings, str(bundle_dir)) as base:
+        url = f"{base}/v1/models/{settings.serving.model_name}:predict"
+        by_id = httpx.post(url, json={"instances": ids}, timeout=30)
+        by_values = httpx.post(url, json={"instances": values}, timeout=30)
+        missing = httpx.post(
+            url, json={"instances": [{k: v for k, v in values[0].items() if k != "duration_in_month"}]}
+        )
+    assert by_id.status_code == 200, by_id.text
+    assert by_values.status_code == 200, by_values.text
+    got_id, got_values = by_id.json()["predictions"], by_values.json()["predictions"]
+    # one row per German Credit applicant: the online store holds exactly the training row's values
+    assert [p["pd"] for p in got_id] == pytest.approx([p["pd"] for p in got_values])
+    assert all(p["decision"] in {"approve", "review", "decline"} and p["reasons"] for p in got_id)
+    assert missing.status_code == 400 and "duration_in_month" in missing.text
