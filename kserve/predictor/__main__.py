@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
-from creditops.errors import CreditOpsError
-from predictor.model import DEFAULT_MAX_BATCH, CreditPredictor
-from predictor.server import serve
+# Importing Feast (its metrics module) exports PROMETHEUS_MULTIPROC(ESS)_DIR into its process's environment,
+# so a server started by such a process (the CLI, the tests) would inherit it and keep every metric in mmap
+# files of the parent's temp dir, behind a lock and a pid check per update. This server is one process:
+# drop them before prometheus_client is imported (it picks its value class once, at import).
+for _var in ("PROMETHEUS_MULTIPROC_DIR", "PROMETHEUS_MULTIPROCESS_DIR", "prometheus_multiproc_dir"):
+    os.environ.pop(_var, None)
+
+from creditops.errors import CreditOpsError  # noqa: E402
+from predictor.model import DEFAULT_MAX_BATCH, CreditPredictor  # noqa: E402
+from predictor.server import serve  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
