@@ -298,3 +298,16 @@ def test_coalescing_lookup_merges_concurrent_requests_and_shares_failures() -> N
 
     results = asyncio.run(failing())
     assert all(isinstance(r, ConnectionError) for r in results)
+
+
+def test_server_process_keeps_metrics_in_process(tmp_path: Path) -> None:
+    # A parent that imported Feast exports PROMETHEUS_MULTIPROC_DIR; the server must not inherit that mode.
+    import subprocess
+    import sys
+
+    kserve_dir = Path(__file__).resolve().parents[2] / "kserve"
+    code = "import predictor.__main__, prometheus_client.values as v; print(v.ValueClass.__name__)"
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(kserve_dir), "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "MutexValue"
