@@ -48,7 +48,7 @@ logger = logging.getLogger(__name__)
 _SEG = 32  # bytes per stream segment; every piece of a command is padded to this width, then compacted
 _CRLF = np.frombuffer(b"\r\n", dtype=np.uint8)
 # ValueProto oneof tags: (field number << 3) | wire type
-_TAG = {
+VALUE_TAGS = {
     ValueType.INT32: 0x18,  # 3, varint
     ValueType.INT64: 0x20,  # 4, varint
     ValueType.DOUBLE: 0x29,  # 5, fixed64
@@ -141,7 +141,7 @@ def supported(fv: FeatureView) -> bool:
         and not fv.batch_source.field_mapping
         and len(columns) == 1
         and columns[0].dtype.to_value_type() == ValueType.INT64
-        and all(f.dtype.to_value_type() in _TAG for f in fv.features)
+        and all(f.dtype.to_value_type() in VALUE_TAGS for f in fv.features)
     )
 
 
@@ -241,7 +241,7 @@ def _resp_const(data: bytes) -> bytes:
 def _value_payload(value_type: ValueType, column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """Serialized ``ValueProto`` per row, as Feast's ``python_values_to_proto_values`` + SerializeToString."""
     n = len(column)
-    tag = _TAG[value_type]
+    tag = VALUE_TAGS[value_type]
     null = column.isna().to_numpy()
     if value_type in (ValueType.DOUBLE, ValueType.FLOAT):
         dtype = "<f8" if value_type == ValueType.DOUBLE else "<f4"

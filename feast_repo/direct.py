@@ -23,12 +23,13 @@ from feast import FeatureStore, FeatureView
 from feast.infra.online_stores.helpers import _mmh3
 from feast.infra.online_stores.redis import RedisOnlineStore, _versioned_fv_name
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
+from feast.value_type import ValueType
 
-from feast_repo.bulk import bulk_redis, entity_key_prefix, supported
+from feast_repo.bulk import VALUE_TAGS, bulk_redis, entity_key_prefix, supported
 
 _DOUBLE = struct.Struct("<d")
 _FLOAT = struct.Struct("<f")
-_DOUBLE_TAG, _FLOAT_TAG = 0x29, 0x35  # ValueProto double_val (5, fixed64), float_val (6, fixed32)
+_DOUBLE_TAG, _FLOAT_TAG = VALUE_TAGS[ValueType.DOUBLE], VALUE_TAGS[ValueType.FLOAT]
 
 
 def decode_value(raw: bytes | None) -> float:
