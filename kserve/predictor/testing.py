@@ -8,16 +8,12 @@ with the registry's monotone directions, and saves it with ``creditops.artifact.
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pandas as pd
 import xgboost as xgb
@@ -25,6 +21,7 @@ import xgboost as xgb
 from creditops.artifact import Calibration, Manifest, ScoreScaling, Thresholds, save_bundle
 from creditops.features.contract import builtin_contract
 from creditops.features.registry import FEATURE_SERVICE, FEATURES
+from creditops.serve_local import free_port, running_process
 
 
 def random_features(n: int, seed: int = 0) -> pd.DataFrame:
@@ -80,13 +77,6 @@ def tiny_bundle(
     return save_bundle(out_dir, booster, manifest, X.head(200))
 
 
-def free_port() -> int:
-    """An unused TCP port on the loopback interface."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def running_server(
     args: list[str],
@@ -96,39 +86,19 @@ def running_server(
 ) -> Iterator[str]:
     """Run ``python -m predictor <args> --http-port <free>`` and yield its base URL once the model is ready.
 
-    The server's output goes to a temporary log file, printed (tail) if it dies before getting ready.
+    The server's output goes to a temporary log file, whose tail the error carries if it dies before getting
+    ready (:func:`creditops.serve_local.running_process`).
     """
     port = free_port()
     kserve_dir = Path(__file__).resolve().parents[1]
     full_env = {**os.environ, **(env or {})}
     full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(kserve_dir), full_env.get("PYTHONPATH")]))
     cmd = [sys.executable, "-m", "predictor", *args, "--model-name", model_name, "--http-port", str(port)]
-    with tempfile.NamedTemporaryFile("w+", suffix=".log", prefix="predictor-") as log:
-        proc = subprocess.Popen(cmd, env=full_env, stdout=log, stderr=subprocess.STDOUT)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + timeout_s
-            while True:
-                if proc.poll() is not None:
-                    log.seek(0)
-                    tail = "\n".join(log.read().splitlines()[-30:])
-                    raise RuntimeError(f"predictor exited with code {proc.returncode}:\n{tail}")
-                try:
-                    if httpx.get(f"{base}/v2/models/{model_name}/ready", timeout=1.0).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"predictor not ready after {timeout_s:.0f} s")
-                time.sleep(0.2)
+    base = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory(prefix="predictor-") as tmp:
+        log = Path(tmp) / "predictor.log"
+        with running_process(cmd, full_env, f"{base}/v2/models/{model_name}/ready", log, timeout_s):
             yield base
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 def feature_tables(n_applicants: int, seed: int = 0, first_id: int = 1) -> dict[str, pd.DataFrame]:

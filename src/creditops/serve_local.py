@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -71,39 +71,54 @@ def predictor_command(settings: Settings, model: str, port: int) -> tuple[list[s
 
 
 @contextmanager
-def running_predictor(settings: Settings, model: str, timeout_s: float = 90.0) -> Iterator[str]:
-    """Start the predictor, wait until the model is ready, yield its base URL, stop it afterwards."""
-    port = free_port()
-    cmd, env = predictor_command(settings, model, port)
-    log_path = settings.workdir / "predictor.log"
+def running_process(
+    cmd: Sequence[str], env: Mapping[str, str], ready_url: str, log_path: Path, timeout_s: float = 90.0
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run a server command (output to ``log_path``) until ``GET ready_url`` answers 200; stop it afterwards.
+
+    Raises:
+        CreditOpsError: the process exited first (with the tail of its log), or was not ready in time.
+    """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "w") as log:
-        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
-        base = f"http://127.0.0.1:{port}"
+        proc = subprocess.Popen(list(cmd), env=dict(env), stdout=log, stderr=subprocess.STDOUT)
         try:
-            _wait_ready(proc, f"{base}/v2/models/{settings.serving.model_name}/ready", timeout_s, log_path)
-            yield base
+            _wait_ready(proc, ready_url, timeout_s, log_path)
+            yield proc
         finally:
             proc.terminate()
             try:
                 proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 proc.kill()
+                proc.wait()
+
+
+@contextmanager
+def running_predictor(settings: Settings, model: str, timeout_s: float = 90.0) -> Iterator[str]:
+    """Start the predictor, wait until the model is ready, yield its base URL, stop it afterwards."""
+    port = free_port()
+    cmd, env = predictor_command(settings, model, port)
+    base = f"http://127.0.0.1:{port}"
+    ready = f"{base}/v2/models/{settings.serving.model_name}/ready"
+    with running_process(cmd, env, ready, settings.workdir / "predictor.log", timeout_s):
+        yield base
 
 
 def _wait_ready(proc: subprocess.Popen[bytes], url: str, timeout_s: float, log_path: Path) -> None:
+    name = Path(log_path).stem
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            tail = "\n".join(log_path.read_text().splitlines()[-20:])
-            raise CreditOpsError(f"predictor exited with code {proc.returncode}; last log lines:\n{tail}")
+            tail = "\n".join(log_path.read_text().splitlines()[-30:])
+            raise CreditOpsError(f"{name} exited with code {proc.returncode}; last log lines:\n{tail}")
         try:
             if httpx.get(url, timeout=1.0).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
-        time.sleep(0.25)
-    raise CreditOpsError(f"predictor not ready after {timeout_s:.0f} s (log: {log_path})")
+        time.sleep(0.2)
+    raise CreditOpsError(f"{name} not ready after {timeout_s:.0f} s (log: {log_path})")
 
 
 def serve_command(settings: Settings, model: str, port: int | None) -> int:

@@ -5,10 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -20,6 +17,7 @@ from kserve.protocol.infer_type import InferInput, InferRequest
 
 from creditops.artifact import load_bundle
 from creditops.errors import BundleError
+from creditops.serve_local import free_port, running_process
 from explainer.model import CreditExplainer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -151,46 +149,20 @@ def test_explain_through_the_kserve_call_path(explainer: CreditExplainer, bundle
     assert len(response["explanations"]) == 1
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def test_explain_over_http(bundle_dir: Path) -> None:
-    port = _free_port()
+def test_explain_over_http(bundle_dir: Path, tmp_path: Path) -> None:
+    port = free_port()
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(REPO / "kserve"), os.environ.get("PYTHONPATH", "")]),
     }
     cmd = [sys.executable, "-m", "explainer", "--bundle", str(bundle_dir), "--model_name", "credit-pd",
            "--http_port", str(port), "--enable_grpc", "false", "--workers", "1"]  # fmt: skip
-    server = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        with httpx.Client(timeout=5) as client:
-            while True:
-                assert server.poll() is None, server.stderr.read().decode()[-2000:] if server.stderr else ""
-                try:
-                    if client.get(f"{base}/v1/models/credit-pd").json().get("ready"):
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, "explainer server not ready within 60 s"
-                time.sleep(0.25)
-            ok = client.post(
-                f"{base}/v1/models/credit-pd:explain", json={"instances": _instances(bundle_dir, 2)}
-            )
-            assert ok.status_code == 200, ok.text
-            assert len(ok.json()["explanations"]) == 2
-            bad = client.post(f"{base}/v1/models/credit-pd:explain", json={"instances": [{"utilisation": 1}]})
-            assert bad.status_code == 400
-            assert "missing feature 'income_k'" in bad.json()["error"]
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+    ready = f"{base}/v2/models/credit-pd/ready"
+    with running_process(cmd, env, ready, tmp_path / "explainer.log", 60), httpx.Client(timeout=5) as client:
+        ok = client.post(f"{base}/v1/models/credit-pd:explain", json={"instances": _instances(bundle_dir, 2)})
+        assert ok.status_code == 200, ok.text
+        assert len(ok.json()["explanations"]) == 2
+        bad = client.post(f"{base}/v1/models/credit-pd:explain", json={"instances": [{"utilisation": 1}]})
+        assert bad.status_code == 400
+        assert "missing feature 'income_k'" in bad.json()["error"]

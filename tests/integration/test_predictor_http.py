@@ -13,6 +13,7 @@ import psycopg
 import pytest
 
 from creditops.artifact import load_bundle
+from creditops.errors import CreditOpsError
 from creditops.features.registry import model_feature_names
 from creditops.governance.audit import TABLE, AuditLog
 from feast_repo.store import REPO_PATH
@@ -276,7 +277,7 @@ def test_a_model_whose_service_the_feast_repo_lacks_is_refused(
         f"sqlite:///{tmp_path}/a.db",
     ]
     with (
-        pytest.raises(RuntimeError, match="no feature service 'credit_scoring_v0'"),
+        pytest.raises(CreditOpsError, match="no feature service 'credit_scoring_v0'"),
         running_server(args, env=env),
     ):
         pass
