@@ -5,18 +5,16 @@ One run (small data, few trials, so it fits in CI) feeds several assertions: the
 strict gate config must be refused registration, with the failed gate named.
 """
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
+from pipeline_helpers import regate_and_register
 
-from creditops.artifact import load_bundle
 from creditops.config import Settings, load_config
 from creditops.governance.registry import tracking_uri_for
-from creditops.training.workflow import register_if_passed
 from pipelines.training import COMPILED
 
 # Small data keeps this test in CI's budget; AUC on a 5,000-applicant world sits near 0.80, so the test
@@ -78,25 +76,8 @@ def test_model_card_has_required_sections(pipeline_run: tuple[Settings, dict[str
 def test_strict_gates_refuse_registration_and_name_the_gate(
     pipeline_run: tuple[Settings, dict[str, Any]], tmp_path: Path
 ) -> None:
-    import pandas as pd
-
-    from creditops.governance.gates import evaluate_gates
-
     settings, summary = pipeline_run
-    run_root = Path(summary["model_card_html"]).parents[1]
-    bundle_dir = run_root / "train-model" / "model"
-    test_df = pd.read_parquet(run_root / "build-training-set" / "test")
-    strict = settings.gates.model_copy(update={"min_auc": 0.99})
-    report = evaluate_gates(load_bundle(bundle_dir), test_df, strict)
-    report_path = tmp_path / "gates.json"
-    report_path.write_text(json.dumps(report.to_dict()))
-    result = register_if_passed(
-        settings,
-        summary["run_id"],
-        bundle_dir,
-        report_path,
-        {"markdown": summary["model_card_markdown"], "html": summary["model_card_html"]},
-    )
+    _, result = regate_and_register(settings, summary, tmp_path, min_auc=0.99)
     assert result.registered_version is None
     assert "auc" in result.gate_summary and "0.99" in result.gate_summary
     client = MlflowClient(tracking_uri=tracking_uri_for(settings.mlflow.tracking_uri))

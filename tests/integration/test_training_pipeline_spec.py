@@ -7,18 +7,17 @@ same bundle is also re-evaluated under a strict AUC gate (refused, gate named) a
 (registered): the gates, not the data source, decide.
 """
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
+from pipeline_helpers import regate_and_register
 
 from creditops.artifact import load_bundle
 from creditops.config import Settings, load_config
 from creditops.governance.registry import tracking_uri_for
-from creditops.training.workflow import register_if_passed
 
 SMALL_RUN = {"data": {"source": "german_credit"}, "training": {"n_trials": 3, "cv_folds": 3}}
 
@@ -71,22 +70,8 @@ def test_default_gates_decide_and_name_what_failed(german_run: tuple[Settings, d
 def _register_under(
     german_run: tuple[Settings, dict[str, Any], Path], tmp_path: Path, **gates: float
 ) -> tuple[Any, Any]:
-    from creditops.governance.gates import evaluate_gates
-
-    settings, summary, run_root = german_run
-    bundle_dir = run_root / "train-model" / "model"
-    test = pd.read_parquet(run_root / "build-training-set" / "test")
-    report = evaluate_gates(load_bundle(bundle_dir), test, settings.gates.model_copy(update=gates))
-    report_path = tmp_path / "gates.json"
-    report_path.write_text(json.dumps(report.to_dict()))
-    result = register_if_passed(
-        settings,
-        summary["run_id"],
-        bundle_dir,
-        report_path,
-        {"markdown": summary["model_card_markdown"], "html": summary["model_card_html"]},
-    )
-    return report, result
+    settings, summary, _ = german_run
+    return regate_and_register(settings, summary, tmp_path, **gates)
 
 
 def test_auc_gate_refuses_and_is_named(
