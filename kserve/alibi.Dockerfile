@@ -25,7 +25,7 @@ RUN uv pip install --python /opt/venv/bin/python --no-deps . \
  && /opt/venv/bin/python -c "import alibi.explainers, alibi_detect.cd, creditops.artifact, creditops.monitoring.drift"
 
 FROM python:3.11.7-slim-bookworm
-RUN apt-get update && apt-get install -y --no-install-recommends libgomp1 \
+RUN apt-get update && apt-get install -y --no-install-recommends libgomp1=12.2.0-14+deb12u1 \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --uid 1000 --create-home creditops
 COPY --from=build /opt/venv /opt/venv
