@@ -7,7 +7,7 @@
 ARG BASE_IMAGE=creditops:latest
 FROM ${BASE_IMAGE}
 WORKDIR /app
-USER 1000
+USER 10001
 EXPOSE 8080
 ENTRYPOINT ["creditops"]
 CMD ["--help"]

@@ -9,5 +9,5 @@ import os
 
 DEFAULT_IMAGE = "ghcr.io/creditops/creditops:0.1.0-python3.11"
 # Read once at import, i.e. when the pipeline is compiled: CD sets it to the image it just pushed
-# (`CREDITOPS_PIPELINE_IMAGE=registry/creditops@sha256:... creditops compile`); unset keeps the checked-in YAML.
+# (`CREDITOPS_PIPELINE_IMAGE=registry/creditops@sha256:... creditops compile`); unset: the checked-in YAML.
 BASE_IMAGE = os.environ.get("CREDITOPS_PIPELINE_IMAGE") or DEFAULT_IMAGE

@@ -27,13 +27,13 @@ RUN uv pip install --python /opt/venv/bin/python --no-deps . \
 FROM python:3.11.7-slim-bookworm
 RUN apt-get update && apt-get install -y --no-install-recommends libgomp1=12.2.0-14+deb12u1 \
  && rm -rf /var/lib/apt/lists/* \
- && useradd --uid 1000 --create-home creditops
+ && useradd --uid 10001 --create-home creditops
 COPY --from=build /opt/venv /opt/venv
-COPY --chown=1000:1000 kserve/explainer /app/kserve/explainer
-COPY --chown=1000:1000 kserve/detector /app/kserve/detector
+COPY --chown=10001:10001 kserve/explainer /app/kserve/explainer
+COPY --chown=10001:10001 kserve/detector /app/kserve/detector
 ENV PATH=/opt/venv/bin:$PATH PYTHONPATH=/app/kserve PYTHONUNBUFFERED=1
 WORKDIR /app
-USER 1000
+USER 10001
 EXPOSE 8080
 ENTRYPOINT ["python", "-m"]
 CMD ["explainer", "--backend", "alibi", "--bundle", "/mnt/models"]

@@ -4,9 +4,9 @@
 # Run: docker run -v /path/to/bundle:/mnt/models creditops-explainer:TAG --model_name credit-pd
 ARG BASE_IMAGE=creditops:latest
 FROM ${BASE_IMAGE}
-COPY --chown=1000:1000 kserve/explainer /app/kserve/explainer
+COPY --chown=10001:10001 kserve/explainer /app/kserve/explainer
 ENV PYTHONPATH=/app/kserve
 WORKDIR /app
-USER 1000
+USER 10001
 EXPOSE 8080
 ENTRYPOINT ["python", "-m", "explainer", "--bundle", "/mnt/models"]

@@ -9,11 +9,11 @@
 #   or --model-uri models:/credit-pd@champion --tracking-uri http://mlflow:5000 instead of --bundle.
 ARG BASE_IMAGE=creditops:latest
 FROM ${BASE_IMAGE}
-COPY --chown=1000:1000 kserve/predictor /app/kserve/predictor
-# numba (TreeSHAP kernels) caches compiled code; the venv is read-only for uid 1000.
+COPY --chown=10001:10001 kserve/predictor /app/kserve/predictor
+# numba (TreeSHAP kernels) caches compiled code; the venv is read-only for uid 10001.
 ENV PYTHONPATH=/app/kserve NUMBA_CACHE_DIR=/tmp/numba-cache
 WORKDIR /app
-USER 1000
+USER 10001
 EXPOSE 8080
 ENTRYPOINT ["python", "-m", "predictor"]
 CMD ["--bundle", "/mnt/models", "--feast-repo", "/app/feast_repo", "--audit-url", "sqlite:////tmp/audit.db", "--http-port", "8080"]

@@ -1,5 +1,7 @@
-"""Offline checks of the deploy artefacts: render every kustomize overlay, validate each InferenceService
-against the KServe CRD with what the API server adds, and each built-in kind with kubernetes-validate.
+"""Offline checks of the deploy artefacts: render, then validate against the schemas the API server uses.
+
+Every kustomize overlay is rendered; each InferenceService is validated against the KServe CRD with what the
+API server adds, and each built-in kind with kubernetes-validate.
 
 JSON Schema alone is laxer than the API server, so the CRD schema is tightened before use:
 unknown fields are rejected (``additionalProperties: false`` wherever a schema lists ``properties``, has no
@@ -36,7 +38,7 @@ _CRD_CANDIDATES = [
     ROOT.parent / "shared" / "crds" / _CRD_FILE,
     ROOT.parent.parent / "shared" / "crds" / _CRD_FILE,
 ]
-CRD_PATH = next((p for p in _CRD_CANDIDATES if p is not None and p.exists()), ROOT.parent / "shared" / "crds" / _CRD_FILE)
+CRD_PATH = next((p for p in _CRD_CANDIDATES if p is not None and p.exists()), _CRD_CANDIDATES[1])
 K8S_VERSION = "1.32"
 DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 # Kinds that are custom resources without a CRD here: checked for a DNS-1035 name and an apiVersion only.
@@ -44,7 +46,7 @@ UNCHECKED_CRS = {("serving.kserve.io/v1alpha1", "ServingRuntime")}
 
 
 def kubectl() -> str:
-    """kubectl 1.32 (its kustomize v5.5): the versioned binary if present, else the dispatcher."""
+    """The kubectl 1.32 binary (kustomize v5.5): the versioned binary if present, else the dispatcher."""
     return shutil.which("kubectl.1.32") or shutil.which("kubectl") or "kubectl"
 
 

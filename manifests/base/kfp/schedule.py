@@ -36,7 +36,7 @@ class RecurringRun(BaseModel):
     @classmethod
     def _six_fields(cls, value: str) -> str:
         if len(value.split()) != 6:
-            raise ValueError("KFP cron needs six fields (seconds minutes hours day-of-month month day-of-week)")
+            raise ValueError("KFP cron needs six fields (seconds minutes hours day month weekday)")
         return value
 
 
@@ -76,7 +76,9 @@ def compile_package(pipeline: str, out_dir: Path) -> Path:
     return path
 
 
-def recurring_run_request(run: RecurringRun, experiment_id: str, package: Path, config_json: str) -> dict[str, Any]:
+def recurring_run_request(
+    run: RecurringRun, experiment_id: str, package: Path, config_json: str
+) -> dict[str, Any]:
     """Keyword arguments of ``kfp.Client.create_recurring_run`` for one run."""
     return {
         "experiment_id": experiment_id,
@@ -106,7 +108,9 @@ def main(argv: list[str] | None = None) -> int:
         packages = {run.pipeline: compile_package(run.pipeline, Path(tmp)) for run in schedule.runs}
         if args.dry_run:
             for run in schedule.runs:
-                print(json.dumps(recurring_run_request(run, "<experiment>", packages[run.pipeline], "<config>")))
+                print(
+                    json.dumps(recurring_run_request(run, "<experiment>", packages[run.pipeline], "<config>"))
+                )
             return 0
         import kfp
 
@@ -117,7 +121,9 @@ def main(argv: list[str] | None = None) -> int:
         for run in schedule.runs:
             if run.name in by_name:
                 client.delete_recurring_run(by_name[run.name])
-            request = recurring_run_request(run, experiment.experiment_id, packages[run.pipeline], config_json)
+            request = recurring_run_request(
+                run, experiment.experiment_id, packages[run.pipeline], config_json
+            )
             created = client.create_recurring_run(**request)
             print(f"{run.name}: {created.recurring_run_id} cron={run.cron}")
     return 0
