@@ -3,11 +3,12 @@
 # Kubernetes API with the service account of manifests/base/controller (RBAC limited to inferenceservices).
 # Build from the repo root after the project image:
 #   docker build -f controller.Dockerfile --build-arg BASE_IMAGE=creditops:TAG -t creditops-controller:TAG .
-# Run: docker run creditops-controller:TAG rollout --help
-ARG BASE_IMAGE=creditops:latest
+# Run: docker run creditops-controller:TAG rollout --help (a CLI run per rollout: no server, no HEALTHCHECK)
+ARG BASE_IMAGE=ghcr.io/creditops/creditops:0.1.0-python3.11
+#checkov:skip=CKV_DOCKER_7:FROM is the BASE_IMAGE build arg, always the project image of the same commit (tagged, default 0.1.0)
 FROM ${BASE_IMAGE}
 WORKDIR /app
 USER 10001
-EXPOSE 8080
+HEALTHCHECK NONE
 ENTRYPOINT ["creditops"]
 CMD ["--help"]

@@ -35,5 +35,8 @@ ENV PATH=/opt/venv/bin:$PATH PYTHONPATH=/app/kserve PYTHONUNBUFFERED=1
 WORKDIR /app
 USER 10001
 EXPOSE 8080
+# Docker-level health for `docker run`; on Kubernetes the readiness probe of the manifest is what counts.
+HEALTHCHECK --interval=30s --timeout=3s --start-period=60s \
+  CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/v2/health/ready', timeout=2)"]
 ENTRYPOINT ["python", "-m"]
 CMD ["explainer", "--backend", "alibi", "--bundle", "/mnt/models"]
