@@ -8,7 +8,7 @@ UV_VERSION := 0.13.8
 
 ALIBI_VENV := .venv-alibi
 
-.PHONY: demo test test-core test-alibi lint venv clean
+.PHONY: demo test test-core test-alibi lint venv clean static
 
 venv: $(VENV)/.installed
 
@@ -47,3 +47,18 @@ lint: venv
 
 clean:
 	rm -rf $(VENV) $(ALIBI_VENV) .creditops
+
+# Static checks of the deploy artefacts (tools/static_checks.sh: bandit, hadolint, actionlint, shellcheck,
+# kustomize render + CRD/built-in validation, promtool, terraform fmt, checkov). checkov lives in its own
+# pinned venv (tools/checkov/requirements.lock); promtool, shellcheck and terraform come from the machine.
+CHECKOV_VENV := .venv-checkov
+
+$(CHECKOV_VENV)/.installed: tools/checkov/requirements.lock | venv
+	tools/build_checkov_env.sh $(CHECKOV_VENV)
+	touch $@
+
+static: venv $(CHECKOV_VENV)/.installed
+	tools/static_checks.sh
+
+lock-checkov: venv
+	$(VENV)/bin/uv pip compile tools/checkov/requirements.in -p 3.11 -o tools/checkov/requirements.lock

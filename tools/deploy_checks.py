@@ -50,12 +50,16 @@ def kubectl() -> str:
     return shutil.which("kubectl.1.32") or shutil.which("kubectl") or "kubectl"
 
 
-def render(overlay: Path) -> list[dict[str, Any]]:
-    """``kubectl kustomize overlay`` parsed into documents (raises CalledProcessError on a render error)."""
-    out = subprocess.run(  # nosec B603  # fixed argv, no shell
+def render_text(overlay: str | Path) -> str:
+    """``kubectl kustomize overlay`` as YAML text (raises CalledProcessError on a render error)."""
+    return subprocess.run(  # nosec B603  # fixed argv, no shell
         [kubectl(), "kustomize", str(overlay)], check=True, capture_output=True, text=True
     ).stdout
-    return [d for d in yaml.safe_load_all(out) if d]
+
+
+def render(overlay: str | Path) -> list[dict[str, Any]]:
+    """``kubectl kustomize overlay`` parsed into documents (raises CalledProcessError on a render error)."""
+    return [d for d in yaml.safe_load_all(render_text(overlay)) if d]
 
 
 def strict_schema(schema: Any) -> Any:
