@@ -44,7 +44,7 @@ terraform_fmt() {
   "$(dirname "$CHECKOV")/python" tools/tf_fmt.py terraform
 }
 
-run bandit "$VENV/bin/bandit" -q -r src kserve feast_repo components pipelines tools
+run bandit "$VENV/bin/bandit" -q -r src kserve feast_repo components pipelines tools manifests
 run hadolint "$VENV/bin/hadolint" "${dockerfiles[@]}"
 run actionlint "$VENV/bin/actionlint"
 run manifests "$VENV/bin/python" tools/deploy_checks.py

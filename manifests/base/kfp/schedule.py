@@ -9,8 +9,6 @@ Usage: ``python schedule.py --runs recurring-runs.yaml --settings settings.yaml 
 (``--dry-run`` prints the requests instead of sending them).
 """
 
-from __future__ import annotations
-
 import argparse
 import json
 import sys
@@ -69,7 +67,8 @@ def compile_package(pipeline: str, out_dir: Path) -> Path:
     def data_pipeline(config: str) -> int:
         ingest = ingest_data(config=config)
         validate = validate_data(config=config, snapshot=ingest.outputs["snapshot"])
-        return compute_features(config=config, validated=validate.outputs["validated"]).output
+        features = compute_features(config=config, validated=validate.outputs["validated"])
+        return features.outputs["Output"]
 
     path = out_dir / "data.yaml"
     compiler.Compiler().compile(data_pipeline, str(path))
