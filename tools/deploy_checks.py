@@ -88,6 +88,10 @@ def strict_schema(schema: Any) -> Any:
 
 def load_crd_schema(path: Path = CRD_PATH) -> dict[str, Any]:
     """The InferenceService v1beta1 openAPIV3Schema (YAML parsed once, cached as JSON beside the venv)."""
+    if not path.exists():
+        raise FileNotFoundError(
+            f"KServe CRD not found at {path}: put shared/ beside the checkout or set CREDITOPS_KSERVE_CRD"
+        )
     cache = ROOT / ".creditops" / "cache" / f"isvc-schema-{path.stat().st_mtime_ns}.json"
     if cache.exists():
         return json.loads(cache.read_text())
