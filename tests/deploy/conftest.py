@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
+from deploy_helpers import OVERLAYS, ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from tools import deploy_checks  # noqa: E402
-
-OVERLAYS = ("dev", "staging", "prod")
+from tools import deploy_checks
 
 
 @pytest.fixture(scope="session")

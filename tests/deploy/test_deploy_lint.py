@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from deploy_helpers import ROOT
 
 BIN = Path(sys.executable).parent
 DOCKERFILES = [

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import OVERLAYS, ROOT
+from deploy_helpers import OVERLAYS, ROOT
 
 from tools import deploy_checks
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT
+from deploy_helpers import ROOT
 from pydantic import ValidationError
 
 KFP_DIR = ROOT / "manifests" / "base" / "kfp"

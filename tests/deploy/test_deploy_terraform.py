@@ -15,7 +15,7 @@ from typing import Any
 import hcl2
 import pytest
 import yaml
-from conftest import ROOT
+from deploy_helpers import ROOT
 from hcl2 import SerializationOptions
 
 TF = ROOT / "terraform"
