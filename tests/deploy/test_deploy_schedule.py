@@ -66,7 +66,7 @@ def test_dry_run_compiles_both_pipelines_with_the_environment_settings() -> None
             "--runs",
             str(KFP_DIR / "recurring-runs.yaml"),
             "--settings",
-            str(ROOT / "manifests/overlays/prod/settings.yaml"),
+            str(ROOT / "manifests/base/settings.yaml"),
             "--dry-run",
         ],
         cwd=ROOT,
@@ -77,12 +77,21 @@ def test_dry_run_compiles_both_pipelines_with_the_environment_settings() -> None
     assert proc.returncode == 0, proc.stderr[-2000:]
     requests = [json.loads(line) for line in proc.stdout.splitlines()]
     assert [r["job_name"] for r in requests] == ["creditops-daily-data", "creditops-monthly-retraining"]
+    assert requests[0]["pipeline_package_path"].endswith("pipelines/data.yaml")
     assert requests[1]["pipeline_package_path"].endswith("pipelines/training.yaml")
     assert all(r["max_concurrency"] == 1 and r["no_catchup"] for r in requests)
 
 
-def test_data_pipeline_is_ingest_validate_features(tmp_path: Path) -> None:
-    package = yaml.safe_load(schedule.compile_package("data", tmp_path).read_text())
+def test_data_pipeline_is_ingest_validate_features_and_its_yaml_is_up_to_date(tmp_path: Path) -> None:
+    from pipelines.data import COMPILED, compile_pipeline
+
+    def stable(text: str) -> str:
+        return "\n".join(line for line in text.splitlines() if "sdkVersion" not in line)
+
+    fresh = compile_pipeline(tmp_path / "data.yaml")
+    assert stable(fresh.read_text()) == stable(COMPILED.read_text()), "run `python -m pipelines.data`"
+    assert schedule.package_path("data") == COMPILED
+    package = yaml.safe_load(COMPILED.read_text())
     tasks = package["root"]["dag"]["tasks"]
     assert set(tasks) == {"ingest-data", "validate-data", "compute-features"}
     assert tasks["compute-features"]["dependentTasks"] == ["validate-data"]

@@ -1,7 +1,7 @@
 """Register the creditops pipelines' recurring runs on Kubeflow Pipelines (run by Job creditops-kfp-schedule).
 
-Pipelines: ``training`` (the compiled ``pipelines/training.yaml``) and ``data`` (ingest -> validate ->
-features + ``feast apply``/materialize, the first three steps of the same components). The run config is the
+Pipelines: ``training`` (``pipelines/training.yaml``) and ``data`` (``pipelines/data.yaml``: ingest ->
+validate -> features + ``feast apply``/materialize), both compiled and checked in. The run config is the
 environment's ``settings.yaml`` (expanded and validated by ``creditops.config.load_config``), passed to
 every step as JSON. Idempotent: a recurring run with the same name is replaced.
 
@@ -12,7 +12,6 @@ Usage: ``python schedule.py --runs recurring-runs.yaml --settings settings.yaml 
 import argparse
 import json
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -51,28 +50,13 @@ def load_schedule(path: Path) -> Schedule:
     return Schedule.model_validate(yaml.safe_load(path.read_text()))
 
 
-def compile_package(pipeline: str, out_dir: Path) -> Path:
-    """The KFP package for ``pipeline``: the checked-in training YAML, or the data pipeline compiled here."""
-    from kfp import compiler, dsl
-
+def package_path(pipeline: str) -> Path:
+    """The compiled KFP package of ``pipeline`` (checked-in YAML shipped in the pipeline image)."""
     if pipeline == "training":
         from pipelines.training import COMPILED
-
-        return COMPILED
-    from components.features import compute_features
-    from components.ingest import ingest_data
-    from components.validate import validate_data
-
-    @dsl.pipeline(name="creditops-data", description="Ingest, validate, featurise + materialize (daily).")
-    def data_pipeline(config: str) -> int:
-        ingest = ingest_data(config=config)
-        validate = validate_data(config=config, snapshot=ingest.outputs["snapshot"])
-        features = compute_features(config=config, validated=validate.outputs["validated"])
-        return features.outputs["Output"]
-
-    path = out_dir / "data.yaml"
-    compiler.Compiler().compile(data_pipeline, str(path))
-    return path
+    else:
+        from pipelines.data import COMPILED
+    return COMPILED
 
 
 def recurring_run_request(
@@ -103,28 +87,23 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     schedule = load_schedule(args.runs)
     config_json = load_config(args.settings).model_dump_json()
-    with tempfile.TemporaryDirectory() as tmp:
-        packages = {run.pipeline: compile_package(run.pipeline, Path(tmp)) for run in schedule.runs}
-        if args.dry_run:
-            for run in schedule.runs:
-                print(
-                    json.dumps(recurring_run_request(run, "<experiment>", packages[run.pipeline], "<config>"))
-                )
-            return 0
-        import kfp
-
-        client = kfp.Client(host=args.host)
-        experiment = client.create_experiment(name=schedule.experiment)
-        existing = client.list_recurring_runs(experiment_id=experiment.experiment_id, page_size=200)
-        by_name = {r.display_name: r.recurring_run_id for r in (existing.recurring_runs or [])}
+    packages = {run.pipeline: package_path(run.pipeline) for run in schedule.runs}
+    if args.dry_run:
         for run in schedule.runs:
-            if run.name in by_name:
-                client.delete_recurring_run(by_name[run.name])
-            request = recurring_run_request(
-                run, experiment.experiment_id, packages[run.pipeline], config_json
-            )
-            created = client.create_recurring_run(**request)
-            print(f"{run.name}: {created.recurring_run_id} cron={run.cron}")
+            print(json.dumps(recurring_run_request(run, "<experiment>", packages[run.pipeline], "<config>")))
+        return 0
+    import kfp
+
+    client = kfp.Client(host=args.host)
+    experiment = client.create_experiment(name=schedule.experiment)
+    existing = client.list_recurring_runs(experiment_id=experiment.experiment_id, page_size=200)
+    by_name = {r.display_name: r.recurring_run_id for r in (existing.recurring_runs or [])}
+    for run in schedule.runs:
+        if run.name in by_name:
+            client.delete_recurring_run(by_name[run.name])
+        request = recurring_run_request(run, experiment.experiment_id, packages[run.pipeline], config_json)
+        created = client.create_recurring_run(**request)
+        print(f"{run.name}: {created.recurring_run_id} cron={run.cron}")
     return 0
 
 
