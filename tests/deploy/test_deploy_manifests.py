@@ -344,3 +344,19 @@ def test_pipeline_settings_with_unknown_key_is_refused(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(bad))
     with pytest.raises(ConfigError, match="online_stor"):
         load_config(path)
+
+
+def test_standard_mode_component_renders_and_validates(tmp_path: Path, isvc_validator) -> None:
+    overlay = tmp_path / "manifests" / "overlays" / "prod-standard"
+    shutil.copytree(ROOT / "manifests", tmp_path / "manifests")
+    overlay.mkdir()
+    (overlay / "kustomization.yaml").write_text(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+        "resources: [../prod]\ncomponents: [../../components/standard-mode]\n"
+    )
+    docs = deploy_checks.render(overlay)
+    isvc = one(docs, "InferenceService", "credit-pd")
+    assert isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "Standard"
+    assert "canary" not in isvc["spec"]
+    findings, _ = deploy_checks.check_documents(docs, isvc_validator)
+    assert findings == []
