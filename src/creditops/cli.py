@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from creditops.config import Settings, load_config
@@ -32,6 +33,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         overrides.setdefault("data", {})["spec_path"] = str(args.spec)
     if getattr(args, "trials", None):
         overrides.setdefault("training", {})["n_trials"] = args.trials
+    if getattr(args, "workdir", None):
+        overrides["workdir"] = str(args.workdir)
     return load_config(args.config, overrides).resolved()
 
 
@@ -46,11 +49,33 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         n_applicants=settings.data.n_applicants,
         seed=settings.data.seed,
         spec_path=settings.data.spec_path,
+        warn=_warn,
     )
-    console.print(f"snapshot [bold]{info.version}[/] at {info.path}")
+    console.print(f"snapshot [bold]{info.version}[/] at {info.path}", soft_wrap=True)
     for table, rows in info.row_counts.items():
         console.print(f"  {table}: {rows:,} rows")
     return 0
+
+
+def _warn(line: str) -> None:
+    console.print(f"[yellow]warning:[/] {escape(line)}", soft_wrap=True)
+
+
+def preflight(settings: Settings) -> None:
+    """Check the configured source the way the ingest step will, before any pipeline step starts.
+
+    A dataset-spec mistake (or a protected attribute's source listed as a feature) then ends the command
+    with one line instead of a failed pipeline step; warnings are printed.
+
+    Raises:
+        DataError: The spec or its data cannot be trained on as declared.
+    """
+    from creditops.data.ingest import check_builtin_lineage, load_source
+
+    if settings.data.source == "synthetic":
+        check_builtin_lineage()
+    else:
+        load_source(settings.data.source, settings.data.spec_path, warn=_warn)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -62,7 +87,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 def _train(settings: Settings) -> dict[str, Any]:
     from pipelines.local import run_training
 
-    console.rule("training pipeline (KFP local runner)")
+    preflight(settings)
+    if console.is_terminal:
+        console.rule("training pipeline (KFP local runner)")
+    else:
+        print("training pipeline (KFP local runner)", flush=True)
     summary = run_training(settings)
     print_summary(summary)
     return summary
@@ -82,8 +111,53 @@ _HEADLINE_METRICS = (
 )
 
 
-def print_summary(summary: dict[str, Any]) -> None:
-    """Render a training run summary: data version, best params, headline metrics, gates, registry, card."""
+def _plain_summary(summary: dict[str, Any]) -> list[tuple[str, str]]:
+    """The summary as (label, text) rows without markup: what a pipe or a log file receives."""
+    metrics = summary.get("metrics", {})
+    params = {
+        k: round(v, 4) if isinstance(v, float) else v for k, v in summary.get("best_params", {}).items()
+    }
+    rows = [
+        ("data version", str(summary.get("data_version"))),
+        ("best params", json.dumps(params, sort_keys=True)),
+        ("metrics", "  ".join(f"{k}={metrics[k]:.4f}" for k in _HEADLINE_METRICS if k in metrics)),
+    ]
+    for gate in summary.get("gates", []):
+        word = gate.get("status") or ("pass" if gate["passed"] else "FAIL")
+        value = "n/a" if gate["value"] is None else f"{gate['value']:.4f}"
+        rows.append((gate["name"], f"{word}  {value} {gate['op']} {gate['threshold']}"))
+    version = summary.get("registered_version")
+    registered = (
+        f"{summary.get('model_name')} v{version} (alias challenger)"
+        if version
+        else "not registered: " + summary.get("gate_summary", "a gate failed")
+    )
+    rows += [
+        ("registered", registered),
+        ("model card", str(summary.get("model_card_html"))),
+        ("step logs", str(summary.get("log"))),
+    ]
+    return rows
+
+
+def print_summary(summary: dict[str, Any], out: Any = None) -> None:
+    """Render a training run summary: data version, best params, headline metrics, gates, registry, card.
+
+    On a terminal it is a table; anywhere else (a pipe, a file, CI logs) plain ``label: text`` lines, never
+    cut at 80 columns and without escape codes.
+
+    Args:
+        summary: The run summary.
+        out: Where plain lines go when stdout is not a terminal (default ``sys.stdout``).
+    """
+    if not console.is_terminal:
+        stream = out or sys.stdout
+        width = max(len(label) for label, _ in _plain_summary(summary))
+        print("training run", file=stream)
+        for label, text in _plain_summary(summary):
+            print(f"  {label:<{width}}  {text}", file=stream)
+        stream.flush()
+        return
     metrics = summary.get("metrics", {})
     table = Table(title="training run", show_header=False)
     table.add_row("data version", str(summary.get("data_version")))
@@ -196,6 +270,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--source", choices=["synthetic", "german_credit", "hmda", "spec"])
         p.add_argument("--spec", type=Path, help="dataset spec YAML (with --source spec)")
         p.add_argument("--applicants", type=int, help="synthetic applicants to generate")
+        p.add_argument(
+            "--workdir", type=Path, help="work directory (snapshots, runs, models; default .creditops)"
+        )
         if name != "ingest":
             p.add_argument("--trials", type=int, help="Optuna trials")
     add("compile", cmd_compile, "compile the pipelines to KFP YAML")
@@ -226,7 +303,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except CreditOpsError as exc:
-        console.print(f"[red]error:[/] {exc}")
+        console.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -58,6 +58,40 @@ def load_source(
     return df, spec
 
 
+#: What the model card says about the synthetic world (a spec dataset says it in its spec).
+SYNTHETIC_CARD: dict[str, object] = {
+    "name": "synthetic credit world",
+    "description": (
+        "Seeded synthetic consumer-credit population (creditops.data.synthetic): loan applications, monthly "
+        "credit-bureau snapshots and 12 months of bank transactions per applicant."
+    ),
+    "purpose": (
+        "Estimate the probability that a consumer credit applicant defaults within 12 months, to support an "
+        "approve / review / decline decision on an individual application, with adverse-action reason codes."
+    ),
+    "target": "defaulted",
+    "positive_value": 1,
+    "target_meaning": "1 = default within 12 months of the application",
+}
+
+
+def describe_source(source: str, spec_path: str | Path | None = None) -> dict[str, object]:
+    """The dataset a run trains on, as the model card describes it (name, purpose, target, lineage).
+
+    Args:
+        source: ``synthetic`` | ``german_credit`` | ``hmda`` | ``spec``.
+        spec_path: Dataset spec YAML (for ``spec``).
+    """
+    if source == "synthetic":
+        lineage = {attr: [attr, *(c for c in cols if c != attr)] for attr, cols in PROTECTED_LINEAGE.items()}
+        return {**SYNTHETIC_CARD, "protected_lineage": lineage, "justifications": {}}
+    if source in real.REAL_DATASETS:
+        return DatasetSpec.from_yaml(real.spec_path(source)).card()
+    if spec_path is None:
+        raise ValueError("source 'spec' needs spec_path (a dataset spec YAML)")
+    return DatasetSpec.from_yaml(spec_path).card()
+
+
 def check_builtin_lineage() -> None:
     """Refuse a built-in feature that reads a protected attribute or one of its source columns.
 
