@@ -32,7 +32,9 @@ def test_real_sources(tmp_path, source: str, rows: int) -> None:
 def test_spec_source(tmp_path) -> None:
     n = 120  # ingest refuses fewer than 50 rows of either outcome
     x = [round(0.01 * i, 2) for i in range(n)]
-    pd.DataFrame({"id": range(n), "y": [i % 2 for i in range(n)], "x": x}).to_csv(tmp_path / "d.csv", index=False)
+    pd.DataFrame({"id": range(n), "y": [i % 2 for i in range(n)], "x": x}).to_csv(
+        tmp_path / "d.csv", index=False
+    )
     spec = tmp_path / "d.yaml"
     spec.write_text(
         "name: mine\npath: d.csv\nid_column: id\ntarget: y\npositive_value: 1\n"
