@@ -247,3 +247,13 @@ def test_spec_reasons_reach_the_contract(tmp_path: Path) -> None:
         update={"features": [bare.features[0].model_copy(update={"direction": 0, "name": "income"})]}
     )
     assert spec_contract(df, flat).reasons["income"] == "Income (value given)"
+
+
+def test_a_geographic_code_feature_is_warned_about(tmp_path: Path) -> None:
+    warnings: list[str] = []
+    features = FEATURES + "  - {name: zip, type: numeric}\n"
+    ingest("spec", tmp_path / "snapshots", spec_path=write(tmp_path, features=features), warn=warnings.append)
+    assert warnings == [
+        "dataset spec 'loans': feature 'zip' looks like a geographic code, a well-known proxy for race and "
+        "national origin: check it with your fair-lending review or remove it"
+    ]

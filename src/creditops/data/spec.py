@@ -115,6 +115,9 @@ _PROHIBITED_WORDS: dict[str, str] = {
     "welfare": "receipt of public assistance",
 }
 _NORMALISE = re.compile(r"[^0-9a-z]+")
+#: Words of a geographic-code column name: not a prohibited basis, but the best-known proxy for race and
+#: national origin (redlining), so a feature named like this is warned about.
+_GEOGRAPHY_WORDS = frozenset({"zip", "zipcode", "postcode", "postal", "tract", "census"})
 
 
 def normalise_column(name: str) -> str:
@@ -388,6 +391,13 @@ class DatasetSpec(BaseModel):
                 "will not be assessed (the model card will say so); list e.g. sex or age_band if the data "
                 "has them"
             )
+        for f in self.features:
+            if set(normalise_column(f.name).split("_")) & _GEOGRAPHY_WORDS and not f.justification:
+                out.append(
+                    f"dataset spec {self.name!r}: feature {f.name!r} looks like a geographic code, a "
+                    "well-known proxy for race and national origin: check it with your fair-lending review "
+                    "or remove it"
+                )
         return out
 
     def card(self) -> dict[str, Any]:
