@@ -257,3 +257,11 @@ def test_a_geographic_code_feature_is_warned_about(tmp_path: Path) -> None:
         "dataset spec 'loans': feature 'zip' looks like a geographic code, a well-known proxy for race and "
         "national origin: check it with your fair-lending review or remove it"
     ]
+
+
+def test_fallback_reasons_keep_the_column_name_readable() -> None:
+    from creditops.features.spec import fallback_reason
+
+    assert fallback_reason("DTI", 1) == "DTI is high"
+    assert fallback_reason("months_since_default", -1) == "Months since default is low"
+    assert fallback_reason("channel", 0) == "Channel (value given)"

@@ -79,13 +79,19 @@ def _numeric_dtype(series: pd.Series) -> str:
     return "int" if series.notna().all() else "float"
 
 
+def _sentence(name: str) -> str:
+    """A column name as the start of a sentence: ``debt_ratio`` -> ``Debt ratio``, ``DTI`` stays ``DTI``."""
+    label = name.replace("_", " ").strip()
+    return label[:1].upper() + label[1:]
+
+
 def fallback_reason(name: str, direction: int) -> str:
     """The adverse-action reason of a numeric feature whose spec gives none: the feature, and no more.
 
     With a declared direction the text says which side is adverse (``Debt ratio is high``); without one it
     names the feature only, because the data alone does not say why a value raised the PD.
     """
-    label = name.replace("_", " ").capitalize()
+    label = _sentence(name)
     return {1: f"{label} is high", -1: f"{label} is low"}.get(int(direction), f"{label} (value given)")
 
 
@@ -107,7 +113,6 @@ def spec_contract(df: pd.DataFrame, spec: DatasetSpec) -> FeatureContract:
     encodings: dict[str, dict[str, str]] = {}
     ranges: dict[str, tuple[float | None, float | None]] = {}
     for feature in spec.features:
-        label = feature.name.replace("_", " ")
         if feature.type == "numeric":
             features.append(feature.name)
             dtypes[feature.name] = _numeric_dtype(df[feature.name])
@@ -128,7 +133,7 @@ def spec_contract(df: pd.DataFrame, spec: DatasetSpec) -> FeatureContract:
             features.append(column)
             dtypes[column] = "int"
             directions[column] = 0  # a spec direction orders values; categories have no order
-            text = feature.category_reasons.get(category) or f"{label.capitalize()}: {category}"
+            text = feature.category_reasons.get(category) or f"{_sentence(feature.name)}: {category}"
             reasons[column] = category_reasons[feature.name][category] = text
     id_dtype = "int" if df.empty or pd.api.types.is_integer_dtype(df[spec.id_column]) else "str"
     return FeatureContract(
