@@ -278,7 +278,9 @@ def test_key_ttl_is_set_like_feast(redis_url, redis_client, tables, world, tmp_p
         bulk.materialize_redis(store, tables, world.as_of.to_pydatetime())
         keys = list(redis_client.scan_iter(match=f"*{project}", count=1000))
         assert keys and all(0 < redis_client.ttl(k) <= 3600 for k in keys)
-        assert fs.online_features(store, world.applications[JOIN_KEY].head(3).tolist())["age"].notna().all()
+        assert (
+            fs.online_features(store, world.applications[JOIN_KEY].head(3).tolist())["income"].notna().all()
+        )
     finally:
         fs.teardown(store)
         leftovers = list(redis_client.scan_iter(match=f"*{project}*", count=1000))
