@@ -167,14 +167,16 @@ def print_summary(summary: dict[str, Any], out: Any = None) -> None:
     table.add_row("best params", json.dumps(params, sort_keys=True))
     table.add_row("metrics", "  ".join(f"{k}={metrics[k]:.4f}" for k in _HEADLINE_METRICS if k in metrics))
     for gate in summary.get("gates", []):
-        mark = "[green]pass[/]" if gate["passed"] else "[red]FAIL[/]"
+        word = gate.get("status") or ("pass" if gate["passed"] else "FAIL")
+        colour = {"pass": "green", "FAIL": "red", "fail": "red"}.get(word, "yellow")
+        mark = f"[{colour}]{word}[/]"
         value = "n/a" if gate["value"] is None else f"{gate['value']:.4f}"  # None: not assessed (see notes)
         table.add_row(gate["name"], f"{mark}  {value} {gate['op']} {gate['threshold']}")
     version = summary.get("registered_version")
     registered = (
         f"{summary.get('model_name')} v{version} (alias challenger)"
         if version
-        else ("[red]not registered[/]: " + summary.get("gate_summary", "a gate failed"))
+        else ("[red]not registered[/]: " + escape(summary.get("gate_summary", "a gate failed")))
     )
     table.add_row("registered", registered)
     table.add_row("model card", str(summary.get("model_card_html")))

@@ -222,3 +222,19 @@ def test_empty_protected_is_allowed_but_warned(tmp_path: Path) -> None:
     warnings: list[str] = []
     df, _ = load_source("spec", tmp_path / "big.yaml", warn=warnings.append)
     assert len(df) == n and len(warnings) == 1 and "protected: []" in warnings[0]
+
+
+def test_shipped_specs_give_their_own_reason_texts() -> None:
+    from creditops.features.spec import spec_contract
+
+    df, spec = load_source("german_credit")
+    contract = spec_contract(df, spec)
+    account = contract.category_reasons["status_of_existing_checking_account"]
+    assert account["... < 0 DM"] == "Checking account is overdrawn"
+    column = contract.encodings["status_of_existing_checking_account"]["... < 0 DM"]
+    assert contract.reasons[column] == "Checking account is overdrawn"
+    assert contract.reasons["duration_in_month"] == "Loan term is long"
+    df, spec = load_source("hmda")
+    contract = spec_contract(df, spec)
+    assert contract.reasons["obrat"] == "Total debt payments are high relative to income"
+    assert set(contract.reasons) == set(contract.features)
