@@ -36,21 +36,30 @@ _EPOCH = pd.Timestamp("1970-01-01", tz="UTC").to_pydatetime()
 
 
 class OnlineSink:
-    """Recomputed feature rows -> Feast's Redis hashes (views ``<group>_fv``)."""
+    """Recomputed feature rows -> the online store (views ``<group>_fv``).
+
+    On Redis the rows go straight into Feast's hashes; any other online store (the embedded SQLite) is
+    written through Feast's ``write_to_online_store``.
+    """
 
     def __init__(self, store: FeatureStore):
-        if not bulk_redis(store):
-            raise ValueError("the stream writes a Redis online store (set online_store to redis)")
         self.store = store
-        self.client = RedisOnlineStore()._get_client(store.config.online_store)
+        self.redis = bulk_redis(store)
+        self.client = RedisOnlineStore()._get_client(store.config.online_store) if self.redis else None
         versioning = bool(getattr(store.config.registry, "enable_online_feature_view_versioning", False))
         self.views = {}
         for fv in store.list_feature_views():
-            if fv.name.endswith("_fv") and supported(fv):
+            if fv.name.endswith("_fv") and (supported(fv) or not self.redis):
                 self.views[fv.name[: -len("_fv")]] = (fv, compute_versioned_name(fv, versioning))
 
     def write(self, tables: Mapping[str, pd.DataFrame]) -> None:
         """Write each group's rows (latest per applicant) into its view, all views of an applicant at once."""
+        if not self.redis:
+            for group, table in tables.items():
+                if group in self.views and len(table):
+                    latest = table.drop_duplicates(table.columns[0], keep="last")
+                    self.store.write_to_online_store(f"{group}_fv", latest, allow_registry_cache=True)
+            return
         encoders = [
             _ViewEncoder(self.views[g][0], self.views[g][1], t, _EPOCH, _FAR)
             for g, t in tables.items()
@@ -63,7 +72,8 @@ class OnlineSink:
 
     def close(self) -> None:
         """Close the Redis connection."""
-        self.client.close()
+        if self.client is not None:
+            self.client.close()
 
 
 class OfflineSink:
@@ -116,16 +126,33 @@ def context_reader(store: FeatureStore, groups: tuple[str, ...] = ("identity", "
     """Reader: ids -> frame of the features of ``groups`` from the online store (derived inputs)."""
     views = [store.get_feature_view(f"{g}_fv") for g in groups]
     names = [f.name for fv in views for f in fv.features]
-    reader = RedisServiceReader(store, views, names)
+    if bulk_redis(store):
+        reader = RedisServiceReader(store, views, names)
 
-    def read(ids: np.ndarray) -> pd.DataFrame:
-        return pd.DataFrame(reader([int(i) for i in ids]), columns=names)
+        def read(ids: np.ndarray) -> pd.DataFrame:
+            return pd.DataFrame(reader([int(i) for i in ids]), columns=names)
 
-    return read
+        return read
+    refs = [f"{fv.name}:{f.name}" for fv in views for f in fv.features]
+
+    def read_sdk(ids: np.ndarray) -> pd.DataFrame:
+        rows = [{"applicant_id": int(i)} for i in ids]
+        got = store.get_online_features(features=refs, entity_rows=rows).to_df()
+        return got[names].astype(float).reset_index(drop=True)
+
+    return read_sdk
 
 
 def known_applicants(store: FeatureStore, join_key: str = "applicant_id"):
-    """Reader: ids -> mask of applicants with a hash in the online store."""
+    """Reader: ids -> mask of applicants with identity features in the online store."""
+    if not bulk_redis(store):
+        feature = f"identity_fv:{store.get_feature_view('identity_fv').features[0].name}"
+
+        def known_sdk(ids: np.ndarray) -> np.ndarray:
+            got = store.get_online_features(features=[feature], entity_rows=[{join_key: int(i)} for i in ids])
+            return got.to_df().iloc[:, -1].notna().to_numpy()
+
+        return known_sdk
     config = store.config
     prefix = entity_key_prefix(config, join_key)
     project = config.project.encode("utf-8")
@@ -138,3 +165,47 @@ def known_applicants(store: FeatureStore, join_key: str = "applicant_id"):
             return np.asarray(pipe.execute(), dtype=bool)
 
     return known
+
+
+def stream_processor(settings, store: FeatureStore, client=None):
+    """The processor of ``settings.streaming`` over ``store``: Redis state, both sinks, context."""
+    import redis
+
+    from creditops.streaming.consumer import StreamProcessor
+    from creditops.streaming.state import RedisEventState
+
+    cfg = settings.streaming
+    client = client or redis.Redis.from_url(cfg.state_redis_url)
+    state = RedisEventState(client, prefix=cfg.state_prefix)
+    sinks = [OnlineSink(store), OfflineSink(store.creditops_env["CREDITOPS_FEAST_DATA_DIR"])]
+    return StreamProcessor(
+        state, sinks, context=context_reader(store), known_applicants=known_applicants(store)
+    )
+
+
+async def run(
+    settings, *, stop_when_idle: bool = False, max_events: int | None = None, on_batch=None, should_stop=None
+):
+    """Consume ``settings.streaming``'s stream into the feature store of ``settings.feast`` until stopped."""
+    from creditops.streaming.broker import NatsBroker, consume
+    from feast_repo.store import open_store
+
+    cfg = settings.streaming
+    store = open_store(config=settings.feast, data_dir=settings.feast.data_dir)
+    processor = stream_processor(settings, store)
+    broker = await NatsBroker(cfg.url, cfg.stream, cfg.durable, cfg.ack_wait_seconds).connect()
+    try:
+        return await consume(
+            broker,
+            processor,
+            batch_size=cfg.batch_size,
+            stop_when_idle=stop_when_idle,
+            max_events=max_events,
+            on_batch=on_batch,
+            should_stop=should_stop,
+        )
+    finally:
+        await broker.close()
+        for sink in processor.sinks:
+            if hasattr(sink, "close"):
+                sink.close()

@@ -2,54 +2,16 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pandas as pd
 
 from creditops.data.synthetic import CreditWorld
 from creditops.features.build import behavioural_table, bureau_table, derived_table, identity_table
 from creditops.features.registry import JOIN_KEY, TIMESTAMP, features_in
+from creditops.streaming.events import encode_applications, encode_transactions
 
-APPLICATION_FIELDS = (
-    "applicant_id", "application_ts", "age", "income", "employment_length", "requested_amount",
-    "loan_term_months", "purpose", "home_ownership", "num_dependents", "sex", "age_band", "race", "defaulted",
-)  # fmt: skip
-
-
-def _iso(ts: pd.Series) -> list[str]:
-    """ISO 8601 with nanoseconds: the events carry exactly the batch's timestamps."""
-    return [t.isoformat() for t in pd.to_datetime(ts, utc=True)]
-
-
-def transaction_events(transactions: pd.DataFrame) -> list[bytes]:
-    """One JSON event per transaction row."""
-    ts = _iso(transactions["transaction_ts"])
-    return [
-        json.dumps(
-            {
-                "kind": "transaction",
-                "transaction_id": int(r.transaction_id),
-                "applicant_id": int(r.applicant_id),
-                "transaction_ts": t,
-                "amount": float(r.amount),
-                "type": str(r.type),
-                "is_late": bool(r.is_late),
-            }
-        ).encode()
-        for r, t in zip(transactions.itertuples(index=False), ts, strict=True)
-    ]
-
-
-def application_events(applications: pd.DataFrame) -> list[bytes]:
-    """One JSON event per application row."""
-    frame = applications[list(APPLICATION_FIELDS)].copy()
-    frame["application_ts"] = _iso(frame["application_ts"])
-    out = []
-    for record in frame.to_dict(orient="records"):
-        record = {k: (v.item() if hasattr(v, "item") else v) for k, v in record.items()}
-        out.append(json.dumps({"kind": "application", **record}).encode())
-    return out
+transaction_events = encode_transactions
+application_events = encode_applications
 
 
 def newest_event(world: CreditWorld, transactions: pd.DataFrame) -> pd.DataFrame:

@@ -133,3 +133,39 @@ def validate_events(
         out.tables[table] = accepted
     out.rejected.sort(key=lambda item: item[0])
     return out
+
+
+def _iso(ts: pd.Series) -> list[str]:
+    """ISO 8601 with nanoseconds: an event carries exactly the timestamp the batch table holds."""
+    return [t.isoformat() for t in pd.to_datetime(ts, utc=True)]
+
+
+def encode_transactions(transactions: pd.DataFrame) -> list[bytes]:
+    """One JSON event per transaction row (``transaction_id, applicant_id, transaction_ts, amount, ...``)."""
+    ts = _iso(transactions["transaction_ts"])
+    return [
+        json.dumps(
+            {
+                "kind": "transaction",
+                "transaction_id": int(r.transaction_id),
+                "applicant_id": int(r.applicant_id),
+                "transaction_ts": t,
+                "amount": float(r.amount),
+                "type": str(r.type),
+                "is_late": bool(r.is_late),
+            }
+        ).encode()
+        for r, t in zip(transactions.itertuples(index=False), ts, strict=True)
+    ]
+
+
+def encode_applications(applications: pd.DataFrame) -> list[bytes]:
+    """One JSON event per application row (the columns of the applications schema)."""
+    columns = [c.name for c in WORLD_SCHEMAS["applications"].columns]
+    frame = applications[columns].copy()
+    frame["application_ts"] = _iso(frame["application_ts"])
+    out = []
+    for record in frame.to_dict(orient="records"):
+        record = {k: (v.item() if hasattr(v, "item") else v) for k, v in record.items()}
+        out.append(json.dumps({"kind": "application", **record}).encode())
+    return out
