@@ -108,7 +108,9 @@ def fold_offline(store: FeatureStore, sink: OfflineSink) -> dict[str, int]:
     for view, files in sink.parts().items():
         if not files:
             continue
-        frame = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True).drop_duplicates()
+        frame = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True).drop_duplicates(
+            ignore_index=True
+        )
         fv = store.get_feature_view(view)
         frame = frame[
             [c.name for c in fv.entity_columns]

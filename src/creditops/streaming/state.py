@@ -109,6 +109,16 @@ class RedisEventState:
             conflict[old[~same]] = True
         return AddResult(new, duplicate, conflict, expired)
 
+    def seed(self, transactions: pd.DataFrame, chunk_rows: int = 200_000) -> int:
+        """Load a batch history (e.g. the snapshot's last 12 months) so the stream continues from it.
+
+        Idempotent like every add (by transaction id); returns the rows newly stored.
+        """
+        added = 0
+        for lo in range(0, len(transactions), chunk_rows):
+            added += int(self.add_transactions(transactions.iloc[lo : lo + chunk_rows]).new.sum())
+        return added
+
     def add_applications(self, frame: pd.DataFrame) -> None:
         """Store validated application rows (the latest write wins: an application may be corrected)."""
         if frame.empty:
