@@ -164,7 +164,7 @@ class StreamProcessor:
             by_app = pd.Series(app_ts.to_numpy(), index=stored_apps["applicant_id"].astype(np.int64))
             newest = pd.concat([newest, by_app], axis=1).max(axis=1)
         newest = newest.reindex(ids)
-        points = pd.DataFrame({JOIN_KEY: ids, "as_of": newest.to_numpy()}).dropna()
+        points = pd.DataFrame({JOIN_KEY: ids, "as_of": pd.DatetimeIndex(newest, tz="UTC")}).dropna()
         tables: dict[str, pd.DataFrame] = {}
         if applications is not None and len(applications):
             apps = applications.drop(columns=["event_index"]).reset_index(drop=True)

@@ -158,16 +158,21 @@ class RedisEventState:
         records = np.frombuffer(blob, dtype=_RECORD)
         owner = np.repeat(np.asarray(ids, dtype=np.int64), counts)
         if prune and len(records):
-            newest = pd.Series(records["ts"]).groupby(owner).transform("max").to_numpy()
+            newest = np.repeat(
+                np.maximum.reduceat(records["ts"], np.r_[0, np.cumsum(counts)[:-1]][counts > 0]),
+                counts[counts > 0],
+            )
             horizon = newest - WINDOW_DAYS * _NS_PER_DAY
             old = records["ts"] <= horizon
             if old.any():
                 fields = [f for r in replies for f in r.keys()]
                 # the horizon only moves forward: an event at or before it can never enter a window again
                 marks = pd.Series(horizon[old]).groupby(owner[old]).max()
+                doomed = np.flatnonzero(old)  # grouped by owner already (replies come applicant by applicant)
+                cuts = np.flatnonzero(np.diff(owner[doomed])) + 1
                 with self.client.pipeline(transaction=False) as pipe:
-                    for k in np.flatnonzero(old):
-                        pipe.hdel(self._tx_key(int(owner[k])), fields[k])
+                    for ks in np.split(doomed, cuts):
+                        pipe.hdel(self._tx_key(int(owner[ks[0]])), *[fields[k] for k in ks])
                     pipe.hset(self._horizon_key, mapping={str(int(a)): str(int(h)) for a, h in marks.items()})
                     pipe.execute()
         return pd.DataFrame(
