@@ -252,6 +252,85 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return demo_serving(settings, summary, console)
 
 
+def cmd_stream(args: argparse.Namespace) -> int:
+    """Consume the event stream into the online and offline feature stores (blocks until SIGTERM/SIGINT)."""
+    import asyncio
+    import signal
+
+    from feast_repo.stream import run
+
+    settings = _settings(args)
+    stopping = {"now": False}
+
+    def stop(*_: object) -> None:
+        stopping["now"] = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+
+    def progress(outcome: Any, messages: Any) -> None:
+        if args.verbose:
+            o = outcome
+            console.print(
+                f"batch: {o.events} events, {o.applied} applied, {o.duplicates} redelivered, "
+                f"{o.expired} expired, {o.dead_lettered} dead-lettered, {o.applicants} applicants"
+            )
+
+    stats = asyncio.run(
+        run(
+            settings,
+            stop_when_idle=args.until_idle,
+            on_batch=progress,
+            should_stop=lambda: stopping["now"],
+        )
+    )
+    console.print(
+        f"{stats.events:,} events in {stats.seconds:.1f} s: {stats.applied:,} applied, "
+        f"{stats.duplicates:,} redelivered, {stats.expired:,} expired, {stats.dead_lettered:,} dead-lettered "
+        f"({settings.streaming.stream}_dlq), {stats.applicants:,} applicant updates"
+    )
+    return 0
+
+
+def cmd_stream_replay(args: argparse.Namespace) -> int:
+    """Publish a synthetic stream of new transactions for the world's applicants."""
+    import asyncio
+
+    import numpy as np
+    import pandas as pd
+
+    from creditops.streaming.broker import NatsBroker
+    from creditops.streaming.events import encode_transactions
+    from creditops.streaming.replay import StreamDrift, synthetic_transactions
+
+    settings = _settings(args)
+    cfg = settings.streaming
+    ids = (
+        np.array(args.applicant, dtype=np.int64) if args.applicant else np.arange(settings.data.n_applicants)
+    )
+    start = pd.Timestamp(args.start) if args.start else pd.Timestamp.now(tz="UTC").floor("s")
+    frame = synthetic_transactions(
+        ids,
+        args.events,
+        start,
+        rate=args.rate,
+        first_transaction_id=args.first_id,
+        seed=args.seed,
+        drift=StreamDrift() if args.drift else None,
+    )
+
+    async def publish() -> None:
+        broker = await NatsBroker(cfg.url, cfg.stream, cfg.durable).connect()
+        try:
+            await broker.publish(encode_transactions(frame))
+        finally:
+            await broker.close()
+
+    asyncio.run(publish())
+    console.print(f"published {len(frame):,} transaction events to {cfg.stream}.events.transaction")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (one sub-command per platform action)."""
     parser = argparse.ArgumentParser(prog="creditops", description=__doc__.splitlines()[0])
@@ -291,6 +370,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int)
     p = add("promote", cmd_promote, "move the champion alias to a model version")
     p.add_argument("--version", required=True)
+    stream = sub.add_parser("stream", help="consume the event stream into the feature stores")
+    stream.set_defaults(func=cmd_stream, until_idle=False, verbose=False)
+    stream.add_argument("--until-idle", action="store_true", help="stop once the stream has no new events")
+    stream.add_argument("--verbose", action="store_true", help="print one line per batch")
+    stream_sub = stream.add_subparsers(dest="stream_command")
+    p = stream_sub.add_parser("replay", help="publish a synthetic stream of new transactions")
+    p.add_argument("--events", type=int, default=1000, help="number of transaction events")
+    p.add_argument("--rate", type=float, default=1000.0, help="events per second of event time")
+    p.add_argument("--applicant", type=int, action="append", help="only these applicant ids (repeatable)")
+    p.add_argument("--start", help="event time of the first event (default: now)")
+    p.add_argument("--first-id", type=int, default=10**12, help="first transaction id")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--drift", action="store_true", help="inject financial stress (late payments, overdrafts)")
+    p.set_defaults(func=cmd_stream_replay)
     audit = sub.add_parser("audit", help="audit log operations")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)
     p = audit_sub.add_parser("verify", help="verify the hash chains of the audit log")
