@@ -168,7 +168,7 @@ def print_summary(summary: dict[str, Any], out: Any = None) -> None:
     table.add_row("metrics", "  ".join(f"{k}={metrics[k]:.4f}" for k in _HEADLINE_METRICS if k in metrics))
     for gate in summary.get("gates", []):
         word = gate.get("status") or ("pass" if gate["passed"] else "FAIL")
-        colour = {"pass": "green", "FAIL": "red", "fail": "red"}.get(word, "yellow")
+        colour = {"pass": "green", "FAIL": "red", "fail": "red"}.get(word, "yellow")  # nosec B105  # a Rich colour
         mark = f"[{colour}]{word}[/]"
         value = "n/a" if gate["value"] is None else f"{gate['value']:.4f}"  # None: not assessed (see notes)
         table.add_row(gate["name"], f"{mark}  {value} {gate['op']} {gate['threshold']}")
