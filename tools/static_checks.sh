@@ -49,7 +49,16 @@ run hadolint "$VENV/bin/hadolint" "${dockerfiles[@]}"
 run actionlint "$VENV/bin/actionlint"
 run manifests "$VENV/bin/python" tools/deploy_checks.py
 run render render_overlays
-run promtool promtool check rules manifests/base/prometheus/rules/creditops-alerts.yaml
+alert_rules() {
+  local rules=manifests/base/prometheus/rules
+  promtool check rules "$rules/creditops-alerts.yaml" || return 1
+  # The monitoring rules' unit tests (promtool test rules), when they ship with the rules file.
+  if [[ -f "$rules/creditops-alerts.test.yaml" ]]; then
+    (cd "$rules" && promtool test rules creditops-alerts.test.yaml)
+  fi
+}
+
+run promtool alert_rules
 run tf-fmt terraform_fmt
 run shellcheck shellcheck .ci/run tools/*.sh kserve/alibi/build_env.sh
 run checkov "$CHECKOV" --skip-download --quiet --compact -o cli \
