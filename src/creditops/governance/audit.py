@@ -271,6 +271,12 @@ class _SQLite:
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
+        if not create:  # verification reads; it never creates or alters anything
+            found = self.conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (TABLE,)).fetchone()
+            if not found:
+                self.conn.close()
+                raise AuditLogMissing(f"no audit log at sqlite:///{path} (no {TABLE} table)")
+            return
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute(f"PRAGMA synchronous={synchronous}")
         self.conn.execute("BEGIN IMMEDIATE")
