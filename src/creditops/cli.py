@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from creditops import __version__
@@ -183,7 +184,7 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
         raise CreditOpsError(f"anchor file not found: {anchor}")
     with AuditLog.open(url, create=False) as log:
         report = log.verify(anchor_path=anchor or None)
-    console.print(report.summary(), markup=False, highlight=False)
+    console.print(report.summary(), markup=False, highlight=False, soft_wrap=True)
     return 0 if report.ok else 1
 
 
@@ -281,7 +282,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except CreditOpsError as exc:
-        console.print(f"[red]error:[/] {exc}")
+        # one line however long (no wrapping in logs), and the message is text, never rich markup
+        console.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True, highlight=False)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -158,13 +158,18 @@ def _wait_ready(proc: subprocess.Popen[bytes], url: str, timeout_s: float, log_p
 
 
 def serve_command(settings: Settings, model: str, port: int | None, workers: int | None = None) -> int:
-    """Serve in the foreground until interrupted; SIGTERM/SIGINT are passed to the server, which is reaped.
+    """Serve in the foreground until interrupted (:func:`run_foreground`)."""
+    cmd, env = predictor_command(settings, model, port or settings.serving.port, workers)
+    return run_foreground(cmd, env)
+
+
+def run_foreground(cmd: Sequence[str], env: Mapping[str, str]) -> int:
+    """Run a server until it exits; SIGTERM/SIGINT are passed on to it and it is always reaped.
 
     Returns:
         The server's exit code (0 after a requested stop).
     """
-    cmd, env = predictor_command(settings, model, port or settings.serving.port, workers)
-    proc = subprocess.Popen(cmd, env=env)
+    proc = subprocess.Popen(list(cmd), env=dict(env))
 
     def forward(signum: int, frame: Any) -> None:
         if proc.poll() is None:
@@ -176,7 +181,7 @@ def serve_command(settings: Settings, model: str, port: int | None, workers: int
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        if proc.poll() is None:  # we are leaving for another reason: never leave the server holding the port
+        if proc.poll() is None:  # leaving for another reason: never leave the server holding the port
             proc.terminate()
             try:
                 proc.wait(timeout=15)
