@@ -201,6 +201,7 @@ class CreditPredictor(kserve.Model):
     ) -> dict | InferResponse:
         """Score a V1 body or a V2 request; audit every row before answering."""
         is_v2 = isinstance(body, InferRequest)
+        wanted = self._requested_outputs(body) if is_v2 else None
         request = (
             payload.parse_v2(body, self.features, self.max_batch)
             if is_v2
@@ -215,8 +216,25 @@ class CreditPredictor(kserve.Model):
         await self._audit(inputs, decisions, predictions, headers or {})
         metrics.count_decisions(self.name, [p["decision"] for p in predictions])
         if is_v2:
-            return payload.v2_response(self.name, self.model_version, body.id, predictions)
+            response = payload.v2_response(self.name, self.model_version, body.id, predictions)
+            if wanted:  # every decision is audited whole; the answer carries what the client asked for
+                response.outputs = [o for o in response.outputs if o.name in wanted]
+            return response
         return payload.v1_response(self.name, self.model_version, predictions)
+
+    def _requested_outputs(self, body: InferRequest) -> set[str] | None:
+        """Names in the V2 request's ``outputs`` (None: all), refusing unknown ones before any scoring."""
+        if not body.request_outputs:
+            return None
+        wanted = {o.name for o in body.request_outputs}
+        known = {t["name"] for t in self.get_output_types()}
+        unknown = sorted(wanted - known)
+        if unknown:
+            raise bad_request(
+                f"outputs: unknown output {', '.join(unknown)} (available: {', '.join(sorted(known))})",
+                "unknown_output",
+            )
+        return wanted
 
     async def _features(self, request: payload.ScoringRequest) -> tuple[np.ndarray, list[dict[str, Any]]]:
         """Model-ready matrix (manifest order) and, per row, the inputs to audit.

@@ -204,6 +204,25 @@ def _not_found(model_name: str, model_version: str | None = None) -> ORJSONRespo
     return ORJSONResponse({"error": f"{what} is not served here"}, status_code=HTTPStatus.NOT_FOUND)
 
 
+class JsonByDefault:
+    """A V2 infer request without a content type and without binary tensors is JSON.
+
+    tritonclient's JSON mode sends its body with no ``Content-Type``; kserve would then take the body for the
+    binary extension and refuse it for lacking ``Inference-Header-Content-Length``.
+    """
+
+    def __init__(self, app: Any):
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        """Add ``content-type: application/json`` where the V2 protocol implies it."""
+        if scope["type"] == "http" and scope.get("method") == "POST" and scope["path"].endswith("/infer"):
+            names = {k.lower() for k, _ in scope.get("headers", [])}
+            if b"content-type" not in names and b"inference-header-content-length" not in names:
+                scope = dict(scope, headers=[*scope["headers"], (b"content-type", b"application/json")])
+        await self.app(scope, receive, send)
+
+
 def build_rest_server(model: CreditPredictor, options: ServerOptions, authenticator: Authenticator) -> Any:
     """The kserve ``RESTServer`` of a loaded ``model``, with this predictor's routes and middleware."""
     from kserve.model_repository import ModelRepository
@@ -218,6 +237,7 @@ def build_rest_server(model: CreditPredictor, options: ServerOptions, authentica
     dataplane = DataPlane(model_registry=registry)
     extension = ModelRepositoryExtension(model_registry=registry)
     _install_routes(app, model, registry)
+    app.add_middleware(JsonByDefault)
     app.add_middleware(AuthMiddleware, authenticator=authenticator, repository_api=options.repository_api)
     install_error_handlers(app)  # its metrics middleware goes outside the auth one: refusals are counted
     app.router.on_shutdown.append(model.close)
