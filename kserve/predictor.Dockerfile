@@ -16,4 +16,6 @@ WORKDIR /app
 USER 1000
 EXPOSE 8080
 ENTRYPOINT ["python", "-m", "predictor"]
-CMD ["--bundle", "/mnt/models", "--feast-repo", "/app/feast_repo", "--audit-url", "sqlite:////tmp/audit.db", "--http-port", "8080"]
+# In a pod the server must listen on the pod's interface; authentication is an explicit choice (the
+# InferenceService args set --auth api_key/jwt with key material mounted from a Secret).
+CMD ["--bundle", "/mnt/models", "--feast-repo", "/app/feast_repo", "--audit-url", "sqlite:////tmp/audit.db", "--audit-anchor", "/tmp/audit.anchor", "--host", "0.0.0.0", "--http-port", "8080", "--auth", "anonymous"]

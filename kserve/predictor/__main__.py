@@ -38,6 +38,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--audit-anchor", default=None, help="append-only file checkpointing every audit chain head"
     )
+    p.add_argument(
+        "--audit-max-batch",
+        type=int,
+        default=5000,
+        help="most records per audit commit (concurrent requests share one; 1 = a commit per request)",
+    )
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default: loopback only)")
     p.add_argument("--http-port", type=int, default=8080, help="HTTP port")
     p.add_argument("--workers", type=int, default=1, help="server processes sharing the port")
@@ -76,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         feature_service=args.feature_service,
         audit_url=args.audit_url,
         audit_anchor=args.audit_anchor,
+        audit_max_batch=args.audit_max_batch,
         max_batch=args.max_batch,
     )
     options = ServerOptions(

@@ -48,6 +48,7 @@ class CreditPredictor(kserve.Model):
             Default: the one the bundle's manifest names (``credit_scoring_v1``, ``<dataset>_v1``, ...).
         audit_url: ``sqlite:///...`` or ``postgresql://...`` audit log.
         audit_anchor: append-only file checkpointing this worker's chain head after every commit.
+        audit_max_batch: most records per audit commit (group commit; 1 commits every request alone).
         bundle, store, audit: already-built state (tests inject these instead of the paths above).
         max_batch: largest accepted batch (more rows -> 413).
         top_k: reason codes per answer.
@@ -63,6 +64,7 @@ class CreditPredictor(kserve.Model):
         feast_repo: str | None = None,
         audit_url: str | None = None,
         audit_anchor: str | None = None,
+        audit_max_batch: int = 5000,
         feature_service: str | None = None,
         bundle: Bundle | None = None,
         store: Any | None = None,
@@ -77,6 +79,7 @@ class CreditPredictor(kserve.Model):
         self.feast_repo = feast_repo
         self.audit_url = audit_url
         self.audit_anchor = audit_anchor
+        self.audit_max_batch = audit_max_batch
         self.feature_service = feature_service
         self.bundle = bundle
         self.store = store
@@ -127,7 +130,8 @@ class CreditPredictor(kserve.Model):
         if self.audit is None:
             if not self.audit_url:
                 raise BundleError("an audit log is required: pass audit_url (every prediction is audited)")
-            self.audit = AuditWriter(AuditLog.open(self.audit_url, anchor_path=self.audit_anchor))
+            log = AuditLog.open(self.audit_url, anchor_path=self.audit_anchor)
+            self.audit = AuditWriter(log, max_batch=self.audit_max_batch)
         self._ranges = dict(manifest.valid_ranges)
         self._warm_up()
         metrics.set_model_info(self.name, self.model_version, manifest.feature_service)
