@@ -159,3 +159,26 @@ def test_killing_a_worker_mid_load_loses_nothing_answered(server, audit_db: str)
         f"kill test: {len(answered)} answers, {len(ids)} new audit rows, {conn_errors} connection errors, "
         f"{report.unanchored_records} records after a checkpoint"
     )
+
+
+def test_every_worker_has_the_handlers_and_routes(server) -> None:
+    base, _, _ = server
+    bad = {
+        "instances": [{**json.loads(random_features(1, 1).to_json(orient="records"))[0], "income": "lots"}]
+    }
+    for _ in range(12):  # new connections: the kernel spreads them over both workers
+        with httpx.Client(base_url=base, timeout=30) as c:
+            r = c.post(f"/v1/models/{MODEL}:predict", json=bad)
+            assert r.status_code == 400 and "income" in r.json()["error"], r.text
+            assert c.get("/predictor/openapi.json").status_code == 200
+
+
+def test_sigterm_stops_every_worker_and_flushes(server, audit_db: str) -> None:
+    base, parent, anchor = server
+    workers = _workers(parent)
+    answered, _, _ = load(base, seconds=1.0)
+    parent.send_signal(signal.SIGTERM)
+    assert parent.wait(timeout=40) == 0
+    assert all(not w.is_running() or w.status() == psutil.STATUS_ZOMBIE for w in workers)
+    assert set(answered) <= set(audited_ids(audit_db))
+    assert AuditLog.open(audit_db).verify(anchor_path=anchor).ok
