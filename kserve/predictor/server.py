@@ -299,6 +299,9 @@ def serve(factory: Callable[[], CreditPredictor], options: ServerOptions) -> int
         print(f"predictor: {exc}", file=sys.stderr, flush=True)
         return STARTUP_FAILED
     if options.workers == 1:
+        from kserve import logging as kserve_logging
+
+        kserve_logging.configure_logging()  # as kserve's ModelServer does; workers configure their own
         return run_worker(factory, options, sock)
     return _supervise(factory, options, sock)
 
