@@ -91,6 +91,10 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _loopback(host: str) -> bool:
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
 def check_options(options: ServerOptions) -> Authenticator:
     """Refuse inconsistent options before anything starts (raises CreditOpsError)."""
     try:
@@ -295,6 +299,13 @@ def serve(factory: Callable[[], CreditPredictor], options: ServerOptions) -> int
     try:
         check_options(options)
         sock = bind_socket(options.host, options.http_port)
+        if options.auth_mode == "anonymous" and not _loopback(options.host):
+            print(
+                f"predictor: WARNING: serving {options.host} without authentication (--auth anonymous): "
+                "every caller is recorded as 'anonymous'",
+                file=sys.stderr,
+                flush=True,
+            )
     except (CreditOpsError, OSError) as exc:
         print(f"predictor: {exc}", file=sys.stderr, flush=True)
         return STARTUP_FAILED
