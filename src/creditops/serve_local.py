@@ -129,7 +129,7 @@ def running_process(
 
 
 @contextmanager
-def running_predictor(settings: Settings, model: str, timeout_s: float = 90.0) -> Iterator[str]:
+def running_predictor(settings: Settings, model: str, timeout_s: float = 180.0) -> Iterator[str]:
     """Start the predictor, wait until the model is ready, yield its base URL, stop it afterwards."""
     port = free_port()
     cmd, env = predictor_command(settings, model, port)
