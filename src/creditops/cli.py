@@ -229,7 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def add(name: str, func: Callable[[argparse.Namespace], int], help_: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_)
+        p = sub.add_parser(name, help=help_, description=help_[0].upper() + help_[1:] + ".")
         p.set_defaults(func=func)
         return p
 
@@ -265,10 +265,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, help="server processes (default: serving.workers from config)")
     p = add("promote", cmd_promote, "move the champion alias to a model version")
     p.add_argument("--version", required=True, help="registered model version to promote")
-    audit = sub.add_parser("audit", help="audit log operations")
+    audit = sub.add_parser("audit", help="audit log operations", description="Audit log operations.")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True, metavar="{verify}")
     p = audit_sub.add_parser(
-        "verify", help="prove the audit log is complete: hash chains and anchored chain heads"
+        "verify",
+        help="prove the audit log is complete: hash chains and anchored chain heads",
+        description="Recompute every hash chain and check it against the anchor file; exit 0 when the log "
+        "is complete and unaltered, 1 when anything is missing or altered, 2 when there is no log.",
     )
     p.add_argument("--url", help="audit log URL (default: audit.url from config)")
     p.add_argument("--anchor", help="anchor file of chain heads (default: audit.anchor_path from config)")
