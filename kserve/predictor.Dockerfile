@@ -20,4 +20,6 @@ EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=3s --start-period=60s \
   CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/v2/health/ready', timeout=2)"]
 ENTRYPOINT ["python", "-m", "predictor"]
-CMD ["--bundle", "/mnt/models", "--feast-repo", "/app/feast_repo", "--audit-url", "sqlite:////tmp/audit.db", "--http-port", "8080"]
+# In a pod the server must listen on the pod's interface; authentication is an explicit choice (the
+# InferenceService args set --auth api_key/jwt with key material mounted from a Secret).
+CMD ["--bundle", "/mnt/models", "--feast-repo", "/app/feast_repo", "--audit-url", "sqlite:////tmp/audit.db", "--audit-anchor", "/tmp/audit.anchor", "--host", "0.0.0.0", "--http-port", "8080", "--auth", "anonymous"]

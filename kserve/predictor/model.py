@@ -47,6 +47,8 @@ class CreditPredictor(kserve.Model):
         feature_service: the FeatureService this endpoint serves; a bundle trained on another is refused.
             Default: the one the bundle's manifest names (``credit_scoring_v1``, ``<dataset>_v1``, ...).
         audit_url: ``sqlite:///...`` or ``postgresql://...`` audit log.
+        audit_anchor: append-only file checkpointing this worker's chain head after every commit.
+        audit_max_batch: most records per audit commit (group commit; 1 commits every request alone).
         bundle, store, audit: already-built state (tests inject these instead of the paths above).
         max_batch: largest accepted batch (more rows -> 413).
         top_k: reason codes per answer.
@@ -61,6 +63,8 @@ class CreditPredictor(kserve.Model):
         tracking_uri: str | None = None,
         feast_repo: str | None = None,
         audit_url: str | None = None,
+        audit_anchor: str | None = None,
+        audit_max_batch: int = 5000,
         feature_service: str | None = None,
         bundle: Bundle | None = None,
         store: Any | None = None,
@@ -74,6 +78,8 @@ class CreditPredictor(kserve.Model):
         self.tracking_uri = tracking_uri
         self.feast_repo = feast_repo
         self.audit_url = audit_url
+        self.audit_anchor = audit_anchor
+        self.audit_max_batch = audit_max_batch
         self.feature_service = feature_service
         self.bundle = bundle
         self.store = store
@@ -124,7 +130,8 @@ class CreditPredictor(kserve.Model):
         if self.audit is None:
             if not self.audit_url:
                 raise BundleError("an audit log is required: pass audit_url (every prediction is audited)")
-            self.audit = AuditWriter(AuditLog.open(self.audit_url))
+            log = AuditLog.open(self.audit_url, anchor_path=self.audit_anchor)
+            self.audit = AuditWriter(log, max_batch=self.audit_max_batch)
         self._ranges = dict(manifest.valid_ranges)
         self._warm_up()
         metrics.set_model_info(self.name, self.model_version, manifest.feature_service)
@@ -146,6 +153,42 @@ class CreditPredictor(kserve.Model):
             return str(resolve(self.tracking_uri, self.model_uri))
         raise BundleError("no model given: pass bundle_dir or model_uri")
 
+    def can_answer(self, ignore_ready: bool = False) -> bool:
+        """Whether a prediction would be answered now: loaded, and the audit writer is running."""
+        loaded = self.bundle is not None and bool(self.features)
+        writer = self.audit is not None and getattr(self.audit, "alive", True)
+        return (ignore_ready or self.ready) and loaded and writer
+
+    def close(self) -> None:
+        """Stop serving: flush and stop the audit writer (records already queued are committed)."""
+        self.ready = False
+        if self.audit is not None:
+            self.audit.close()
+
+    def v2_model_metadata(self) -> dict[str, Any]:
+        """``GET /v2/models/<name>``: the tensors, the served version, and which inputs go together.
+
+        The V2 metadata lists every accepted input tensor; ``parameters.input_layouts`` says which of them
+        make one request (send exactly one layout): ``by_id`` (``applicant_id``, features read from the
+        online store), ``matrix`` (one ``features`` tensor, columns in ``parameters.feature_order``) or
+        ``columns`` (one tensor per feature).
+        """
+        inputs, outputs = payload.v2_metadata(self.features, dict(self.bundle.manifest.dtypes))
+        names = [t["name"] for t in inputs]
+        layouts = {
+            "by_id": [payload.APPLICANT_ID],
+            "matrix": [payload.FEATURES_TENSOR],
+            "columns": [n for n in names if n not in (payload.APPLICANT_ID, payload.FEATURES_TENSOR)],
+        }
+        return {
+            "name": self.name,
+            "versions": [self.model_version],
+            "platform": "xgboost",
+            "inputs": inputs,
+            "outputs": outputs,
+            "parameters": {"input_layouts": layouts, "feature_order": list(self.features)},
+        }
+
     def get_input_types(self) -> list[dict]:
         """V2 metadata: the accepted input layouts (alternatives, see :mod:`predictor.payload`)."""
         return payload.v2_metadata(self.features, dict(self.bundle.manifest.dtypes))[0]
@@ -162,6 +205,7 @@ class CreditPredictor(kserve.Model):
     ) -> dict | InferResponse:
         """Score a V1 body or a V2 request; audit every row before answering."""
         is_v2 = isinstance(body, InferRequest)
+        wanted = self._requested_outputs(body) if is_v2 else None
         request = (
             payload.parse_v2(body, self.features, self.max_batch)
             if is_v2
@@ -176,8 +220,25 @@ class CreditPredictor(kserve.Model):
         await self._audit(inputs, decisions, predictions, headers or {})
         metrics.count_decisions(self.name, [p["decision"] for p in predictions])
         if is_v2:
-            return payload.v2_response(self.name, self.model_version, body.id, predictions)
+            response = payload.v2_response(self.name, self.model_version, body.id, predictions)
+            if wanted:  # every decision is audited whole; the answer carries what the client asked for
+                response.outputs = [o for o in response.outputs if o.name in wanted]
+            return response
         return payload.v1_response(self.name, self.model_version, predictions)
+
+    def _requested_outputs(self, body: InferRequest) -> set[str] | None:
+        """Names in the V2 request's ``outputs`` (None: all), refusing unknown ones before any scoring."""
+        if not body.request_outputs:
+            return None
+        wanted = {o.name for o in body.request_outputs}
+        known = {t["name"] for t in self.get_output_types()}
+        unknown = sorted(wanted - known)
+        if unknown:
+            raise bad_request(
+                f"outputs: unknown output {', '.join(unknown)} (available: {', '.join(sorted(known))})",
+                "unknown_output",
+            )
+        return wanted
 
     async def _features(self, request: payload.ScoringRequest) -> tuple[np.ndarray, list[dict[str, Any]]]:
         """Model-ready matrix (manifest order) and, per row, the inputs to audit.
