@@ -422,12 +422,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, help="server processes (default: serving.workers from config)")
     p = add("promote", cmd_promote, "move the champion alias to a model version")
     p.add_argument("--version", required=True, help="registered model version to promote")
-    stream = sub.add_parser("stream", help="consume the event stream into the feature stores")
+    stream = sub.add_parser(
+        "stream",
+        help="consume the event stream into the feature stores",
+        description="Consume the event stream (NATS JetStream) into the online and offline feature stores: "
+        "validate, dead-letter, update the per-applicant state, recompute and write the features.",
+    )
     stream.set_defaults(func=cmd_stream, until_idle=False, verbose=False)
     stream.add_argument("--until-idle", action="store_true", help="stop once the stream has no new events")
     stream.add_argument("--verbose", action="store_true", help="print one line per batch")
-    stream_sub = stream.add_subparsers(dest="stream_command")
-    p = stream_sub.add_parser("replay", help="publish a synthetic stream of new transactions")
+    stream_sub = stream.add_subparsers(dest="stream_command", metavar="{replay}")
+    p = stream_sub.add_parser(
+        "replay",
+        help="publish a synthetic stream of new transactions",
+        description="Publish a synthetic stream of new transactions for the world's applicants.",
+    )
     p.add_argument("--events", type=int, default=1000, help="number of transaction events")
     p.add_argument("--rate", type=float, default=1000.0, help="events per second of event time")
     p.add_argument("--applicant", type=int, action="append", help="only these applicant ids (repeatable)")
