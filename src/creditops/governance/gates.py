@@ -74,48 +74,136 @@ class BundleLike(Protocol):
         ...
 
 
+GateStatus = Literal["pass", "fail", "not_applicable", "not_assessed"]
+STATUSES: tuple[GateStatus, ...] = ("pass", "fail", "not_applicable", "not_assessed")
+
+
+@dataclass(frozen=True)
+class GateEvidence:
+    """What training knows that the test set alone cannot show (filled by the training workflow).
+
+    Attributes:
+        cv_auc: per-fold AUCs of the final model's k-fold cross-validation.
+        raw_test_auc: AUC of the uncalibrated model score on the same test frame.
+        baselines: name -> metrics on the same test frame: ``auc``, ``gini``, ``ks``, ``brier`` and optionally
+            ``cv_auc_mean``, ``cv_auc_sd``; names such as ``logistic_regression``, ``xgboost_default``.
+    """
+
+    cv_auc: tuple[float, ...] = ()
+    raw_test_auc: float = float("nan")
+    baselines: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form (NaN becomes None)."""
+        return {
+            "cv_auc": [_clean(v) for v in self.cv_auc],
+            "raw_test_auc": _clean(self.raw_test_auc),
+            "baselines": {n: {k: _clean(v) for k, v in m.items()} for n, m in self.baselines.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> GateEvidence:
+        """Inverse of :meth:`to_dict`."""
+        data = data or {}
+        return cls(
+            cv_auc=tuple(_num(v) for v in data.get("cv_auc", [])),
+            raw_test_auc=_num(data.get("raw_test_auc")),
+            baselines={
+                n: {k: _num(v) for k, v in m.items()} for n, m in (data.get("baselines") or {}).items()
+            },
+        )
+
+
+def _clean(x: float | None) -> float | None:
+    return None if x is None or math.isnan(x) else float(x)
+
+
+def _num(x: float | None) -> float:
+    return float("nan") if x is None else float(x)
+
+
 @dataclass(frozen=True)
 class Gate:
     """One check: ``value op threshold`` must hold.
 
     Attributes:
         name: e.g. ``auc`` or ``demographic_parity_difference.sex``.
-        value: the measured value.
+        value: the measured value (NaN when not applicable or not assessed).
         threshold: the configured limit.
         op: ``>=`` (value must reach the threshold) or ``<=`` (value must stay under it).
-        passed: whether the check held.
+        status: ``pass``, ``fail``, ``not_applicable`` (nothing to judge, e.g. no declared monotone direction)
+            or ``not_assessed`` (something to judge, but too little data to judge it).
         ci_low: lower bound of the value's confidence interval (NaN when the gate has none).
         ci_high: upper bound of the value's confidence interval.
         detail: what a reader needs beyond the numbers (interval, groups concerned, why it passed or failed).
+        unassessed_blocks: a ``not_assessed`` gate counts as failed
+            (``GatesConfig.fairness_fail_unassessed``).
     """
 
     name: str
     value: float
     threshold: float
     op: Literal[">=", "<="]
-    passed: bool
+    status: GateStatus
     ci_low: float = float("nan")
     ci_high: float = float("nan")
     detail: str = ""
+    unassessed_blocks: bool = False
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"gate status must be one of {STATUSES}, got {self.status!r}")
 
     @classmethod
-    def check(cls, name: str, value: float, threshold: float, op: Literal[">=", "<="]) -> Gate:
-        """Build a gate, deciding ``passed`` (a NaN value never passes)."""
+    def check(
+        cls, name: str, value: float, threshold: float, op: Literal[">=", "<="], detail: str = ""
+    ) -> Gate:
+        """Build a gate, deciding pass / fail (a NaN value never passes)."""
         value = float(value)
         ok = (value >= threshold) if op == ">=" else (value <= threshold)
-        return cls(name, value, float(threshold), op, bool(ok and not math.isnan(value)))
+        status: GateStatus = "pass" if ok and not math.isnan(value) else "fail"
+        return cls(name, value, float(threshold), op, status, detail=detail)
+
+    @classmethod
+    def not_applicable(cls, name: str, threshold: float, op: Literal[">=", "<="], why: str) -> Gate:
+        """A gate with nothing to judge (never a fake pass: its value is NaN and ``why`` says why)."""
+        return cls(
+            name, float("nan"), float(threshold), op, "not_applicable", detail=f"not applicable: {why}"
+        )
+
+    @property
+    def passed(self) -> bool:
+        """Whether the gate lets the model through (pass and not_applicable; not_assessed unless blocking)."""
+        if self.status == "not_assessed":
+            return not self.unassessed_blocks
+        return self.status in ("pass", "not_applicable")
 
     @property
     def margin(self) -> float:
-        """How far the value is on the wrong side of the threshold (0 when passed)."""
-        if self.passed:
+        """How far the value is on the wrong side of the threshold (0 unless failed on a measured value)."""
+        if self.status != "fail" or math.isnan(self.value):
             return 0.0
         return abs(self.value - self.threshold)
 
+    @property
+    def verdict(self) -> str:
+        """The status word as printed: ``pass``, ``FAIL``, ``not applicable`` or ``not assessed``."""
+        if self.status == "not_assessed" and self.unassessed_blocks:
+            return "NOT ASSESSED (blocking)"
+        return {"pass": "pass", "fail": "FAIL", "not_applicable": "not applicable"}.get(
+            self.status, "not assessed"
+        )
+
     def describe(self) -> str:
-        """One line: name, measured value, required threshold, the shortfall when failed, and the detail."""
-        verdict = "ok" if self.passed else f"FAILED by {self.margin:.4g}"
-        line = f"{self.name}: {self.value:.4g} (required {self.op} {self.threshold:.4g}) {verdict}"
+        """One line: name, measured value, required threshold, status (with the shortfall), the detail."""
+        required = f"required {self.op} {self.threshold:.4g}"
+        if self.status in ("not_applicable", "not_assessed"):
+            line = f"{self.name}: {self.verdict} ({required})"
+        elif self.status == "fail":
+            by = f" by {self.margin:.4g}" if not math.isnan(self.value) else ""
+            line = f"{self.name}: {self.value:.4g} ({required}) FAILED{by}"
+        else:
+            line = f"{self.name}: {self.value:.4g} ({required}) pass"
         return f"{line}; {self.detail}" if self.detail else line
 
 
@@ -124,11 +212,15 @@ class GateReport:
     """Result of :func:`evaluate_gates`.
 
     Attributes:
-        passed: every gate passed.
+        passed: every gate let the model through (see :attr:`Gate.passed`).
         gates: every gate, in evaluation order.
         metrics: all measured numbers (performance, fairness, stability), flat ``name -> float``.
         fairness: protected attribute -> fairness result (with the per-group frame for the model card).
         notes: caveats worth a reader's attention (e.g. declared protected attributes absent from the data).
+        unassessed: protected attribute -> why (part of) its fairness was not assessed (absent from the test
+            data, or too few rows / defaulters per group); printed by :meth:`summary` even when all passed.
+        operating_point: how the decision thresholds were set (the manifest's ``Thresholds.rule``) and the
+            thresholds themselves, for the card and the summary.
     """
 
     passed: bool
@@ -136,58 +228,100 @@ class GateReport:
     metrics: dict[str, float]
     fairness: dict[str, FairnessResult] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    unassessed: dict[str, str] = field(default_factory=dict)
+    operating_point: dict[str, Any] = field(default_factory=dict)
 
     @property
     def failed(self) -> list[Gate]:
-        """The gates that did not pass."""
+        """The gates that did not let the model through."""
         return [g for g in self.gates if not g.passed]
+
+    def by_status(self, status: GateStatus) -> list[Gate]:
+        """The gates with this status."""
+        return [g for g in self.gates if g.status == status]
+
+    def gate(self, name: str) -> Gate:
+        """The gate called ``name``.
+
+        Raises:
+            KeyError: no such gate.
+        """
+        for g in self.gates:
+            if g.name == name:
+                return g
+        raise KeyError(f"no gate named {name!r}; gates: {[g.name for g in self.gates]}")
 
     @property
     def fairness_frames(self) -> dict[str, pd.DataFrame]:
         """Protected attribute -> per-group metric frame (selection_rate, tpr, fpr, auc, count)."""
         return {name: result.by_group for name, result in self.fairness.items()}
 
+    def counts(self) -> str:
+        """E.g. ``9 pass, 1 fail, 2 not applicable, 1 not assessed`` (statuses that occur only)."""
+        words = {
+            "pass": "pass",
+            "fail": "fail",
+            "not_applicable": "not applicable",
+            "not_assessed": "not assessed",
+        }
+        parts = [f"{len(self.by_status(s))} {words[s]}" for s in STATUSES if self.by_status(s)]
+        return ", ".join(parts) or "no gates"
+
     def summary(self) -> str:
-        """Human-readable verdict naming each failed gate, its measured value and threshold."""
-        if self.passed:
-            return f"all {len(self.gates)} gates passed"
-        lines = [f"{len(self.failed)} of {len(self.gates)} gates failed:"]
-        lines += [f"  - {g.describe()}" for g in self.failed]
+        """Human-readable verdict: each failed gate with its value and threshold, then what was not assessed.
+
+        The unassessed protected attributes and the not-applicable gates are listed even when every gate
+        passed, so a reader never takes "passed" for "fairness was measured".
+        """
+        if self.passed and all(g.status == "pass" for g in self.gates):
+            lines = [f"all {len(self.gates)} gates passed"]
+        elif self.passed:
+            lines = [f"passed: none of {len(self.gates)} gates failed ({self.counts()})"]
+        else:
+            lines = [f"{len(self.failed)} of {len(self.gates)} gates failed ({self.counts()}):"]
+            lines += [f"  - {g.describe()}" for g in self.failed]
+        if self.unassessed:
+            lines.append(
+                "fairness NOT ASSESSED for: " + "; ".join(f"{a} ({w})" for a, w in self.unassessed.items())
+            )
+        skipped = [g.name for g in self.gates if g.status == "not_applicable"]
+        if skipped:
+            lines.append("not applicable: " + ", ".join(skipped))
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form (NaN becomes None), logged next to the registered model."""
-
-        def clean(x: float) -> float | None:
-            return None if x is None or math.isnan(x) else float(x)
-
         return {
             "passed": self.passed,
             "gates": [
                 {
                     "name": g.name,
-                    "value": clean(g.value),
+                    "value": _clean(g.value),
                     "threshold": g.threshold,
                     "op": g.op,
+                    "status": g.status,
                     "passed": g.passed,
-                    "ci_low": clean(g.ci_low),
-                    "ci_high": clean(g.ci_high),
+                    "ci_low": _clean(g.ci_low),
+                    "ci_high": _clean(g.ci_high),
                     "detail": g.detail,
+                    "unassessed_blocks": g.unassessed_blocks,
                 }
                 for g in self.gates
             ],
-            "metrics": {k: clean(v) for k, v in self.metrics.items()},
+            "metrics": {k: _clean(v) for k, v in self.metrics.items()},
             "notes": list(self.notes),
+            "unassessed": dict(self.unassessed),
+            "operating_point": _json_ready(self.operating_point),
             "fairness": {
                 name: {
-                    "demographic_parity_difference": clean(r.demographic_parity_difference),
-                    "equal_opportunity_difference": clean(r.equal_opportunity_difference),
+                    "demographic_parity_difference": _clean(r.demographic_parity_difference),
+                    "equal_opportunity_difference": _clean(r.equal_opportunity_difference),
                     "demographic_parity": _disparity_dict(r.demographic_parity),
                     "equal_opportunity": _disparity_dict(r.equal_opportunity),
                     "excluded_groups": r.excluded_groups,
                     "exclusion_reasons": dict(r.exclusion_reasons),
                     "by_group": {
-                        str(group): {k: clean(v) for k, v in row.items()}
+                        str(group): {k: _clean(v) for k, v in row.items()}
                         for group, row in r.by_group.to_dict(orient="index").items()
                     },
                 }
@@ -199,33 +333,39 @@ class GateReport:
     def from_dict(cls, data: dict[str, Any]) -> GateReport:
         """Inverse of :meth:`to_dict` (a report travels between pipeline steps as JSON)."""
 
-        def num(x: float | None) -> float:
-            return float("nan") if x is None else float(x)
-
         def disparity(r: dict[str, Any], key: str, legacy: str) -> Disparity:
             if key not in r:  # a report written before the intervals existed
-                return Disparity(num(r[legacy]), float("nan"), float("nan"), float("nan"))
+                return Disparity(_num(r[legacy]), float("nan"), float("nan"), float("nan"))
             d = r[key]
             return Disparity(
-                num(d["value"]),
-                num(d["ci_low"]),
-                num(d["ci_high"]),
-                num(d["confidence"]),
+                _num(d["value"]),
+                _num(d["ci_low"]),
+                _num(d["ci_high"]),
+                _num(d["confidence"]),
                 d["highest"],
                 d["lowest"],
                 tuple(d["groups"]),
             )
 
+        def status(g: dict[str, Any]) -> GateStatus:
+            if "status" in g:
+                return g["status"]
+            # a report written before gate statuses existed: a NaN that passed was "not assessed"
+            if g["passed"]:
+                return "not_assessed" if g["value"] is None else "pass"
+            return "fail"
+
         gates = [
             Gate(
                 g["name"],
-                num(g["value"]),
+                _num(g["value"]),
                 g["threshold"],
                 g["op"],
-                g["passed"],
-                num(g.get("ci_low")),
-                num(g.get("ci_high")),
+                status(g),
+                _num(g.get("ci_low")),
+                _num(g.get("ci_high")),
                 g.get("detail", ""),
+                bool(g.get("unassessed_blocks", False)),
             )
             for g in data["gates"]
         ]
@@ -240,8 +380,27 @@ class GateReport:
             )
             for name, r in data.get("fairness", {}).items()
         }
-        metrics = {k: num(v) for k, v in data["metrics"].items()}
-        return cls(data["passed"], gates, metrics, fairness, list(data.get("notes", [])))
+        metrics = {k: _num(v) for k, v in data["metrics"].items()}
+        return cls(
+            data["passed"],
+            gates,
+            metrics,
+            fairness,
+            list(data.get("notes", [])),
+            dict(data.get("unassessed", {})),
+            dict(data.get("operating_point", {})),
+        )
+
+
+def _json_ready(value: Any) -> Any:
+    """NaN floats become None, recursively (JSON has no NaN)."""
+    if isinstance(value, dict):
+        return {k: _json_ready(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_ready(v) for v in value]
+    if isinstance(value, float):
+        return _clean(value)
+    return value
 
 
 def _disparity_dict(d: Disparity) -> dict[str, Any]:
@@ -284,7 +443,15 @@ def fairness_gate(
     if not disparity.assessed:
         groups = ", ".join(disparity.groups) or "none"
         detail = f"not assessed: fewer than two groups with enough support (eligible: {groups}){left_out}"
-        gate = Gate(name, float("nan"), threshold, "<=", not gates.fairness_fail_unassessed, detail=detail)
+        gate = Gate(
+            name,
+            float("nan"),
+            float(threshold),
+            "<=",
+            "not_assessed",
+            detail=detail,
+            unassessed_blocks=gates.fairness_fail_unassessed,
+        )
         return gate, f"{name} {detail}"
     level = f"{disparity.confidence:.0%}"
     interval = f"{level} CI [{disparity.ci_low:.3g}, {disparity.ci_high:.3g}]"
@@ -311,7 +478,7 @@ def fairness_gate(
         disparity.value,
         float(threshold),
         "<=",
-        not (significant or (above and precise)),
+        "fail" if significant or (above and precise) else "pass",
         disparity.ci_low,
         disparity.ci_high,
         detail,
@@ -492,6 +659,7 @@ def evaluate_gates(
     stability_rows: int = 1000,
     monotonicity_rows: int = 50,
     seed: int = 0,
+    evidence: GateEvidence | None = None,
 ) -> GateReport:
     """Run every gate on a held-out test frame.
 
@@ -506,6 +674,8 @@ def evaluate_gates(
         stability_rows: rows sampled for the perturbation and adversarial checks.
         monotonicity_rows: rows sampled for the monotonicity grid.
         seed: seed for sampling rows, noise and the fairness bootstrap.
+        evidence: what training measured beyond the test set (CV AUCs, raw-score AUC, baselines); the gates
+            that need it are ``not_applicable`` without it.
 
     Returns:
         The :class:`GateReport`; ``passed`` is False when any gate failed.
