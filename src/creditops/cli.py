@@ -93,9 +93,13 @@ def print_summary(summary: dict[str, Any]) -> None:
     table.add_row("best params", json.dumps(params, sort_keys=True))
     table.add_row("metrics", "  ".join(f"{k}={metrics[k]:.4f}" for k in _HEADLINE_METRICS if k in metrics))
     for gate in summary.get("gates", []):
-        mark = "[green]pass[/]" if gate["passed"] else "[red]FAIL[/]"
-        value = "n/a" if gate["value"] is None else f"{gate['value']:.4f}"  # None: not assessed (see notes)
-        table.add_row(gate["name"], f"{mark}  {value} {gate['op']} {gate['threshold']}")
+        status = gate.get("status") or ("pass" if gate["passed"] else "fail")
+        if status in ("not_applicable", "not_assessed"):  # no value to show: say so, never "pass n/a"
+            word = status.replace("_", " ")
+            table.add_row(gate["name"], f"[yellow]{word}[/]  ({gate['op']} {gate['threshold']})")
+            continue
+        mark = "[green]pass[/]" if status == "pass" else "[red]FAIL[/]"
+        table.add_row(gate["name"], f"{mark}  {gate['value']:.4f} {gate['op']} {gate['threshold']}")
     version = summary.get("registered_version")
     registered = (
         f"{summary.get('model_name')} v{version} (alias challenger)"
@@ -103,6 +107,9 @@ def print_summary(summary: dict[str, Any]) -> None:
         else ("[red]not registered[/]: " + summary.get("gate_summary", "a gate failed"))
     )
     table.add_row("registered", registered)
+    notes = summary.get("gate_summary", "").splitlines()[1:]  # what was not assessed / not applicable
+    if version and notes:
+        table.add_row("gate notes", "\n".join(notes))
     table.add_row("model card", str(summary.get("model_card_html")))
     table.add_row("step logs", str(summary.get("log")))
     console.print(table)
