@@ -16,6 +16,7 @@ from creditops.config import GatesConfig
 from creditops.errors import DataError
 from creditops.governance.gates import (
     Gate,
+    GateEvidence,
     GateReport,
     evaluate_gates,
     monotonicity_violations,
@@ -225,3 +226,49 @@ def test_stricter_fairness_config_fails_a_borderline_model(good: tuple[Bundle, p
     # the point estimate decides: the excess fails although its interval reaches below the threshold
     gate = failed["demographic_parity_difference.sex"]
     assert gate.ci_low <= 0.03 < gate.value and "the interval reaches below it" in gate.detail
+
+
+def test_evidence_and_every_new_field_survive_the_json_round_trip(good: tuple[Bundle, pd.DataFrame]) -> None:
+    bundle, test = good
+    evidence = GateEvidence(
+        cv_auc=(0.81, 0.83, float("nan")),
+        raw_test_auc=0.82,
+        baselines={"logistic_regression": {"auc": 0.79, "cv_auc_mean": 0.8}, "xgboost_default": {"auc": 0.8}},
+    )
+    again = GateEvidence.from_dict(json.loads(json.dumps(evidence.to_dict())))
+    assert again.baselines == evidence.baselines and again.raw_test_auc == 0.82
+    assert again.cv_auc[:2] == (0.81, 0.83) and math.isnan(again.cv_auc[2])
+    empty = GateEvidence.from_dict(None)
+    assert empty.cv_auc == () and empty.baselines == {} and math.isnan(empty.raw_test_auc)
+
+    report = evaluate_gates(bundle, test.head(150), GatesConfig(), TARGET, PROTECTED, evidence=evidence)
+    statuses = {g.status for g in report.gates}
+    assert {"pass", "not_assessed"} <= statuses
+    copy = GateReport.from_dict(json.loads(json.dumps(report.to_dict())))
+    assert [(g.name, g.status, g.passed, g.detail) for g in copy.gates] == [
+        (g.name, g.status, g.passed, g.detail) for g in report.gates
+    ]
+    assert copy.unassessed == report.unassessed and copy.passed == report.passed
+    assert copy.summary() == report.summary()
+
+
+def test_a_report_written_before_gate_statuses_still_loads() -> None:
+    legacy = {
+        "passed": True,
+        "gates": [
+            {"name": "auc", "value": 0.83, "threshold": 0.8, "op": ">=", "passed": True},
+            {
+                "name": "equal_opportunity_difference.race",
+                "value": None,
+                "threshold": 0.1,
+                "op": "<=",
+                "passed": True,
+            },
+            {"name": "fpr_at_threshold", "value": 0.07, "threshold": 0.05, "op": "<=", "passed": False},
+        ],
+        "metrics": {"auc": 0.83},
+    }
+    report = GateReport.from_dict(legacy)
+    assert [g.status for g in report.gates] == ["pass", "not_assessed", "fail"]
+    with pytest.raises(ValueError, match="gate status"):
+        Gate("auc", 0.8, 0.8, ">=", "ok")  # type: ignore[arg-type]
