@@ -272,3 +272,27 @@ def test_a_report_written_before_gate_statuses_still_loads() -> None:
     assert [g.status for g in report.gates] == ["pass", "not_assessed", "fail"]
     with pytest.raises(ValueError, match="gate status"):
         Gate("auc", 0.8, 0.8, ">=", "ok")  # type: ignore[arg-type]
+
+
+def test_cli_summary_prints_the_status_word_never_pass_na(
+    good: tuple[Bundle, pd.DataFrame], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rich.console import Console
+
+    from creditops import cli
+
+    bundle, test = good
+    report = evaluate_gates(bundle, test.head(150), GatesConfig(), TARGET, PROTECTED)
+    gates = [
+        {**g, "value": g["value"] if g["value"] is not None else float("nan")}
+        for g in report.to_dict()["gates"]
+    ]
+    out = Console(width=400, record=True, force_terminal=False)
+    monkeypatch.setattr(cli, "console", out)
+    cli.print_summary(
+        {"gates": gates, "registered_version": "3", "model_name": "m", "gate_summary": report.summary()}
+    )
+    text = out.export_text()
+    assert "baseline_not_worse" in text and "not applicable  (>= -0.005)" in text
+    assert "not assessed  (<= 0.1)" in text and " nan " not in text.lower()
+    assert "gate notes" in text and "fairness NOT ASSESSED for" in text
