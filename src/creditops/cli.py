@@ -94,12 +94,12 @@ def print_summary(summary: dict[str, Any]) -> None:
     table.add_row("metrics", "  ".join(f"{k}={metrics[k]:.4f}" for k in _HEADLINE_METRICS if k in metrics))
     for gate in summary.get("gates", []):
         status = gate.get("status") or ("pass" if gate["passed"] else "fail")
-        if status in ("not_applicable", "not_assessed"):  # no value to show: say so, never "pass n/a"
-            word = status.replace("_", " ")
-            table.add_row(gate["name"], f"[yellow]{word}[/]  ({gate['op']} {gate['threshold']})")
-            continue
-        mark = "[green]pass[/]" if status == "pass" else "[red]FAIL[/]"
-        table.add_row(gate["name"], f"{mark}  {gate['value']:.4f} {gate['op']} {gate['threshold']}")
+        mark = {"pass": "[green]pass[/]", "fail": "[red]FAIL[/]"}.get(
+            status, f"[yellow]{status.replace('_', ' ')}[/]"
+        )
+        # not applicable / not assessed: nothing was measured, the word says so (never "pass n/a")
+        value = f"{gate['value']:.4f}" if status in ("pass", "fail") else ""
+        table.add_row(gate["name"], f"{mark}  {value} {gate['op']} {gate['threshold']}")
     version = summary.get("registered_version")
     registered = (
         f"{summary.get('model_name')} v{version} (alias challenger)"
