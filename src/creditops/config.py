@@ -238,6 +238,30 @@ class ServingConfig(_Section):
     max_batch_size: int = Field(1000, ge=1)
 
 
+class StreamingConfig(_Section):
+    """The event stream (NATS JetStream) and the consumer's state.
+
+    Attributes:
+        broker: the broker implementation (NATS JetStream is the one implemented).
+        url: broker URL.
+        stream: stream name: events on ``<stream>.events.<kind>``, dead letters in ``<stream>_dlq``.
+        durable: the consumer's durable name (consumers sharing it share the work).
+        batch_size: events fetched and processed together.
+        ack_wait_seconds: an unacknowledged batch is redelivered after this long.
+        state_redis_url: Redis holding the per-applicant event state.
+        state_prefix: key prefix of that state.
+    """
+
+    broker: Literal["nats"] = "nats"
+    url: str = "nats://127.0.0.1:4222"
+    stream: str = "creditops"
+    durable: str = "features"
+    batch_size: int = Field(1000, ge=1, le=100_000)
+    ack_wait_seconds: float = Field(30.0, gt=0)
+    state_redis_url: str = "redis://127.0.0.1:6379/0"
+    state_prefix: str = "creditops:stream:"
+
+
 class Settings(_Section):
     """All of creditops' configuration."""
 
@@ -250,6 +274,7 @@ class Settings(_Section):
     mlflow: MlflowConfig = MlflowConfig()
     audit: AuditConfig = AuditConfig()
     serving: ServingConfig = ServingConfig()
+    streaming: StreamingConfig = StreamingConfig()
 
     def resolved(self, base: Path | None = None) -> Settings:
         """Return a copy with an absolute workdir and ``{workdir}`` filled in, for subprocesses."""

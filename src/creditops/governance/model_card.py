@@ -281,6 +281,7 @@ def _build_sections(
     lineage: dict[str, Any],
     model_version: str | None,
     top_k: int,
+    dataset: dict[str, Any] | None = None,
 ) -> tuple[str, list[_Section]]:
     m = bundle.manifest
     name = _get(m, "model_name", "model")
@@ -307,7 +308,7 @@ def _build_sections(
             [
                 f"Model name: {name}" + (f", version {model_version}" if model_version else ""),
                 f"Created: {_get(m, 'created_at', 'n/a')}",
-                f"Target: `{_get(m, 'target', 'n/a')}` (1 = default within 12 months)",
+                f"Target: `{_get(m, 'target', 'n/a')}` ({_target_meaning(dataset)})",
                 f"Decision thresholds: {_fmt(_get(m, 'thresholds', 'n/a'))}",
                 f"Score scaling: {_fmt(_get(m, 'score_scaling', 'n/a'))}",
                 f"Library versions: {_fmt(_get(m, 'library_versions', 'n/a'))}",
@@ -319,7 +320,7 @@ def _build_sections(
     risk.blocks.append(
         _Bullets(
             [
-                f"Intended use: {intended_use}",
+                f"Intended use: {_intended_use(intended_use, dataset)}",
                 f"Out of scope: {out_of_scope}",
                 f"Owner: {owner}",
                 "Validation: automated gates on a held-out test set (below); a model failing any gate is not "
@@ -333,7 +334,8 @@ def _build_sections(
     risk.blocks.append(_Table(_gate_table(report)))
 
     data = _Section("Training data")
-    lineage_items = [f"Data version: `{_get(m, 'data_version', 'n/a')}`"]
+    lineage_items = _dataset_items(dataset)
+    lineage_items += [f"Data version: `{_get(m, 'data_version', 'n/a')}`"]
     lineage_items += [f"{k}: `{v}`" for k, v in lineage.items()]
     reference = getattr(bundle, "reference", None)
     if reference is not None:
@@ -344,7 +346,7 @@ def _build_sections(
         f"Test set: {len(test_df)} rows"
         + (f", observed default rate {float(np.mean(y)):.2%}" if y is not None and len(y) else "")
     )
-    if protected:
+    if protected and not (dataset and "protected_lineage" in dataset):
         lineage_items.append(
             f"Protected attributes ({', '.join(protected)}) ride along for fairness testing and are never "
             "model inputs."
@@ -408,6 +410,11 @@ def _build_sections(
     ]
 
     fair = _Section("Fairness")
+    if not report.fairness:
+        fair.blocks.append(
+            "**Not assessed.** No protected attribute was assessed for this model (the dataset declares "
+            "none, or none had groups large enough): nothing here shows the model is fair."
+        )
     fair.blocks.append(
         "Decline is the positive prediction. Demographic parity difference = spread of decline rates between "
         "groups; equal opportunity difference = spread of true-positive rates (share of actual defaulters "
@@ -476,11 +483,12 @@ def _build_sections(
         _Bullets(
             [
                 (
-                    "Protected attributes are excluded from the inputs, but other features can act as "
-                    "proxies; fairness is therefore measured on outcomes and gated, for: "
-                    f"{', '.join(report.fairness)}."
+                    "Protected attributes and the columns they are derived from are excluded from the "
+                    "inputs, but other features can act as proxies; fairness is therefore measured on "
+                    f"outcomes and gated, for: {', '.join(report.fairness)}."
                     if report.fairness
-                    else "No protected attribute was assessed: fairness was NOT measured for this model."
+                    else "No protected attribute was assessed, so fairness was neither measured nor gated: "
+                    "the model may treat groups differently without this card showing it."
                 ),
                 "Every decline carries plain-language reason codes so the applicant can be told why (adverse "
                 "action notice) and can contest the decision.",
@@ -492,6 +500,51 @@ def _build_sections(
     )
     policy = _decision_policy(m, report)
     return title, [overview, risk, data, perf, policy, explain, fair, limits, ethics]
+
+
+def _target_meaning(dataset: dict[str, Any] | None) -> str:
+    if dataset and dataset.get("target_meaning"):
+        return str(dataset["target_meaning"])
+    return "1 = default within 12 months"
+
+
+def _intended_use(intended_use: str, dataset: dict[str, Any] | None) -> str:
+    """The dataset's own purpose unless the caller gave a use other than the synthetic world's default."""
+    if intended_use == DEFAULT_INTENDED_USE and dataset and dataset.get("purpose"):
+        return str(dataset["purpose"])
+    return intended_use
+
+
+def _dataset_items(dataset: dict[str, Any] | None) -> list[str]:
+    """Bullets describing the training dataset: name, description, target, protected lineage, opt-ins."""
+    if not dataset:
+        return []
+    items = [
+        f"Dataset: **{dataset.get('name', 'n/a')}**"
+        + (f". {dataset['description']}" if dataset.get("description") else "")
+    ]
+    if dataset.get("target"):
+        items.append(
+            f"Target: `{dataset['target']}`, positive value {dataset.get('positive_value')!r} "
+            f"({_target_meaning(dataset)})"
+        )
+    lineage = dict(dataset.get("protected_lineage") or {})
+    if lineage:
+        parts = [
+            f"`{attr}`" + (f" (from {', '.join(f'`{c}`' for c in cols[1:])})" if len(cols) > 1 else "")
+            for attr, cols in lineage.items()
+        ]
+        items.append(
+            f"Protected attributes: {', '.join(parts)}. They and the columns they are derived from ride "
+            "along for fairness testing and are never model inputs."
+        )
+    elif "protected_lineage" in dataset:
+        items.append("Protected attributes: none declared by the dataset spec, so fairness was not assessed.")
+    for feature, why in dict(dataset.get("justifications") or {}).items():
+        items.append(
+            f"Feature `{feature}` is used despite standing for a prohibited basis. Justification: {why}"
+        )
+    return items
 
 
 def _md_table(frame: pd.DataFrame) -> str:
@@ -585,6 +638,7 @@ def render(
     monitoring_plan: str = DEFAULT_MONITORING_PLAN,
     lineage: dict[str, Any] | None = None,
     model_version: str | None = None,
+    dataset: dict[str, Any] | None = None,
     image_dir: str | Path | None = None,
     max_rows: int = 2000,
     top_k: int = 15,
@@ -604,6 +658,9 @@ def render(
         monitoring_plan: how the model is watched in production.
         lineage: e.g. data_version, feature_service, run_id (shown under training data).
         model_version: registry version, when known.
+        dataset: what the model was trained on (:func:`creditops.data.ingest.describe_source`): name,
+            description, purpose (replaces the default intended use), target meaning, protected lineage and
+            justified opt-in features.
         image_dir: when given, every plot is also written there as ``<name>.png`` and the Markdown links it
             as ``<image_dir name>/<name>.png`` (so keep the Markdown in ``image_dir``'s parent); otherwise the
             Markdown omits the plots.
@@ -648,6 +705,7 @@ def render(
         lineage=lineage or {},
         model_version=model_version,
         top_k=top_k,
+        dataset=dataset,
     )
     return _to_markdown(title, sections, images, image_links), _to_html(title, sections, images)
 
