@@ -124,7 +124,8 @@ def _plain_summary(summary: dict[str, Any]) -> list[tuple[str, str]]:
     ]
     for gate in summary.get("gates", []):
         word = gate.get("status") or ("pass" if gate["passed"] else "FAIL")
-        value = "n/a" if gate["value"] is None else f"{gate['value']:.4f}"
+        unmeasured = gate["value"] is None or gate["value"] != gate["value"]  # None, or NaN from RunSummary
+        value = "n/a" if unmeasured else f"{gate['value']:.4f}"
         rows.append((gate["name"], f"{word}  {value} {gate['op']} {gate['threshold']}"))
     version = summary.get("registered_version")
     registered = (
@@ -132,8 +133,9 @@ def _plain_summary(summary: dict[str, Any]) -> list[tuple[str, str]]:
         if version
         else "not registered: " + summary.get("gate_summary", "a gate failed")
     )
+    notes = summary.get("gate_summary", "").splitlines()[1:]  # what was not assessed / not applicable
+    rows += [("registered", registered), *([("gate notes", "; ".join(notes))] if version and notes else [])]
     rows += [
-        ("registered", registered),
         ("model card", str(summary.get("model_card_html"))),
         ("step logs", str(summary.get("log"))),
     ]

@@ -88,7 +88,7 @@ def test_card_without_protected_attributes_does_not_claim_fairness_was_measured(
     report = evaluate_gates(bundle, test, GatesConfig(), protected=[])
     card, _ = model_card.render(bundle, report, test_df=test.head(300))
     assert "No protected attribute was assessed, so fairness was neither measured nor gated" in card
-    assert "measured on outcomes and gated" not in card
+    assert "per protected attribute, and gated" not in card
     assert "fairness NOT ASSESSED" in report.summary()
 
 

@@ -277,6 +277,8 @@ def test_a_report_written_before_gate_statuses_still_loads() -> None:
 def test_cli_summary_prints_the_status_word_never_pass_na(
     good: tuple[Bundle, pd.DataFrame], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import io
+
     from rich.console import Console
 
     from creditops import cli
@@ -287,12 +289,16 @@ def test_cli_summary_prints_the_status_word_never_pass_na(
         {**g, "value": g["value"] if g["value"] is not None else float("nan")}
         for g in report.to_dict()["gates"]
     ]
-    out = Console(width=400, record=True, force_terminal=False)
-    monkeypatch.setattr(cli, "console", out)
-    cli.print_summary(
-        {"gates": gates, "registered_version": "3", "model_name": "m", "gate_summary": report.summary()}
-    )
-    text = out.export_text()
-    assert "baseline_not_worse" in text and "not applicable   >= -0.005" in text
-    assert "not assessed   <= 0.1" in text and " nan " not in text.lower() and "pass n/a" not in text
-    assert "gate notes" in text and "fairness NOT ASSESSED for" in text
+    summary = {"gates": gates, "registered_version": "3", "model_name": "m", "gate_summary": report.summary()}
+    piped = io.StringIO()
+    monkeypatch.setattr(cli, "console", Console(file=io.StringIO(), force_terminal=False))
+    cli.print_summary(summary, out=piped)
+    terminal = Console(file=io.StringIO(), width=400, record=True, force_terminal=True)
+    monkeypatch.setattr(cli, "console", terminal)
+    cli.print_summary(summary)
+    plain, table = piped.getvalue(), terminal.export_text()
+    assert "not_applicable  n/a >= -0.005" in plain and "not_assessed  n/a <= 0.1" in plain
+    assert "not applicable   >= -0.005" in table and "not assessed   <= 0.1" in table
+    for text in (plain, table):
+        assert "pass n/a" not in text and "pass  n/a" not in text and " nan " not in text.lower()
+        assert "gate notes" in text and "fairness NOT ASSESSED for" in text

@@ -485,7 +485,7 @@ def _build_sections(
                 (
                     "Protected attributes and the columns they are derived from are excluded from the "
                     "inputs, but other features can act as proxies; fairness is therefore measured on "
-                    f"outcomes and gated, for: {', '.join(report.fairness)}."
+                    f"outcomes, per protected attribute, and gated (here: {', '.join(report.fairness)})."
                     if report.fairness
                     else "No protected attribute was assessed, so fairness was neither measured nor gated: "
                     "the model may treat groups differently without this card showing it."
