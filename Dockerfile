@@ -1,5 +1,7 @@
-# The project image: base image of every KFP component and of the KServe predictor.
-# Dependencies come from the same lock as local development (requirements.lock); no network at run time.
+# The project image: the pipeline/training image (base of every KFP component, the image the compiled
+# pipeline names: set CREDITOPS_PIPELINE_IMAGE when compiling) and the base of the predictor, explainer,
+# detector and controller images. Dependencies come from the same lock as local development
+# (requirements.lock); no network at run time. libgomp1 is pinned to the bookworm version of the base image.
 FROM python:3.11.7-slim-bookworm AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 RUN python -m pip install uv==0.13.8
@@ -14,14 +16,14 @@ COPY feast_repo ./feast_repo
 RUN uv pip install --python /opt/venv/bin/python --no-deps .
 
 FROM python:3.11.7-slim-bookworm
-RUN apt-get update && apt-get install -y --no-install-recommends libgomp1 \
+RUN apt-get update && apt-get install -y --no-install-recommends libgomp1=12.2.0-14+deb12u1 \
  && rm -rf /var/lib/apt/lists/* \
- && useradd --uid 1000 --create-home creditops
+ && useradd --uid 10001 --create-home creditops
 COPY --from=build /opt/venv /opt/venv
-COPY --chown=1000:1000 feast_repo /app/feast_repo
-COPY --chown=1000:1000 kserve /app/kserve
+COPY --chown=10001:10001 feast_repo /app/feast_repo
+COPY --chown=10001:10001 kserve /app/kserve
 ENV PATH=/opt/venv/bin:$PATH PYTHONPATH=/app/kserve CREDITOPS_FEAST_REPO=/app/feast_repo PYTHONUNBUFFERED=1
 WORKDIR /app
-USER 1000
+USER 10001
 HEALTHCHECK NONE
 ENTRYPOINT ["creditops"]

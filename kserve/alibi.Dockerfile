@@ -25,15 +25,18 @@ RUN uv pip install --python /opt/venv/bin/python --no-deps . \
  && /opt/venv/bin/python -c "import alibi.explainers, alibi_detect.cd, creditops.artifact, creditops.monitoring.drift"
 
 FROM python:3.11.7-slim-bookworm
-RUN apt-get update && apt-get install -y --no-install-recommends libgomp1 \
+RUN apt-get update && apt-get install -y --no-install-recommends libgomp1=12.2.0-14+deb12u1 \
  && rm -rf /var/lib/apt/lists/* \
- && useradd --uid 1000 --create-home creditops
+ && useradd --uid 10001 --create-home creditops
 COPY --from=build /opt/venv /opt/venv
-COPY --chown=1000:1000 kserve/explainer /app/kserve/explainer
-COPY --chown=1000:1000 kserve/detector /app/kserve/detector
+COPY --chown=10001:10001 kserve/explainer /app/kserve/explainer
+COPY --chown=10001:10001 kserve/detector /app/kserve/detector
 ENV PATH=/opt/venv/bin:$PATH PYTHONPATH=/app/kserve PYTHONUNBUFFERED=1
 WORKDIR /app
-USER 1000
+USER 10001
 EXPOSE 8080
+# Docker-level health for `docker run`; on Kubernetes the readiness probe of the manifest is what counts.
+HEALTHCHECK --interval=30s --timeout=3s --start-period=60s \
+  CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/v2/health/ready', timeout=2)"]
 ENTRYPOINT ["python", "-m"]
 CMD ["explainer", "--backend", "alibi", "--bundle", "/mnt/models"]

@@ -55,13 +55,13 @@ def bad_request(message: str, reason: str = "invalid_input") -> PredictorError:
 
 
 async def _predictor_error_handler(request: Request, exc: Exception) -> ORJSONResponse:
-    assert isinstance(exc, PredictorError)
+    assert isinstance(exc, PredictorError)  # nosec B101  # type narrowing; Starlette routes only this class here
     request.state.error_reason = exc.error_reason
     return ORJSONResponse(status_code=exc.status, content={"error": exc.reason})
 
 
 async def _unavailable_handler(request: Request, exc: Exception) -> ORJSONResponse:
-    assert isinstance(exc, Unavailable)
+    assert isinstance(exc, Unavailable)  # nosec B101  # type narrowing; Starlette routes only this class here
     request.state.error_reason = exc.error_reason
     return ORJSONResponse(status_code=HTTPStatus.SERVICE_UNAVAILABLE, content={"error": exc.reason})
 
@@ -69,7 +69,7 @@ async def _unavailable_handler(request: Request, exc: Exception) -> ORJSONRespon
 async def _validation_error_handler(request: Request, exc: Exception) -> ORJSONResponse:
     # FastAPI's own 422 for bodies that are not a V2 InferenceRequest (malformed JSON included); kept as a
     # 422 but with one readable message instead of pydantic's list.
-    assert isinstance(exc, RequestValidationError)
+    assert isinstance(exc, RequestValidationError)  # nosec B101  # type narrowing; Starlette routes only this class here
     request.state.error_reason = "malformed_request"
     parts = []
     for err in exc.errors()[:5]:

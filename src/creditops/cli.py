@@ -169,12 +169,10 @@ def print_summary(summary: dict[str, Any], out: Any = None) -> None:
     table.add_row("best params", json.dumps(params, sort_keys=True))
     table.add_row("metrics", "  ".join(f"{k}={metrics[k]:.4f}" for k in _HEADLINE_METRICS if k in metrics))
     for gate in summary.get("gates", []):
-        status = gate.get("status") or ("pass" if gate["passed"] else "fail")
-        mark = {"pass": "[green]pass[/]", "fail": "[red]FAIL[/]"}.get(
-            status, f"[yellow]{status.replace('_', ' ')}[/]"
-        )
-        # not applicable / not assessed: nothing was measured, the word says so (never "pass n/a")
-        value = f"{gate['value']:.4f}" if status in ("pass", "fail") else ""
+        word = gate.get("status") or ("pass" if gate["passed"] else "FAIL")
+        colour = {"pass": "green", "FAIL": "red", "fail": "red"}.get(word, "yellow")  # nosec B105  # a Rich colour
+        mark = f"[{colour}]{word}[/]"
+        value = "n/a" if gate["value"] is None or gate["value"] != gate["value"] else f"{gate['value']:.4f}"
         table.add_row(gate["name"], f"{mark}  {value} {gate['op']} {gate['threshold']}")
     version = summary.get("registered_version")
     registered = (

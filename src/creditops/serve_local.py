@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
+import subprocess  # nosec B404  # starts our own predictor from an argv list, never a shell
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -81,7 +81,7 @@ def running_process(
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "w") as log:
-        proc = subprocess.Popen(list(cmd), env=dict(env), stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(list(cmd), env=dict(env), stdout=log, stderr=subprocess.STDOUT)  # nosec B603  # own argv
         try:
             _wait_ready(proc, ready_url, timeout_s, log_path)
             yield proc
@@ -124,7 +124,7 @@ def _wait_ready(proc: subprocess.Popen[bytes], url: str, timeout_s: float, log_p
 def serve_command(settings: Settings, model: str, port: int | None) -> int:
     """Serve in the foreground until interrupted."""
     cmd, env = predictor_command(settings, model, port or settings.serving.port)
-    return subprocess.call(cmd, env=env)
+    return subprocess.call(cmd, env=env)  # nosec B603  # argv from predictor_command, no shell
 
 
 def demo_serving(settings: Settings, summary: dict[str, Any], console: Console, n_applicants: int = 5) -> int:

@@ -298,7 +298,7 @@ def test_cli_summary_prints_the_status_word_never_pass_na(
     cli.print_summary(summary)
     plain, table = piped.getvalue(), terminal.export_text()
     assert "not_applicable  n/a >= -0.005" in plain and "not_assessed  n/a <= 0.1" in plain
-    assert "not applicable   >= -0.005" in table and "not assessed   <= 0.1" in table
+    assert "not_applicable  n/a >= -0.005" in table and "not_assessed  n/a <= 0.1" in table
     for text in (plain, table):
         assert "pass n/a" not in text and "pass  n/a" not in text and " nan " not in text.lower()
         assert "gate notes" in text and "fairness NOT ASSESSED for" in text

@@ -45,7 +45,7 @@ def category_label(value: object) -> str:
 def _short(name: str) -> str:
     if len(name) <= MAX_NAME:
         return name
-    return f"{name[: MAX_NAME - 9]}_{hashlib.sha1(name.encode()).hexdigest()[:8]}"
+    return f"{name[: MAX_NAME - 9]}_{hashlib.sha1(name.encode(), usedforsecurity=False).hexdigest()[:8]}"
 
 
 def _one_hot_names(column: str, categories: list[str], taken: set[str]) -> dict[str, str]:

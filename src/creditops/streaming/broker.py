@@ -131,7 +131,7 @@ class NatsBroker:
             for name in (self.stream, f"{self.stream}_dlq"):
                 try:
                     await self.js.delete_stream(name)
-                except Exception:  # noqa: BLE001 - already gone
+                except Exception:  # noqa: BLE001  # nosec B110  # the stream may already be gone (cleanup)
                     pass
         if self.nc is not None:
             await self.nc.close()
