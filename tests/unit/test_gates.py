@@ -238,6 +238,11 @@ def test_evidence_and_every_new_field_survive_the_json_round_trip(good: tuple[Bu
     again = GateEvidence.from_dict(json.loads(json.dumps(evidence.to_dict())))
     assert again.baselines == evidence.baselines and again.raw_test_auc == 0.82
     assert again.cv_auc[:2] == (0.81, 0.83) and math.isnan(again.cv_auc[2])
+    # the training workflow's JSON carries more (the tuned model's own row, labels): only numbers are read
+    extra = GateEvidence.from_dict(
+        {**evidence.to_dict(), "tuned": {"auc": 0.8}, "baselines": {"lr": {"auc": 0.7, "family": "linear"}}}
+    )
+    assert extra.baselines == {"lr": {"auc": 0.7}}
     empty = GateEvidence.from_dict(None)
     assert empty.cv_auc == () and empty.baselines == {} and math.isnan(empty.raw_test_auc)
 

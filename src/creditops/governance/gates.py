@@ -125,8 +125,9 @@ class GateEvidence:
         return cls(
             cv_auc=tuple(_num(v) for v in data.get("cv_auc", [])),
             raw_test_auc=_num(data.get("raw_test_auc")),
-            baselines={
-                n: {k: _num(v) for k, v in m.items()} for n, m in (data.get("baselines") or {}).items()
+            baselines={  # numbers only: a baseline row may carry labels (e.g. its model family) too
+                n: {k: _num(v) for k, v in m.items() if v is None or isinstance(v, int | float)}
+                for n, m in (data.get("baselines") or {}).items()
             },
         )
 
