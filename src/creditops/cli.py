@@ -151,7 +151,8 @@ def _plain_summary(summary: dict[str, Any]) -> list[tuple[str, str]]:
     ]
     for gate in summary.get("gates", []):
         word = gate.get("status") or ("pass" if gate["passed"] else "FAIL")
-        value = "n/a" if gate["value"] is None else f"{gate['value']:.4f}"
+        unmeasured = gate["value"] is None or gate["value"] != gate["value"]  # None, or NaN from RunSummary
+        value = "n/a" if unmeasured else f"{gate['value']:.4f}"
         rows.append((gate["name"], f"{word}  {value} {gate['op']} {gate['threshold']}"))
     version = summary.get("registered_version")
     registered = (
@@ -159,8 +160,9 @@ def _plain_summary(summary: dict[str, Any]) -> list[tuple[str, str]]:
         if version
         else "not registered: " + summary.get("gate_summary", "a gate failed")
     )
+    notes = summary.get("gate_summary", "").splitlines()[1:]  # what was not assessed / not applicable
+    rows += [("registered", registered), *([("gate notes", "; ".join(notes))] if version and notes else [])]
     rows += [
-        ("registered", registered),
         ("model card", str(summary.get("model_card_html"))),
         ("step logs", str(summary.get("log"))),
     ]
@@ -197,7 +199,7 @@ def print_summary(summary: dict[str, Any], out: Any = None) -> None:
         word = gate.get("status") or ("pass" if gate["passed"] else "FAIL")
         colour = {"pass": "green", "FAIL": "red", "fail": "red"}.get(word, "yellow")  # nosec B105  # a Rich colour
         mark = f"[{colour}]{word}[/]"
-        value = "n/a" if gate["value"] is None else f"{gate['value']:.4f}"  # None: not assessed (see notes)
+        value = "n/a" if gate["value"] is None or gate["value"] != gate["value"] else f"{gate['value']:.4f}"
         table.add_row(gate["name"], f"{mark}  {value} {gate['op']} {gate['threshold']}")
     version = summary.get("registered_version")
     registered = (
@@ -206,6 +208,9 @@ def print_summary(summary: dict[str, Any], out: Any = None) -> None:
         else ("[red]not registered[/]: " + escape(summary.get("gate_summary", "a gate failed")))
     )
     table.add_row("registered", registered)
+    notes = summary.get("gate_summary", "").splitlines()[1:]  # what was not assessed / not applicable
+    if version and notes:
+        table.add_row("gate notes", escape("\n".join(notes)))
     table.add_row("model card", str(summary.get("model_card_html")))
     table.add_row("step logs", str(summary.get("log")))
     console.print(table)
