@@ -27,7 +27,7 @@ def serve(model: CreditPredictor, http_port: int, workers: int = 1, grpc_port: i
     install_error_handlers(app)
 
     async def predictor_openapi() -> ORJSONResponse:
-        return ORJSONResponse(openapi_document(model.name, model.features, model.max_batch))
+        return ORJSONResponse(openapi_document(model.name, model.contract, model.max_batch))
 
     app.add_api_route(OPENAPI_PATH, predictor_openapi, methods=["GET"], include_in_schema=False)
     server = kserve.ModelServer(
