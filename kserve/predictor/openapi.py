@@ -15,7 +15,7 @@ from creditops.features.contract import FeatureContract
 
 
 def _field_schema(contract: FeatureContract, name: str) -> dict[str, Any]:
-    """Schema of one raw field: a number within its bounds, or one of a categorical's values; null = missing."""
+    """Schema of one raw field: a number within its bounds, or a categorical value; null = missing."""
     description = contract.descriptions.get(name, "")
     if name in contract.encodings:
         schema: dict[str, Any] = {"type": "string", "enum": list(contract.encodings[name])}

@@ -328,7 +328,7 @@ def test_server_process_keeps_metrics_in_process(tmp_path: Path) -> None:
     assert out.stdout.strip().splitlines()[-1] == "MutexValue"
 
 
-# ------------------------------------------------------------------------ a spec-trained model (German Credit)
+# ------------------------------------------------------------------- a spec-trained model (German Credit)
 @pytest.fixture(scope="module")
 def german(tmp_path_factory: pytest.TempPathFactory, audit_log: AuditLog):
     from predictor.testing import german_bundle
