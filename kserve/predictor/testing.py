@@ -180,3 +180,33 @@ def redis_address(redis_url: str) -> str:
 
     parts = urlsplit(redis_url)
     return f"{parts.hostname or '127.0.0.1'}:{parts.port or 6379}"
+
+
+def embed_contract(bundle_dir: str | Path, join_key: str = "applicant_id") -> Path:
+    """Re-save a bundle written without a contract with one made from its manifest (numeric features only).
+
+    For test bundles built before contracts were embedded (``tests/governance_helpers.make_bundle``).
+    """
+    from creditops.artifact import load_bundle
+    from creditops.features.contract import FeatureContract
+
+    bundle = load_bundle(bundle_dir)
+    m = bundle.manifest
+    contract = FeatureContract(
+        kind="spec",
+        name=m.model_name.replace("-", "_"),
+        service=m.feature_service,
+        entity=f"{m.model_name}_record",
+        join_key=join_key,
+        tables=[m.model_name.replace("-", "_")],
+        features=list(m.features),
+        dtypes={
+            f: ("int" if str(m.dtypes.get(f, "float")).startswith("int") else "float") for f in m.features
+        },
+        directions=dict(m.directions),
+        reasons=dict(m.reasons),
+        target=m.target,
+        protected=list(m.protected),
+        valid_ranges=dict(m.valid_ranges),
+    )
+    return save_bundle(bundle_dir, bundle.booster, m, bundle.reference, contract=contract)
