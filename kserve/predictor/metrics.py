@@ -7,6 +7,9 @@
 * ``creditops_predictor_model_info`` gauge (always 1): the model version being served.
 * ``creditops_predictor_online_reads_total`` / ``..._online_rows_total`` counters: online-store reads and
   the applicant rows they fetched (rows / reads = how much concurrent lookups were coalesced).
+
+The ``model`` label is the name of a loaded model (:func:`set_model_info`), or ``OTHER_MODEL`` for a path
+naming any other: a caller cannot create label values (and time series) by inventing model names.
 """
 
 from __future__ import annotations
@@ -44,6 +47,9 @@ MODEL_INFO = Gauge(
     ["model", "model_version", "feature_service"],
 )
 
+OTHER_MODEL = "_other"
+_SERVED: set[str] = set()
+
 ONLINE_READS = Counter("creditops_predictor_online_reads", "Online feature store reads.")
 ONLINE_ROWS = Counter("creditops_predictor_online_rows", "Applicant rows fetched from the online store.")
 
@@ -53,6 +59,7 @@ def set_model_info(model: str, model_version: str, feature_service: str) -> None
     for labels in list(MODEL_INFO._metrics):  # noqa: SLF001 - prometheus_client has no public label listing
         if labels[0] == model:
             MODEL_INFO.remove(*labels)
+    _SERVED.add(model)
     MODEL_INFO.labels(model=model, model_version=model_version, feature_service=feature_service).set(1)
 
 
@@ -63,12 +70,14 @@ def count_decisions(model: str, decisions: list[str]) -> None:
 
 
 def _route(path: str) -> tuple[str, str] | None:
-    """``(protocol, model)`` for a prediction path, else None."""
+    """``(protocol, model label)`` for a prediction path, else None."""
     if path.startswith("/v1/models/") and path.endswith(":predict"):
-        return "v1", path[len("/v1/models/") : -len(":predict")]
-    if path.startswith("/v2/models/") and path.endswith("/infer"):
-        return "v2", path[len("/v2/models/") :].split("/", 1)[0]
-    return None
+        protocol, name = "v1", path[len("/v1/models/") : -len(":predict")]
+    elif path.startswith("/v2/models/") and path.endswith("/infer"):
+        protocol, name = "v2", path[len("/v2/models/") :].split("/", 1)[0]
+    else:
+        return None
+    return protocol, (name if name in _SERVED else OTHER_MODEL)
 
 
 class MetricsMiddleware:

@@ -50,6 +50,7 @@ class CreditPredictor(kserve.Model):
         feature_service: the FeatureService this endpoint serves; a bundle trained on another is refused.
             Default: the one the bundle's manifest names (``credit_scoring_v1``, ``<dataset>_v1``, ...).
         audit_url: ``sqlite:///...`` or ``postgresql://...`` audit log.
+        audit_anchor: append-only file checkpointing this worker's chain head after every commit.
         bundle, store, audit: already-built state (tests inject these instead of the paths above).
         max_batch: largest accepted batch (more rows -> 413).
         top_k: reason codes per answer.
@@ -65,6 +66,7 @@ class CreditPredictor(kserve.Model):
         feast_repo: str | None = None,
         feast_env: Mapping[str, str] | None = None,
         audit_url: str | None = None,
+        audit_anchor: str | None = None,
         feature_service: str | None = None,
         bundle: Bundle | None = None,
         store: Any | None = None,
@@ -79,6 +81,7 @@ class CreditPredictor(kserve.Model):
         self.feast_repo = feast_repo
         self.feast_env = feast_env
         self.audit_url = audit_url
+        self.audit_anchor = audit_anchor
         self.feature_service = feature_service
         self.bundle = bundle
         self.store = store
@@ -139,7 +142,7 @@ class CreditPredictor(kserve.Model):
         if self.audit is None:
             if not self.audit_url:
                 raise BundleError("an audit log is required: pass audit_url (every prediction is audited)")
-            self.audit = AuditWriter(AuditLog.open(self.audit_url))
+            self.audit = AuditWriter(AuditLog.open(self.audit_url, anchor_path=self.audit_anchor))
         self._warm_up()
         metrics.set_model_info(self.name, self.model_version, manifest.feature_service)
         self.ready = True
@@ -159,6 +162,42 @@ class CreditPredictor(kserve.Model):
 
             return str(resolve(self.tracking_uri, self.model_uri))
         raise BundleError("no model given: pass bundle_dir or model_uri")
+
+    def can_answer(self, ignore_ready: bool = False) -> bool:
+        """Whether a prediction would be answered now: loaded, and the audit writer is running."""
+        loaded = self.bundle is not None and bool(self.features)
+        writer = self.audit is not None and getattr(self.audit, "alive", True)
+        return (ignore_ready or self.ready) and loaded and writer
+
+    def close(self) -> None:
+        """Stop serving: flush and stop the audit writer (records already queued are committed)."""
+        self.ready = False
+        if self.audit is not None:
+            self.audit.close()
+
+    def v2_model_metadata(self) -> dict[str, Any]:
+        """``GET /v2/models/<name>``: the tensors, the served version, and which inputs go together.
+
+        The V2 metadata lists every accepted input tensor; ``parameters.input_layouts`` says which of them
+        make one request (send exactly one layout): ``by_id`` (``applicant_id``, features read from the
+        online store), ``matrix`` (one ``features`` tensor, columns in ``parameters.feature_order``) or
+        ``columns`` (one tensor per feature).
+        """
+        inputs, outputs = payload.v2_metadata(self.layout, dict(self.contract.dtypes))
+        key = self.layout.join_key
+        layouts = {
+            "by_id": [key],
+            "matrix": [payload.FEATURES_TENSOR],
+            "columns": list(self.layout.fields),
+        }
+        return {
+            "name": self.name,
+            "versions": [self.model_version],
+            "platform": "xgboost",
+            "inputs": inputs,
+            "outputs": outputs,
+            "parameters": {"input_layouts": layouts, "feature_order": list(self.features)},
+        }
 
     def get_input_types(self) -> list[dict]:
         """V2 metadata: the accepted input layouts (alternatives, see :mod:`predictor.payload`)."""

@@ -127,7 +127,18 @@ def running_server(
     kserve_dir = Path(__file__).resolve().parents[1]
     full_env = {**os.environ, **(env or {})}
     full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(kserve_dir), full_env.get("PYTHONPATH")]))
-    cmd = [sys.executable, "-m", "predictor", *args, "--model-name", model_name, "--http-port", str(port)]
+    auth = [] if "--auth" in args else ["--auth", "anonymous"]  # tests that do not test auth say so here
+    cmd = [
+        sys.executable,
+        "-m",
+        "predictor",
+        *args,
+        *auth,
+        "--model-name",
+        model_name,
+        "--http-port",
+        str(port),
+    ]
     base = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory(prefix="predictor-") as tmp:
         log = Path(tmp) / "predictor.log"

@@ -16,6 +16,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from creditops import __version__
 from creditops.config import Settings, load_config
 from creditops.errors import CreditOpsError
 
@@ -32,7 +33,22 @@ def _settings(args: argparse.Namespace) -> Settings:
         overrides.setdefault("data", {})["spec_path"] = str(args.spec)
     if getattr(args, "trials", None):
         overrides.setdefault("training", {})["n_trials"] = args.trials
-    return load_config(args.config, overrides).resolved()
+    settings = load_config(args.config, overrides).resolved()
+    if hasattr(args, "source"):  # the commands that read data
+        _check_spec(settings)
+    return settings
+
+
+def _check_spec(settings: Settings) -> None:
+    """A spec-sourced run needs a readable spec: say so before any pipeline starts."""
+    if settings.data.source != "spec":
+        return
+    if settings.data.spec_path is None:
+        raise CreditOpsError(
+            "--source spec needs --spec <dataset spec YAML> (or data.spec_path in the config)"
+        )
+    if not Path(settings.data.spec_path).is_file():
+        raise CreditOpsError(f"dataset spec not found: {settings.data.spec_path}")
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
@@ -62,10 +78,21 @@ def cmd_train(args: argparse.Namespace) -> int:
 def _train(settings: Settings) -> dict[str, Any]:
     from pipelines.local import run_training
 
+    _plain_kfp_logs()
     console.rule("training pipeline (KFP local runner)")
     summary = run_training(settings)
     print_summary(summary)
     return summary
+
+
+def _plain_kfp_logs() -> None:
+    """KFP's local runner colours its log lines unconditionally; keep escape codes out of files and pipes."""
+    if sys.stdout.isatty():
+        return
+    from kfp.local import logging_utils
+
+    for name in ("CYAN", "GREEN", "RED", "MAGENTA", "RESET"):
+        setattr(logging_utils.Color, name, "")
 
 
 _HEADLINE_METRICS = (
@@ -125,12 +152,20 @@ def cmd_score(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     bundle = load_bundle(resolve(settings.mlflow.tracking_uri, args.model))
-    audit = None if args.no_audit else AuditLog.open(settings.audit.url)
+    if args.what_if:
+        # A what-if run makes no decisions (nothing is acted on), so it is not audited, and says so.
+        console.print(
+            "[yellow]what-if run: NOT audited; its outputs are not decisions and must not be used[/]"
+        )
+        audit = None
+    else:
+        audit = AuditLog.open(settings.audit.url, anchor_path=settings.audit.anchor_path)
     result = score_file(bundle, args.input, args.output, audit=audit, caller_id=args.caller_id)
+    audited = "not audited (what-if)" if args.what_if else f"audited {result.audited:,}"
     console.print(
         f"scored {result.rows_scored:,} of {result.rows_in:,} rows in {result.seconds:.1f} s "
         f"({result.rows_per_minute:,.0f} rows/min) -> {result.output_path}; decisions {result.decisions}; "
-        f"audited {result.audited:,}"
+        f"{audited}"
     )
     if result.rows_quarantined:
         console.print(f"[yellow]{result.rows_quarantined:,} rows quarantined[/] -> {result.quarantine_path}")
@@ -138,12 +173,17 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
-    """Recompute the audit hash chains."""
+    """Recompute the audit hash chains and check them against the anchor; exit 1 if anything is wrong."""
     from creditops.governance.audit import AuditLog
 
     settings = _settings(args)
-    report = AuditLog.open(args.url or settings.audit.url).verify()
-    console.print(report)
+    url = args.url or settings.audit.url
+    anchor = args.anchor if args.anchor is not None else settings.audit.anchor_path
+    if anchor and not Path(anchor).exists() and args.anchor is not None:
+        raise CreditOpsError(f"anchor file not found: {anchor}")
+    with AuditLog.open(url, create=False) as log:
+        report = log.verify(anchor_path=anchor or None)
+    console.print(report.summary(), markup=False, highlight=False)
     return 0 if report.ok else 1
 
 
@@ -161,7 +201,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """Serve a registered model with the local KServe model server (blocks)."""
     from creditops.serve_local import serve_command
 
-    return serve_command(_settings(args), args.model, args.port)
+    return serve_command(_settings(args), args.model, args.port, args.workers)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -178,7 +218,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (one sub-command per platform action)."""
-    parser = argparse.ArgumentParser(prog="creditops", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="creditops",
+        description="Credit-scoring MLOps platform: train, gate, register, serve and audit credit models.",
+        epilog="Run 'creditops <command> --help' for a command's options.",
+    )
+    parser.add_argument("--version", action="version", version=f"creditops {__version__}")
     parser.add_argument("--config", type=Path, help="YAML config (default: embedded defaults)")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -193,29 +238,39 @@ def build_parser() -> argparse.ArgumentParser:
         ("ingest", cmd_ingest, "ingest a source into a content-addressed snapshot"),
     ):
         p = add(name, func, help_)
-        p.add_argument("--source", choices=["synthetic", "german_credit", "hmda", "spec"])
+        p.add_argument(
+            "--source",
+            choices=["synthetic", "german_credit", "hmda", "spec"],
+            help="where the data comes from (default: from config, synthetic)",
+        )
         p.add_argument("--spec", type=Path, help="dataset spec YAML (with --source spec)")
         p.add_argument("--applicants", type=int, help="synthetic applicants to generate")
         if name != "ingest":
             p.add_argument("--trials", type=int, help="Optuna trials")
     add("compile", cmd_compile, "compile the pipelines to KFP YAML")
-    p = add("score", cmd_score, "batch-score a file with reason codes")
-    p.add_argument("--input", type=Path, required=True)
-    p.add_argument("--output", type=Path, required=True)
+    p = add("score", cmd_score, "batch-score a file with reason codes (every decision is audited)")
+    p.add_argument("--input", type=Path, required=True, help="CSV or Parquet file of applications")
+    p.add_argument("--output", type=Path, required=True, help="Parquet file of decisions to write")
     p.add_argument("--model", default="models:/credit-pd@challenger", help="bundle dir or models:/name@alias")
-    p.add_argument("--caller-id", default="batch")
+    p.add_argument("--caller-id", default="batch", help="who ran the batch (recorded in the audit log)")
     p.add_argument(
-        "--no-audit", action="store_true", help="skip audit records (not for production decisions)"
+        "--what-if",
+        action="store_true",
+        help="simulation only: outputs are not decisions, so nothing is audited (never act on them)",
     )
     p = add("serve", cmd_serve, "serve a model with the local KServe model server")
     p.add_argument("--model", default="models:/credit-pd@challenger", help="bundle dir or models:/name@alias")
-    p.add_argument("--port", type=int)
+    p.add_argument("--port", type=int, help="HTTP port (default: serving.port from config)")
+    p.add_argument("--workers", type=int, help="server processes (default: serving.workers from config)")
     p = add("promote", cmd_promote, "move the champion alias to a model version")
-    p.add_argument("--version", required=True)
+    p.add_argument("--version", required=True, help="registered model version to promote")
     audit = sub.add_parser("audit", help="audit log operations")
-    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
-    p = audit_sub.add_parser("verify", help="verify the hash chains of the audit log")
-    p.add_argument("--url", help="audit log URL (default: from config)")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True, metavar="{verify}")
+    p = audit_sub.add_parser(
+        "verify", help="prove the audit log is complete: hash chains and anchored chain heads"
+    )
+    p.add_argument("--url", help="audit log URL (default: audit.url from config)")
+    p.add_argument("--anchor", help="anchor file of chain heads (default: audit.anchor_path from config)")
     p.set_defaults(func=cmd_audit_verify)
     return parser
 

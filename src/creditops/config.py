@@ -146,18 +146,62 @@ class MlflowConfig(_Section):
 
 
 class AuditConfig(_Section):
-    """Append-only, hash-chained log of every prediction."""
+    """Append-only, hash-chained log of every prediction.
+
+    Attributes:
+        url: ``sqlite:///path`` or ``postgresql://...``.
+        anchor_path: append-only file, outside the database, where every writer checkpoints its chain head
+            after each commit; ``creditops audit verify`` checks the database against it, so a database
+            writer cannot rewrite, truncate or drop a chain unnoticed. Put it on storage the database's
+            writers cannot modify. ``None`` disables the anchor (verification then proves only consistency).
+    """
 
     url: str = "sqlite:///{workdir}/audit.db"
+    anchor_path: str | None = "{workdir}/audit.anchor"
+
+
+class AuthConfig(_Section):
+    """How the model server verifies its callers (:mod:`creditops.security`).
+
+    Attributes:
+        mode: ``anonymous`` (every caller is recorded as ``anonymous``: local use only, named on purpose),
+            ``api_key`` or ``jwt``.
+        api_key_hashes_file: ``<caller id> <sha256 hex of the key>`` lines (digests only, never keys).
+        jwt_key_file: HMAC secret or PEM public key verifying JWTs (a mounted secret, never in the repo).
+        jwt_algorithms: accepted JWT signature algorithms.
+        jwt_audience: required ``aud`` claim, if any.
+        jwt_issuer: required ``iss`` claim, if any.
+    """
+
+    mode: Literal["anonymous", "api_key", "jwt"] = "anonymous"
+    api_key_hashes_file: Path | None = None
+    jwt_key_file: Path | None = None
+    jwt_algorithms: list[str] = ["RS256"]
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
 
 
 class ServingConfig(_Section):
-    """The local model server."""
+    """The local model server.
+
+    Attributes:
+        host: interface the server binds (loopback by default).
+        port: HTTP port.
+        model_name: name on the endpoint paths.
+        max_batch_size: most rows per request.
+        workers: server processes sharing the port (each writes its own audit chain).
+        auth: caller authentication.
+        repository_api: expose KServe's model-repository load/unload endpoints (to authenticated callers
+            only; refused with ``auth.mode: anonymous``). Off by default: an unload takes scoring down.
+    """
 
     host: str = "127.0.0.1"
     port: int = 8080
     model_name: str = "credit-pd"
     max_batch_size: int = Field(1000, ge=1)
+    workers: int = Field(1, ge=1)
+    auth: AuthConfig = AuthConfig()
+    repository_api: bool = False
 
 
 class Settings(_Section):
@@ -182,6 +226,8 @@ class Settings(_Section):
         data["mlflow"]["tracking_uri"] = self.mlflow.tracking_uri.replace("{workdir}", str(workdir))
         data["mlflow"]["artifact_location"] = self.mlflow.artifact_location.replace("{workdir}", str(workdir))
         data["audit"]["url"] = self.audit.url.replace("{workdir}", str(workdir))
+        if self.audit.anchor_path is not None:
+            data["audit"]["anchor_path"] = self.audit.anchor_path.replace("{workdir}", str(workdir))
         for key in ("repo_path", "data_dir"):
             value = getattr(self.feast, key)
             if value is not None and not value.is_absolute():

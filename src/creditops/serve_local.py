@@ -7,6 +7,7 @@ only builds its command line and environment from the settings, so the core neve
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -46,8 +47,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def predictor_command(settings: Settings, model: str, port: int) -> tuple[list[str], dict[str, str]]:
-    """Command line and environment of the predictor server for ``model`` (bundle dir or models:/ URI)."""
+def predictor_command(
+    settings: Settings, model: str, port: int, workers: int | None = None
+) -> tuple[list[str], dict[str, str]]:
+    """Command line and environment of the predictor server for ``model`` (bundle dir or models:/ URI).
+
+    Key material is passed as file paths (never as values on the command line, which ``ps`` shows).
+    """
     source = ["--bundle", model] if Path(model).is_dir() else ["--model-uri", model]
     cmd = [
         sys.executable,
@@ -62,12 +68,40 @@ def predictor_command(settings: Settings, model: str, port: int) -> tuple[list[s
         str(feast_repo_dir(settings)),
         "--audit-url",
         settings.audit.url,
+        "--host",
+        settings.serving.host,
         "--http-port",
         str(port),
+        "--workers",
+        str(workers or settings.serving.workers),
+        "--max-batch",
+        str(settings.serving.max_batch_size),
+        *auth_arguments(settings),
     ]
+    if settings.audit.anchor_path:
+        cmd += ["--audit-anchor", settings.audit.anchor_path]
     default_data = settings.workdir / "feast"
     env = {**os.environ, **settings.feast.env(default_data), "PYTHONPATH": str(kserve_dir())}
     return cmd, env
+
+
+def auth_arguments(settings: Settings) -> list[str]:
+    """The predictor's authentication arguments from ``serving.auth`` (and ``serving.repository_api``)."""
+    auth = settings.serving.auth
+    args = ["--auth", auth.mode]
+    if auth.api_key_hashes_file is not None:
+        args += ["--api-key-hashes", str(auth.api_key_hashes_file)]
+    if auth.jwt_key_file is not None:
+        args += ["--jwt-key-file", str(auth.jwt_key_file)]
+    for algorithm in auth.jwt_algorithms:
+        args += ["--jwt-algorithm", algorithm]
+    if auth.jwt_audience:
+        args += ["--jwt-audience", auth.jwt_audience]
+    if auth.jwt_issuer:
+        args += ["--jwt-issuer", auth.jwt_issuer]
+    if settings.serving.repository_api:
+        args.append("--repository-api")
+    return args
 
 
 @contextmanager
@@ -99,7 +133,9 @@ def running_predictor(settings: Settings, model: str, timeout_s: float = 90.0) -
     """Start the predictor, wait until the model is ready, yield its base URL, stop it afterwards."""
     port = free_port()
     cmd, env = predictor_command(settings, model, port)
-    base = f"http://127.0.0.1:{port}"
+    host = settings.serving.host
+    host = "127.0.0.1" if host in ("0.0.0.0", "") else (f"[{host}]" if ":" in host else host)
+    base = f"http://{host}:{port}"
     ready = f"{base}/v2/models/{settings.serving.model_name}/ready"
     with running_process(cmd, env, ready, settings.workdir / "predictor.log", timeout_s):
         yield base
@@ -121,10 +157,33 @@ def _wait_ready(proc: subprocess.Popen[bytes], url: str, timeout_s: float, log_p
     raise CreditOpsError(f"{name} not ready after {timeout_s:.0f} s (log: {log_path})")
 
 
-def serve_command(settings: Settings, model: str, port: int | None) -> int:
-    """Serve in the foreground until interrupted."""
-    cmd, env = predictor_command(settings, model, port or settings.serving.port)
-    return subprocess.call(cmd, env=env)
+def serve_command(settings: Settings, model: str, port: int | None, workers: int | None = None) -> int:
+    """Serve in the foreground until interrupted; SIGTERM/SIGINT are passed to the server, which is reaped.
+
+    Returns:
+        The server's exit code (0 after a requested stop).
+    """
+    cmd, env = predictor_command(settings, model, port or settings.serving.port, workers)
+    proc = subprocess.Popen(cmd, env=env)
+
+    def forward(signum: int, frame: Any) -> None:
+        if proc.poll() is None:
+            proc.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        code = proc.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if proc.poll() is None:  # we are leaving for another reason: never leave the server holding the port
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    return 0 if code in (0, -signal.SIGTERM, -signal.SIGINT) else code
 
 
 def demo_serving(settings: Settings, summary: dict[str, Any], console: Console, n_applicants: int = 5) -> int:
@@ -145,7 +204,7 @@ def demo_serving(settings: Settings, summary: dict[str, Any], console: Console, 
         if response.status_code != 200:
             raise CreditOpsError(f"predict returned {response.status_code}: {response.text}")
         _print_decisions(console, ids, response.json()["predictions"])
-    report = AuditLog.open(settings.audit.url).verify()
+    report = AuditLog.open(settings.audit.url, create=False).verify(anchor_path=settings.audit.anchor_path)
     verdict = "[green]verified[/]" if report.ok else f"[red]BROKEN[/] ({report})"
     console.print(f"audit log: {report.n_records} records, hash chain {verdict}")
     return 0 if report.ok else 1

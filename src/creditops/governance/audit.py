@@ -4,11 +4,17 @@ Each writer (one server worker, one batch job) owns a *chain* ``chain_id = host:
 ``seq`` 0, 1, 2, ... and ``hash = sha256(prev_hash + canonical_json(record))`` with the chain's previous hash
 (64 zeros for the first). Several workers therefore append concurrently without contending for one chain head,
 and :meth:`AuditLog.verify` recomputes every chain: an edited field, a deleted or reordered record shows up as
-the first record whose hash, ``prev_hash`` or ``seq`` does not match. (Truncating the *newest* records of a
-chain leaves a valid shorter chain; anchoring chain heads externally is out of scope here.)
+the first record whose hash, ``prev_hash`` or ``seq`` does not match.
+
+A hash chain alone does not stop someone who can write to the database: they can re-hash an edited chain,
+cut its newest records or drop a whole chain and leave a consistent log. So after every commit each writer
+also appends its chain head ``(chain_id, seq, hash)`` to an *anchor* (:class:`AuditAnchor`): an append-only
+file outside the database, fsynced before the answer leaves. :meth:`AuditLog.verify` with the anchor then
+proves completeness: every checkpointed chain must exist, reach the checkpointed ``seq`` and have exactly the
+checkpointed hash there.
 
 Append-only is enforced by triggers that reject UPDATE/DELETE (and TRUNCATE on Postgres); an administrator can
-still bypass them, which is exactly what :meth:`verify` is for.
+still bypass them, which is exactly what :meth:`verify` and the anchor are for.
 
 JSON columns hold the canonical JSON text that was hashed (never re-encoded by the database), so verification
 is byte-exact on both backends.
@@ -35,7 +41,17 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["AuditLog", "AuditRecord", "AuditWriter", "VerifyReport", "canonical_json", "utc_now_iso"]
+from creditops.errors import CreditOpsError
+
+__all__ = [
+    "AuditAnchor",
+    "AuditLog",
+    "AuditRecord",
+    "AuditWriter",
+    "VerifyReport",
+    "canonical_json",
+    "utc_now_iso",
+]
 
 GENESIS = "0" * 64
 TABLE = "audit_log"
@@ -94,15 +110,98 @@ class AuditRecord:
     ts: str = field(default_factory=utc_now_iso)
 
 
+class AuditLogMissing(CreditOpsError):
+    """There is no audit log at the given URL (verification never creates one)."""
+
+
 @dataclass(frozen=True, slots=True)
 class VerifyReport:
-    """Result of recomputing every chain."""
+    """Result of recomputing every chain (and, with an anchor, checking it against the checkpoints).
+
+    Attributes:
+        ok: no chain is broken and every checkpointed chain head is present.
+        n_records: records read.
+        first_bad_id: database id of the first broken record, if a chain is broken there.
+        reason: the first problem, in words ("" when ok).
+        n_chains: chains in the database.
+        problems: every problem found (one per broken chain, plus each missing or short checkpointed chain).
+        anchored: whether an anchor was checked; ``n_anchored`` chains it names.
+        unanchored_records: records after their chain's last checkpoint (a writer stopped between its
+            commit and its checkpoint, so those were never answered; or records someone appended).
+    """
 
     ok: bool
     n_records: int
     first_bad_id: int | None = None
     reason: str = ""
     n_chains: int = 0
+    problems: tuple[str, ...] = ()
+    anchored: bool = False
+    n_anchored: int = 0
+    unanchored_records: int = 0
+
+    def summary(self) -> str:
+        """A few readable lines: verdict, counts, problems."""
+        verdict = "VERIFIED" if self.ok else "BROKEN"
+        lines = [f"audit log {verdict}: {self.n_records:,} records in {self.n_chains:,} chains"]
+        if self.anchored:
+            lines.append(f"anchor: {self.n_anchored:,} checkpointed chains checked")
+            if self.unanchored_records:
+                lines.append(f"  {self.unanchored_records:,} records after their chain's last checkpoint")
+        else:
+            lines.append(
+                "anchor: none (chains are consistent; truncation or dropped chains cannot be proven)"
+            )
+        lines.extend(f"  problem: {p}" for p in self.problems)
+        return "\n".join(lines)
+
+
+class AuditAnchor:
+    """Append-only file of chain-head checkpoints, one JSON line ``{"chain_id", "seq", "hash", "ts"}`` each.
+
+    Lines are written with one ``write`` on an ``O_APPEND`` descriptor (atomic for lines this short, so the
+    workers of a server can share the file) and fsynced before :meth:`checkpoint` returns.
+
+    Args:
+        path: the anchor file (created if missing).
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._fd: int | None = None
+
+    def checkpoint(self, chain_id: str, seq: int, head: str) -> None:
+        """Record that ``chain_id`` reached ``seq`` with hash ``head`` (durable on return)."""
+        if self._fd is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        line = canonical_json({"chain_id": chain_id, "hash": head, "seq": seq, "ts": utc_now_iso()}) + "\n"
+        os.write(self._fd, line.encode("utf-8"))
+        os.fsync(self._fd)
+
+    def heads(self) -> tuple[dict[str, tuple[int, str]], int]:
+        """Latest checkpoint per chain, and how many lines were unreadable (a torn last line)."""
+        heads: dict[str, tuple[int, str]] = {}
+        bad = 0
+        if not self.path.exists():
+            return heads, bad
+        with open(self.path, encoding="utf-8") as fh:
+            for line in fh:
+                try:
+                    cp = json.loads(line)
+                    chain, seq, head = str(cp["chain_id"]), int(cp["seq"]), str(cp["hash"])
+                except (ValueError, KeyError, TypeError):
+                    bad += 1
+                    continue
+                if chain not in heads or seq > heads[chain][0]:
+                    heads[chain] = (seq, head)
+        return heads, bad
+
+    def close(self) -> None:
+        """Close the file."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 def _record_payload(chain_id: str, seq: int, r: Sequence[Any]) -> str:
@@ -166,10 +265,18 @@ _INSERT_COLS = ", ".join(_COLUMNS)
 
 
 class _SQLite:
-    def __init__(self, path: str, synchronous: str = "FULL") -> None:
+    def __init__(self, path: str, synchronous: str = "FULL", create: bool = True) -> None:
+        if path != ":memory:" and not create and not Path(path).is_file():
+            raise AuditLogMissing(f"no audit log at sqlite:///{path} (file does not exist)")
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
+        if not create:  # verification reads; it never creates or alters anything
+            found = self.conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (TABLE,)).fetchone()
+            if not found:
+                self.conn.close()
+                raise AuditLogMissing(f"no audit log at sqlite:///{path} (no {TABLE} table)")
+            return
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute(f"PRAGMA synchronous={synchronous}")
         self.conn.execute("BEGIN IMMEDIATE")
@@ -201,16 +308,25 @@ class _SQLite:
 
 
 class _Postgres:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, create: bool = True) -> None:
         import psycopg
 
         self.psycopg = psycopg
-        self.conn = psycopg.connect(url, autocommit=False)
+        try:
+            self.conn = psycopg.connect(url, autocommit=False)
+        except psycopg.OperationalError as exc:
+            if create:
+                raise
+            raise AuditLogMissing(
+                f"cannot open the audit database: {str(exc).strip().splitlines()[0]}"
+            ) from None
         with self.conn.transaction():
             # Serialise DDL between workers starting together.
             self.conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (TABLE,))
             exists = self.conn.execute("SELECT to_regclass(%s) IS NOT NULL", (TABLE,)).fetchone()
             if not (exists and exists[0]):
+                if not create:
+                    raise AuditLogMissing(f"the database has no table {TABLE!r}: no audit log there")
                 for stmt in _PG_DDL:
                     self.conn.execute(stmt)
 
@@ -241,9 +357,16 @@ class AuditLog:
     :class:`AuditWriter`.
     """
 
-    def __init__(self, backend: _SQLite | _Postgres, url: str, chain_id: str | None = None) -> None:
+    def __init__(
+        self,
+        backend: _SQLite | _Postgres,
+        url: str,
+        chain_id: str | None = None,
+        anchor: AuditAnchor | None = None,
+    ) -> None:
         self._db = backend
         self.url = url
+        self.anchor = anchor
         self.chain_id = chain_id or f"{socket.gethostname()}:{os.getpid()}:{time.time_ns()}"
         self._seq = 0
         self._head = GENESIS
@@ -258,12 +381,27 @@ class AuditLog:
             self._seq, self._head = int(last[0][0]) + 1, str(last[0][1])
 
     @classmethod
-    def open(cls, url: str, chain_id: str | None = None) -> AuditLog:
-        """Open (creating if needed) ``sqlite:///path`` (``sqlite:///:memory:`` too) or ``postgresql://...``."""
+    def open(
+        cls,
+        url: str,
+        chain_id: str | None = None,
+        anchor_path: str | Path | None = None,
+        create: bool = True,
+    ) -> AuditLog:
+        """Open ``sqlite:///path`` (``sqlite:///:memory:`` too) or ``postgresql://...``.
+
+        Args:
+            url: the audit database.
+            chain_id: continue this chain (default: a new one for this process).
+            anchor_path: checkpoint every commit's chain head to this anchor file (:class:`AuditAnchor`).
+            create: create the log if missing; ``False`` (verification) raises :class:`AuditLogMissing`.
+        """
+        anchor = AuditAnchor(anchor_path) if anchor_path else None
         if url.startswith("sqlite:///"):
-            return cls(_SQLite(url[len("sqlite:///") :]), url, chain_id)
+            return cls(_SQLite(url[len("sqlite:///") :], create=create), url, chain_id, anchor)
         if url.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
-            return cls(_Postgres(url.replace("postgresql+psycopg://", "postgresql://")), url, chain_id)
+            pg = _Postgres(url.replace("postgresql+psycopg://", "postgresql://"), create=create)
+            return cls(pg, url, chain_id, anchor)
         raise ValueError(f"unsupported audit log url {url!r} (use sqlite:///path or postgresql://...)")
 
     @property
@@ -299,6 +437,10 @@ class AuditLog:
             self._db.insert(rows)
             # Only a committed batch advances the chain head; a failed one leaves no trace.
             self._seq, self._head = seq, head
+            if self.anchor is not None:
+                # After the commit: a crash in between leaves records past the checkpoint (never answered,
+                # reported by verify), never a checkpoint without its records.
+                self.anchor.checkpoint(self.chain_id, seq - 1, head)
             return len(rows)
 
     def count(self) -> int:
@@ -306,12 +448,20 @@ class AuditLog:
         with self._lock:
             return int(list(self._db.query(f"SELECT count(*) FROM {TABLE}"))[0][0])
 
-    def verify(self) -> VerifyReport:
-        """Recompute every chain; report the first record whose seq, prev_hash or hash is wrong."""
+    def verify(self, anchor_path: str | Path | None = None) -> VerifyReport:
+        """Recompute every chain and, with an anchor, check each checkpointed head is still there.
+
+        Args:
+            anchor_path: anchor file to check against (default: this log's own anchor, if any).
+        """
+        anchor = AuditAnchor(anchor_path) if anchor_path else self.anchor
+        heads, torn = anchor.heads() if anchor is not None else ({}, 0)
         cols = ", ".join(("id", *_COLUMNS))
-        n = 0
-        chains = 0
-        chain, seq, head = None, 0, GENESIS
+        n = chains = unanchored = 0
+        problems: list[str] = []
+        first_bad: int | None = None
+        seen: dict[str, int] = {}  # chain -> records read (= next expected seq while intact)
+        chain, seq, head, broken = None, 0, GENESIS, False
         with (
             self._lock,
             contextlib.closing(self._db.query(f"SELECT {cols} FROM {TABLE} ORDER BY chain_id, seq")) as rows,
@@ -320,8 +470,10 @@ class AuditLog:
                 n += 1
                 rid, r = int(row[0]), row[1:]
                 if r[0] != chain:
-                    chain, seq, head = r[0], 0, GENESIS
+                    chain, seq, head, broken = r[0], 0, GENESIS, False
                     chains += 1
+                if broken:
+                    continue
                 problem = ""
                 if int(r[1]) != seq:
                     problem = f"chain {chain}: expected seq {seq}, found {r[1]} (records missing)"
@@ -329,11 +481,44 @@ class AuditLog:
                     problem = f"chain {chain} seq {seq}: prev_hash does not match previous record"
                 elif chain_hash(head, _record_payload(chain, seq, r[:11])) != r[12]:
                     problem = f"chain {chain} seq {seq}: hash mismatch (record altered)"
+                elif chain in heads and heads[chain][0] == seq and heads[chain][1] != r[12]:
+                    problem = f"chain {chain} seq {seq}: differs from the anchored head (chain rewritten)"
                 if problem:
-                    return VerifyReport(False, n, rid, problem, chains)
+                    problems.append(problem)
+                    first_bad = rid if first_bad is None else first_bad
+                    broken = True
+                    continue
                 head = r[12]
                 seq += 1
-        return VerifyReport(True, n, None, "", chains)
+                seen[chain] = seq
+        for name, (last, _) in sorted(heads.items()):
+            have = seen.get(name)
+            if have is None and last >= 0:
+                if not any(p.startswith(f"chain {name}") for p in problems):
+                    problems.append(f"chain {name}: missing (anchored up to seq {last}; chain deleted)")
+            elif have is not None and have <= last:
+                problems.append(
+                    f"chain {name}: ends at seq {have - 1}, anchored up to seq {last} (tail truncated)"
+                )
+            elif have is not None:
+                unanchored += have - 1 - last
+        if anchor is not None:
+            for name, count in seen.items():
+                if name not in heads:
+                    problems.append(f"chain {name}: {count} records with no checkpoint in the anchor")
+            if torn:
+                problems.append(f"anchor: {torn} unreadable line(s)")
+        return VerifyReport(
+            ok=not problems,
+            n_records=n,
+            first_bad_id=first_bad,
+            reason=problems[0] if problems else "",
+            n_chains=chains,
+            problems=tuple(problems),
+            anchored=anchor is not None,
+            n_anchored=len(heads),
+            unanchored_records=unanchored,
+        )
 
     def read_inputs(self, limit: int | None = 10_000, since: str | datetime | None = None) -> pd.DataFrame:
         """Served inputs, oldest first: the newest ``limit`` records (at or after ``since``).
@@ -358,9 +543,11 @@ class AuditLog:
         return frame
 
     def close(self) -> None:
-        """Close the connection."""
+        """Close the connection (and the anchor file)."""
         with self._lock:
             self._db.close()
+            if self.anchor is not None:
+                self.anchor.close()
 
     def __enter__(self) -> AuditLog:
         return self
@@ -459,6 +646,11 @@ class AuditWriter:
                 done.set()
             else:
                 loop.call_soon_threadsafe(_settle, fut, exc)
+
+    @property
+    def alive(self) -> bool:
+        """Whether the writer thread is running (a stopped writer cannot record anything)."""
+        return self._thread.is_alive()
 
     def close(self) -> None:
         """Flush queued writes and stop the thread (does not close the log)."""
