@@ -311,3 +311,11 @@ def test_single_row_is_fast(tiny):
         audit_records(decide(bundle, enc.encode_records([good_record()])), [good_record()])
     per_call = (time.perf_counter() - t0) / 200
     assert per_call < 0.005  # generous for a shared 2-core box; typical ~0.15 ms
+
+
+def test_single_row_scores_and_decides_exactly_like_the_bundle(tiny):
+    bundle, X = tiny
+    for i in range(40):
+        one = decide(bundle, X.iloc[[i]].to_numpy())
+        assert one.score[0] == pytest.approx(float(bundle.score_points(one.pd[0])), rel=1e-12)
+        assert one.decision[0] == bundle.decide(one.pd[0])

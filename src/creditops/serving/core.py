@@ -221,8 +221,11 @@ def decide(
     contribs = explainer_for(bundle).shap_values(M, n_threads)
     margin = contribs.sum(axis=1, dtype=np.float64)
     pd_ = np.interp(1.0 / (1.0 + np.exp(-margin)), state.cal_x, state.cal_y)
-    score = np.asarray(bundle.score_points(pd_), dtype=np.float64).reshape(-1)
-    decision = np.asarray(bundle.decide(pd_), dtype=object).reshape(-1)
+    if len(pd_) == 1:  # the request path: Python scalars beat numpy's per-call overhead
+        score, decision = _one(bundle, float(pd_[0]))
+    else:
+        score = np.asarray(bundle.score_points(pd_), dtype=np.float64).reshape(-1)
+        decision = np.asarray(bundle.decide(pd_), dtype=object).reshape(-1)
     idx, val = state.reasons.top(contribs, top_k)
     return Decisions(
         prediction_ids=new_prediction_ids(len(M)),
@@ -238,6 +241,20 @@ def decide(
         model_version=model_version or state.version,
         reason_map=state.reasons,
     )
+
+
+def _one(bundle: Any, p: float) -> tuple[np.ndarray, np.ndarray]:
+    """Score points and decision of one PD, exactly as ``Bundle.score_points`` / ``Bundle.decide``."""
+    from creditops.artifact import PD_CLIP
+
+    s, t = bundle.manifest.score_scaling, bundle.manifest.thresholds
+    c = min(max(p, PD_CLIP), 1.0 - PD_CLIP)
+    points = s.offset + s.factor * math.log((1.0 - c) / c)
+    if p >= t.decline_at_or_above_pd:
+        decision = "decline"
+    else:
+        decision = "approve" if p < t.approve_below_pd else "review"
+    return np.array([points]), np.array([decision], dtype=object)
 
 
 def _first_bad(bad: np.ndarray, reasons: list[str]) -> Exception:
