@@ -142,6 +142,7 @@ class Decisions:
         fields: The contract's raw fields (what reasons name).
         model_name: Manifest model name.
         model_version: Label recorded on every decision.
+        reason_map: The contract's reason mapping (names and texts the reasons).
     """
 
     prediction_ids: list[str]
