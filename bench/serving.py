@@ -1,9 +1,19 @@
-"""Serving benchmark: live predictor (Feast on Redis, audit log on Postgres), plus batch scoring.
+"""Serving benchmark: the creditops predictor against a stock KServe server of the same booster, same run.
 
-(a) sequential single requests by applicant id (keep-alive raw-socket client), p50/p99 after warm-up;
-(b) throughput: 16 concurrent clients (asyncio + httpx, in a separate process) for 30 s; errors; audit rows
-    written during the run == rows answered;
-(c) batch scoring rows/min through ``creditops.batch.score_file`` with reason codes.
+creditops: the live predictor (features from Feast on Redis by applicant id, exact TreeSHAP reason codes,
+every answer durably audited in Postgres), ``--workers`` processes (default: one per core).
+stock: a plain ``kserve.ModelServer`` serving the same booster with ``inplace_predict`` and nothing else
+(no features, no explanation, no audit; the V1 body carries the 46 feature values), like kserve's
+``xgbserver``; run with 1 worker (KServe's default) and with the same number of workers as creditops.
+
+(a) sequential single requests (keep-alive raw-socket client), p50/p99 after warm-up, both servers;
+(b) throughput: 16 concurrent clients (raw keep-alive sockets, in a separate process) for 30 s, each server;
+    errors; audit rows written during the run == rows answered; every chain verifies;
+(c) batch scoring rows/min through ``creditops.batch.score_file`` (``creditops.serving.decide``) with reason
+    codes, and its resident memory sampled during runs of two sizes (flat = the same peak for both).
+
+Ratios against stock are printed with the targets (sequential p99 <= 1.5x stock; 16-client throughput
+>= 1.0x stock with 1 worker and >= 0.8x stock with as many workers; batch >= 2,000,000 rows/min).
 
 Usage: ``.venv/bin/python bench/serving.py [--quick]``. Needs Postgres (127.0.0.1:5432, user postgres) and
 Redis (127.0.0.1:6379); uses a throwaway database, Feast project and temp dir, removed at the end.
@@ -17,6 +27,7 @@ import asyncio
 import json
 import os
 import random
+import signal
 import socket
 import statistics
 import subprocess
@@ -24,11 +35,18 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import numpy as np
+import xgboost as xgb
+from kserve.utils.utils import get_predict_input, get_predict_response
+
+import kserve
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "kserve"))
@@ -36,6 +54,7 @@ sys.path.insert(0, str(ROOT / "kserve"))
 PG_ADMIN = os.environ.get("CREDITOPS_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS = os.environ.get("CREDITOPS_BENCH_REDIS", "127.0.0.1:6379")
 MODEL = "credit"
+STOCK = "stock"
 
 
 def pct(values: list[float], q: float) -> float:
@@ -55,7 +74,7 @@ def _summary(latencies: list[float], rows: int, errors: dict[str, int], elapsed:
 
 
 # ---------------------------------------------------------------------------------------------- load client
-async def _load(url: str, ids: list[int], concurrency: int, seconds: float) -> dict:
+async def _load(url: str, bodies: list[bytes], concurrency: int, seconds: float) -> dict:
     latencies: list[float] = []
     errors: dict[str, int] = {}
     rows = 0
@@ -67,10 +86,10 @@ async def _load(url: str, ids: list[int], concurrency: int, seconds: float) -> d
             nonlocal rows
             rnd = random.Random(seed)
             while time.perf_counter() < deadline:
-                body = {"instances": [{"applicant_id": rnd.choice(ids)}]}
+                body = rnd.choice(bodies)
                 t = time.perf_counter()
                 try:
-                    r = await client.post(url, json=body)
+                    r = await client.post(url, content=body, headers={"content-type": "application/json"})
                     code = str(r.status_code)
                 except httpx.HTTPError as exc:
                     code = type(exc).__name__
@@ -86,7 +105,7 @@ async def _load(url: str, ids: list[int], concurrency: int, seconds: float) -> d
     return _summary(latencies, rows, errors, elapsed)
 
 
-async def _load_raw(url: str, ids: list[int], concurrency: int, seconds: float) -> dict:
+async def _load_raw(url: str, bodies: list[bytes], concurrency: int, seconds: float) -> dict:
     """Same load as :func:`_load` over plain keep-alive sockets (wrk-like: far less client CPU than httpx)."""
     parts = urlsplit(url)
     head = (
@@ -104,7 +123,7 @@ async def _load_raw(url: str, ids: list[int], concurrency: int, seconds: float) 
         reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
         try:
             while time.perf_counter() < deadline:
-                body = b'{"instances":[{"applicant_id":%d}]}' % rnd.choice(ids)
+                body = rnd.choice(bodies)
                 t = time.perf_counter()
                 writer.write(head.format(n=len(body)).encode() + body)
                 status = (await reader.readline()).split(b" ", 2)[1].decode()
@@ -128,10 +147,81 @@ async def _load_raw(url: str, ids: list[int], concurrency: int, seconds: float) 
 
 
 def load_client_main(args: argparse.Namespace) -> int:
-    ids = json.loads(Path(args.ids_file).read_text())
+    bodies = [b.encode() for b in json.loads(Path(args.ids_file).read_text())]
     load = _load if args.client == "httpx" else _load_raw
-    print(json.dumps(asyncio.run(load(args.load_client, ids, args.concurrency, args.seconds))))
+    print(json.dumps(asyncio.run(load(args.load_client, bodies, args.concurrency, args.seconds))))
     return 0
+
+
+# ------------------------------------------------------------------------------------------- stock server
+class StockXGBoost(kserve.Model):
+    """The booster with ``inplace_predict``, nothing else: kserve's ``xgbserver`` model.
+
+    At module level, so that kserve's multi-process server can pickle it into its workers.
+    """
+
+    def __init__(self, name: str, model_file: str):
+        super().__init__(name)
+        self.model_file = model_file
+
+    def load(self) -> bool:
+        """Load the booster (one thread per request: xgbserver's default ``nthread=1``)."""
+        self._booster = xgb.Booster(params={"nthread": 1}, model_file=self.model_file)
+        self.ready = True
+        return self.ready
+
+    def predict(self, payload: Any, headers: Any = None) -> Any:
+        """``inplace_predict`` of the V1/V2 instances."""
+        instances = get_predict_input(payload)
+        result = self._booster.inplace_predict(instances)
+        return get_predict_response(payload, result, self.name)
+
+
+def stock_server_main(args: argparse.Namespace) -> int:
+    """A stock KServe server: the booster with ``inplace_predict`` and nothing else (like ``xgbserver``)."""
+    import logging
+
+    model = StockXGBoost(STOCK, args.stock_server)
+    model.load()
+    logging.getLogger("kserve.trace").setLevel(logging.WARNING)
+    kserve.ModelServer(
+        http_port=args.http_port, workers=args.workers, enable_grpc=False, enable_latency_logging=False
+    ).start([model])
+    return 0
+
+
+@contextmanager
+def stock_server(model_file: Path, workers: int, log: Path) -> Iterator[str]:
+    """Run :func:`stock_server_main` in its own process group until the block ends; yield its base URL."""
+    from creditops.serve_local import free_port
+
+    port = free_port()
+    cmd = [sys.executable, __file__, "--stock-server", str(model_file), "--http-port", str(port)]
+    cmd += ["--workers", str(workers)]
+    base = f"http://127.0.0.1:{port}"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"stock server exited: {log.read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{base}/v2/models/{STOCK}/ready", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("stock server not ready in 120 s")
+            time.sleep(0.3)
+        yield base
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)  # kserve's multi-process server has children: stop the group
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 # -------------------------------------------------------------------------------------------------- benchmark
@@ -165,20 +255,20 @@ class RawClient:
         self.sock.close()
 
 
-def sequential(base: str, ids: list[int], n: int, warmup: int, client: str) -> dict:
-    path = f"/v1/models/{MODEL}:predict"
+def sequential(base: str, path: str, bodies: list[bytes], n: int, warmup: int, client: str) -> dict:
     rnd = random.Random(1)
     lat: list[float] = []
     bad = 0
     raw = RawClient(base) if client == "raw" else None
     with httpx.Client(timeout=30) as hx:
         for i in range(warmup + n):
-            applicant = rnd.choice(ids)
+            body = rnd.choice(bodies)
             t = time.perf_counter()
             if raw is not None:
-                status = raw.post(path, b'{"instances":[{"applicant_id":%d}]}' % applicant)
+                status = raw.post(path, body)
             else:
-                status = hx.post(base + path, json={"instances": [{"applicant_id": applicant}]}).status_code
+                headers = {"content-type": "application/json"}
+                status = hx.post(base + path, content=body, headers=headers).status_code
             dt = time.perf_counter() - t
             bad += status != 200
             if i >= warmup:
@@ -195,24 +285,75 @@ def sequential(base: str, ids: list[int], n: int, warmup: int, client: str) -> d
     }
 
 
+class RssSampler:
+    """Peak resident memory of this process, sampled every 20 ms in a thread while the block runs."""
+
+    def __enter__(self) -> RssSampler:
+        import threading
+
+        self.peak = self.start = _rss_mb()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            self.peak = max(self.peak, _rss_mb())
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
 def batch(bundle_dir: Path, tmp: Path, rows: int) -> dict:
     from creditops.artifact import load_bundle
     from creditops.batch import score_file
     from predictor.testing import random_features
 
-    src = tmp / "batch_in.parquet"
-    frame = random_features(rows, seed=3)
-    frame.insert(0, "applicant_id", np.arange(rows, dtype=np.int64))
-    frame.to_parquet(src, index=False)
     bundle = load_bundle(bundle_dir)
-    score_file(bundle, src, tmp / "warm.parquet", chunk_rows=50_000, progress=False)  # JIT + caches
-    result = score_file(bundle, src, tmp / "batch_out.parquet", chunk_rows=100_000, progress=False)
+    out: dict = {}
+    for label, n in (("small", max(rows // 4, 1000)), ("full", rows)):
+        src = tmp / f"batch_in_{label}.parquet"
+        frame = random_features(n, seed=3)
+        frame.insert(0, "applicant_id", np.arange(n, dtype=np.int64))
+        # Row groups of 100k rows, like any large file written in pieces: the reader holds one row group
+        # at a time, so memory measures the scorer (a file written as one row group is read whole).
+        frame.to_parquet(src, index=False, row_group_size=100_000)
+        del frame
+        if label == "small":
+            score_file(bundle, src, tmp / "warm.parquet", chunk_rows=50_000, progress=False)  # JIT + caches
+        with RssSampler() as rss:
+            result = score_file(
+                bundle, src, tmp / f"batch_out_{label}.parquet", chunk_rows=100_000, progress=False
+            )
+        out[label] = {
+            "rows": result.rows_in,
+            "rows_scored": result.rows_scored,
+            "seconds": result.seconds,
+            "rows_per_min": result.rows_per_minute,
+            "rss_start_mb": rss.start,
+            "rss_peak_mb": rss.peak,
+        }
+    full, small = out["full"], out["small"]
     return {
-        "rows": result.rows_in,
-        "rows_scored": result.rows_scored,
-        "seconds": result.seconds,
-        "rows_per_min": result.rows_per_minute,
+        **full,
+        "rss_growth_mb": full["rss_peak_mb"] - full["rss_start_mb"],
+        "rss_growth_small_mb": small["rss_peak_mb"] - small["rss_start_mb"],
+        "small": small,
     }
+
+
+def _load_run(url: str, bodies_file: Path, args: argparse.Namespace) -> dict:
+    cmd = [sys.executable, __file__, "--load-client", url, "--ids-file", str(bodies_file)]
+    cmd += ["--concurrency", str(args.concurrency), "--seconds", str(args.seconds), "--client", args.client]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def main() -> int:
@@ -227,9 +368,7 @@ def main() -> int:
     p.add_argument("--seconds", type=float, default=30.0)
     p.add_argument("--batch-rows", type=int, default=1_000_000)
     p.add_argument(
-        "--async-commit",
-        action="store_true",
-        help="audit connection with synchronous_commit=off (commit without waiting for the WAL flush)",
+        "--workers", type=int, default=os.cpu_count() or 1, help="creditops worker processes (default: cores)"
     )
     p.add_argument("--skip-batch", action="store_true")
     p.add_argument(
@@ -240,9 +379,13 @@ def main() -> int:
     )
     p.add_argument("--load-client", help=argparse.SUPPRESS)
     p.add_argument("--ids-file", help=argparse.SUPPRESS)
+    p.add_argument("--stock-server", help=argparse.SUPPRESS)
+    p.add_argument("--http-port", type=int, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.load_client:
         return load_client_main(args)
+    if args.stock_server:
+        return stock_server_main(args)
     if args.quick:
         args.applicants, args.sequential, args.warmup, args.seconds = 500, 300, 50, 5.0
         args.batch_rows = min(args.batch_rows, 100_000)
@@ -252,12 +395,15 @@ def main() -> int:
     from creditops.governance.audit import AuditLog
     from feast_repo import store as feast_store
     from feast_repo.store import REPO_PATH
-    from predictor.testing import feast_world, running_server, tiny_bundle
+    from predictor.testing import feast_world, random_features, running_server, tiny_bundle
 
     run = uuid.uuid4().hex[:8]
     db = f"creditops_bench_{run}"
     project = f"creditops_bench_{run}"
-    out: dict = {"setup": {"applicants": args.applicants, "trees": args.trees, "depth": args.depth}}
+    out: dict = {
+        "setup": {"applicants": args.applicants, "trees": args.trees, "depth": args.depth},
+        "workers": args.workers,
+    }
     with (
         tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp_str,
         psycopg.connect(PG_ADMIN, autocommit=True) as admin,
@@ -265,8 +411,6 @@ def main() -> int:
         tmp = Path(tmp_str)
         admin.execute(f'CREATE DATABASE "{db}"')
         audit_url = PG_ADMIN.rsplit("/", 1)[0] + f"/{db}"
-        if args.async_commit:
-            audit_url += "?options=-c%20synchronous_commit%3Doff"
         env = None
         try:
             t = time.perf_counter()
@@ -274,33 +418,42 @@ def main() -> int:
             env, frame = feast_world(tmp / "feast", project, REDIS, n_applicants=args.applicants)
             out["setup"]["seconds"] = time.perf_counter() - t
             ids = [int(i) for i in frame["applicant_id"]]
-            ids_file = tmp / "ids.json"
-            ids_file.write_text(json.dumps(ids))
-            server_args = [
-                "--bundle",
-                str(bundle_dir),
-                "--feast-repo",
-                str(REPO_PATH),
-                "--audit-url",
-                audit_url,
-            ]
+            ours = [b'{"instances":[{"applicant_id":%d}]}' % i for i in ids]
+            values = random_features(min(len(ids), 2000), seed=5).to_numpy(dtype=np.float64)
+            stock = [json.dumps({"instances": [row]}).encode() for row in values.tolist()]
+            ours_file, stock_file = tmp / "ours.json", tmp / "stock.json"
+            ours_file.write_text(json.dumps([b.decode() for b in ours]))
+            stock_file.write_text(json.dumps([b.decode() for b in stock]))
+            server_args = ["--bundle", str(bundle_dir), "--feast-repo", str(REPO_PATH)]
+            server_args += ["--audit-url", audit_url, "--workers", str(args.workers)]
+            ours_path, stock_path = f"/v1/models/{MODEL}:predict", f"/v1/models/{STOCK}:predict"
             with running_server(server_args, env=env, model_name=MODEL) as base:
                 log = AuditLog.open(audit_url)
                 a0 = log.count()
-                out["sequential"] = sequential(base, ids, args.sequential, args.warmup, args.client)
+                out["sequential"] = sequential(
+                    base, ours_path, ours, args.sequential, args.warmup, args.client
+                )
                 a1 = log.count()
                 out["sequential"]["audit_rows"] = a1 - a0
-                cmd = [sys.executable, __file__, "--load-client", f"{base}/v1/models/{MODEL}:predict"]
-                cmd += ["--ids-file", str(ids_file), "--concurrency", str(args.concurrency)]
-                cmd += ["--seconds", str(args.seconds), "--client", args.client]
-                proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
-                out["concurrent"] = json.loads(proc.stdout.strip().splitlines()[-1])
+                out["concurrent"] = _load_run(base + ours_path, ours_file, args)
                 a2 = log.count()
                 out["concurrent"]["audit_rows"] = a2 - a1
                 out["concurrent"]["audit_matches"] = (a2 - a1) == out["concurrent"]["ok_rows"]
                 out["audit_chain_ok"] = log.verify().ok
                 out["audit_records"] = a2
-            skipped = {"rows": 0, "rows_per_min": float("nan")}
+            # The stock server runs after ours, never beside it: each gets the machine to itself.
+            model_file = bundle_dir / "model.ubj"
+            with stock_server(model_file, 1, tmp / "stock1.log") as sbase:
+                out["stock_sequential"] = sequential(
+                    sbase, stock_path, stock, args.sequential, args.warmup, args.client
+                )
+                out["stock_concurrent_1w"] = _load_run(sbase + stock_path, stock_file, args)
+            if args.workers > 1:
+                with stock_server(model_file, args.workers, tmp / "stockN.log") as sbase:
+                    out["stock_concurrent_nw"] = _load_run(sbase + stock_path, stock_file, args)
+            else:
+                out["stock_concurrent_nw"] = out["stock_concurrent_1w"]
+            skipped = {"rows": 0, "rows_per_min": float("nan"), "rss_growth_mb": float("nan")}
             out["batch"] = skipped if args.skip_batch else batch(bundle_dir, tmp, args.batch_rows)
         finally:
             if env is not None:
@@ -310,31 +463,57 @@ def main() -> int:
                     print(f"feast teardown failed: {exc}", file=sys.stderr)
             admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
     seq, conc, bat = out["sequential"], out["concurrent"], out["batch"]
+    sseq, s1, sn = out["stock_sequential"], out["stock_concurrent_1w"], out["stock_concurrent_nw"]
+    r_p50, r_p99 = seq["p50_ms"] / sseq["p50_ms"], seq["p99_ms"] / sseq["p99_ms"]
+    r_1w, r_nw = conc["rps"] / s1["rps"], conc["rps"] / sn["rps"]
+    w = args.workers
     print(
-        f"(a) sequential by id: p50 {seq['p50_ms']:.2f} ms  p99 {seq['p99_ms']:.2f} ms  (target p99 < 5 ms)"
+        f"(a) sequential by id: p50 {seq['p50_ms']:.2f} ms  p99 {seq['p99_ms']:.2f} ms | stock bare model "
+        f"p50 {sseq['p50_ms']:.2f}  p99 {sseq['p99_ms']:.2f} ms | ratio p50 {r_p50:.2f}  p99 {r_p99:.2f} "
+        "(target p99 <= 1.5)"
     )
     print(
-        f"(b) {args.concurrency} clients x {conc['seconds']:.0f} s: {conc['rps']:.0f} req/s "
-        f"(target >= 500), errors {conc['errors']}, "
-        f"audit rows {conc['audit_rows']} == answered {conc['ok_rows']}: {conc['audit_matches']}"
+        f"(b) {args.concurrency} clients x {conc['seconds']:.0f} s, creditops {w} worker(s): "
+        f"{conc['rps']:.0f} req/s, errors {conc['errors']}, audit rows {conc['audit_rows']} == "
+        f"answered {conc['ok_rows']}: "
+        f"{conc['audit_matches']}, chains verified: {out['audit_chain_ok']}"
     )
-    print(f"(c) batch score_file: {bat['rows_per_min']:,.0f} rows/min  (target >= 1,000,000)")
+    print(
+        f"    stock 1 worker {s1['rps']:.0f} req/s (ratio {r_1w:.2f}, target >= 1.0); stock {w} workers "
+        f"{sn['rps']:.0f} req/s (ratio {r_nw:.2f}, target >= 0.8)"
+    )
+    print(
+        f"(c) batch score_file: {bat['rows_per_min']:,.0f} rows/min (target >= 2,000,000); resident memory "
+        f"growth {bat.get('rss_growth_mb', float('nan')):.0f} MB for {bat['rows']:,} rows vs "
+        f"{bat.get('rss_growth_small_mb', float('nan')):.0f} MB for a quarter of them"
+    )
     summary = {
         "seq_p50_ms": round(seq["p50_ms"], 3),
         "seq_p99_ms": round(seq["p99_ms"], 3),
-        "seq_errors": seq["errors"],
+        "stock_seq_p50_ms": round(sseq["p50_ms"], 3),
+        "stock_seq_p99_ms": round(sseq["p99_ms"], 3),
+        "ratio_seq_p50": round(r_p50, 3),
+        "ratio_seq_p99": round(r_p99, 3),
+        "seq_errors": seq["errors"] + sseq["errors"],
+        "workers": w,
         "conc_rps": round(conc["rps"], 1),
+        "stock_1w_rps": round(s1["rps"], 1),
+        "stock_nw_rps": round(sn["rps"], 1),
+        "ratio_rps_vs_stock_1w": round(r_1w, 3),
+        "ratio_rps_vs_stock_nw": round(r_nw, 3),
         "client": args.client,
         "conc_p50_ms": round(conc["p50_ms"], 3),
         "conc_p99_ms": round(conc["p99_ms"], 3),
         "conc_errors": sum(conc["errors"].values()),
+        "stock_errors": sum(s1["errors"].values()) + sum(sn["errors"].values()),
         "conc_audit_rows": conc["audit_rows"],
         "conc_ok_rows": conc["ok_rows"],
         "audit_matches": conc["audit_matches"],
         "audit_chain_ok": out["audit_chain_ok"],
         "batch_rows_per_min": None if args.skip_batch else round(bat["rows_per_min"]),
-        "audit_synchronous_commit": "off" if args.async_commit else "on",
         "batch_rows": bat["rows"],
+        "batch_rss_growth_mb": None if args.skip_batch else round(bat["rss_growth_mb"], 1),
+        "batch_rss_growth_quarter_rows_mb": None if args.skip_batch else round(bat["rss_growth_small_mb"], 1),
         **{f"setup_{k}": v for k, v in out["setup"].items()},
     }
     print(json.dumps(summary))

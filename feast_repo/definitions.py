@@ -4,7 +4,11 @@ Entity ``applicant`` (join key ``applicant_id``); per feature group a source ``<
 ``<group>_fv`` (identity, behavioural and derived over a ``PushSource`` ``<group>_push``: the stream
 consumer feeds them); the FeatureService ``credit_scoring_v1`` projects the views in registry order, so its
 features are exactly ``model_feature_names()``. The offline backend decides the source class: Parquet files
-under ``CREDITOPS_FEAST_DATA_DIR`` (default ``feast_repo/data``) or Postgres tables ``<group>_features``.
+under ``CREDITOPS_FEAST_DATA_DIR`` (default ``feast_repo/data``) or Postgres tables ``<group>_features``; the
+backend choice is passed in explicitly (:func:`feast_objects`, from ``feast_repo.store.open_store``).
+
+Importing this module reads no environment: the module-level objects (what the bare ``feast`` CLI applies)
+are built for the embedded defaults of ``feature_store.yaml`` (Parquet files under ``feast_repo/data``).
 
 A dataset described by a spec gets the same shape from its
 :class:`~creditops.features.contract.FeatureContract` (:func:`contract_objects`): entity ``<name>_record``
@@ -18,7 +22,6 @@ python-mode on-demand view ``loan_request_odfv`` together with ``identity_fv``; 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -171,7 +174,8 @@ def contract_objects(contract: FeatureContract, env: Mapping[str, str]) -> dict[
     return {entity.name: entity, view.name: view, service.name: service}
 
 
-_OBJECTS = feast_objects(os.environ)
+# The embedded defaults (no environment read at import): what `feast apply` in this directory registers.
+_OBJECTS = feast_objects({})
 applicant = _OBJECTS[ENTITY]
 identity_fv = _OBJECTS["identity_fv"]
 bureau_fv = _OBJECTS["bureau_fv"]

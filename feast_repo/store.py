@@ -1,14 +1,15 @@
 """Glue between creditops and Feast: open the store, write offline tables, apply, materialize, read.
 
-Backends come from :class:`creditops.config.FeastConfig`, turned into the ``CREDITOPS_FEAST_*`` variables that
-``feature_store.yaml`` references (see :func:`feast_env`); ``python -m feast_repo.store env`` prints them as
-``export`` lines for the bare ``feast`` CLI.
+``feature_store.yaml`` holds the embedded defaults as plain values (the bare ``feast`` CLI runs on it as
+is). Other backends come from :class:`creditops.config.FeastConfig`, as the ``CREDITOPS_FEAST_*`` mapping of
+:func:`feast_env` (explicit values, never read from the process environment here), from which
+:func:`repo_config` builds the RepoConfig; ``python -m feast_repo.store yaml [config]`` writes the same
+configuration as a file for the bare CLI (``feast -f that.yaml apply``).
 """
 
 from __future__ import annotations
 
 import io
-import re
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
@@ -27,7 +28,6 @@ from creditops.features.contract import FeatureContract, builtin_contract
 from feast_repo import definitions
 
 REPO_PATH = Path(__file__).resolve().parent
-_VAR = re.compile(r"\$\{(\w+)\}|\$(\w+)")
 _COPY_CHUNK_ROWS = 250_000
 
 
@@ -39,9 +39,38 @@ def feast_env(config: FeastConfig | None = None, data_dir: str | Path | None = N
     return cfg.env(definitions.DEFAULT_DATA_DIR)
 
 
-def _expand(text: str, env: Mapping[str, str]) -> str:
-    """``os.path.expandvars`` semantics (what feast applies to the file), but over an explicit mapping."""
-    return _VAR.sub(lambda m: env.get(m.group(1) or m.group(2), m.group(0)), text)
+def _backend(kind: str, variables: Mapping[str, str]) -> dict[str, object]:
+    v = variables
+    if kind == "sqlite":
+        return {"type": "sqlite", "path": v["CREDITOPS_FEAST_SQLITE_PATH"]}
+    if kind == "redis":
+        return {"type": "redis", "connection_string": v["CREDITOPS_FEAST_REDIS"]}
+    if kind == "file":
+        return {"type": "file"}
+    if kind == "postgres":
+        return {
+            "type": "postgres",
+            "host": v["CREDITOPS_FEAST_PG_HOST"],
+            "port": int(v["CREDITOPS_FEAST_PG_PORT"]),
+            "database": v["CREDITOPS_FEAST_PG_DATABASE"],
+            "db_schema": "public",
+            "user": v["CREDITOPS_FEAST_PG_USER"],
+            "password": v["CREDITOPS_FEAST_PG_PASSWORD"],
+            "sslmode": v["CREDITOPS_FEAST_PG_SSLMODE"],
+        }
+    raise ValueError(f"unknown Feast backend {kind!r} (sqlite, redis, file, postgres)")
+
+
+def repo_config(repo: str | Path, variables: Mapping[str, str]) -> dict[str, object]:
+    """``repo``'s feature_store.yaml with project, registry and backends taken from ``variables``."""
+    raw = yaml.safe_load((Path(repo) / "feature_store.yaml").read_text())
+    raw.update(
+        project=variables["CREDITOPS_FEAST_PROJECT"],
+        registry=variables["CREDITOPS_FEAST_REGISTRY"],
+        online_store=_backend(variables["CREDITOPS_FEAST_ONLINE_STORE"], variables),
+        offline_store=_backend(variables["CREDITOPS_FEAST_OFFLINE_STORE"], variables),
+    )
+    return raw
 
 
 def open_store(
@@ -52,12 +81,12 @@ def open_store(
 ) -> FeatureStore:
     """A FeatureStore over ``repo_path``'s feature_store.yaml with the backends of ``config``.
 
-    ``env`` overrides single variables. Nothing is written to ``os.environ``: the file is expanded here
-    against ``feast_env(config) | env`` and handed to Feast as a ready RepoConfig.
+    ``env`` overrides single variables. Nothing is read from or written to ``os.environ``: the file's
+    settings with ``feast_env(config) | env``'s backends (:func:`repo_config`) go to Feast as a RepoConfig.
     """
     repo = Path(repo_path or (config.repo_path if config and config.repo_path else REPO_PATH)).resolve()
     variables = {**feast_env(config, data_dir), **(env or {})}
-    raw = yaml.safe_load(_expand((repo / "feature_store.yaml").read_text(), variables))
+    raw = repo_config(repo, variables)
     Path(variables["CREDITOPS_FEAST_DATA_DIR"]).mkdir(parents=True, exist_ok=True)
     store = FeatureStore(repo_path=str(repo), config=RepoConfig(repo_path=repo, **raw))
     store.creditops_env = variables  # the definitions need the same backend choice
@@ -239,15 +268,24 @@ def _copy_table(conn: psycopg.Connection, name: str, table: pd.DataFrame) -> Non
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m feast_repo.store env [config.yaml]``: print the variables as shell ``export`` lines."""
+    """``python -m feast_repo.store yaml|env [config.yaml]``: a feature_store.yaml, or the variables.
+
+    ``yaml`` prints the complete Feast configuration of a creditops config (for ``feast -f FILE ...``);
+    ``env`` prints the ``CREDITOPS_FEAST_*`` values as shell ``export`` lines.
+    """
     args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0] != "env":
-        print("usage: python -m feast_repo.store env [creditops-config.yaml]", file=sys.stderr)
+    if not args or args[0] not in ("env", "yaml"):
+        print("usage: python -m feast_repo.store yaml|env [creditops-config.yaml]", file=sys.stderr)
         return 2
     from creditops.config import load_config
 
     cfg = load_config(args[1] if len(args) > 1 else None).feast
-    for key, value in feast_env(cfg).items():
+    variables = feast_env(cfg)
+    if args[0] == "yaml":
+        repo = Path(cfg.repo_path or REPO_PATH)
+        print(yaml.safe_dump(repo_config(repo, variables), sort_keys=False), end="")
+        return 0
+    for key, value in variables.items():
         print(f"export {key}='{value}'")
     return 0
 

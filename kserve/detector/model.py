@@ -1,4 +1,8 @@
-"""``DriftDetector``: a kserve.Model whose predict tests a batch of served inputs for drift."""
+"""``DriftDetector``: a kserve.Model whose predict tests a batch of served inputs for drift.
+
+Inputs are the contract's raw fields, as the predictor takes them; they are encoded by the contract and
+compared column by column (the model's columns) with the bundle's reference sample.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +10,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
 import kserve
 from creditops.artifact import load_bundle
 from creditops.monitoring.drift import Correction, DriftReport
+from creditops.serving import encoder_for
 from detector.backends import BACKENDS, DriftBackend
-from explainer.payload import frame_from_payload
+from explainer.payload import encode, frame_from_payload
 
 
 class DriftDetector(kserve.Model):
@@ -49,6 +55,7 @@ class DriftDetector(kserve.Model):
         self.bins = bins
         self.min_rows = min_rows
         self.features_: list[str] = []
+        self.encoder_: Any = None
         self.detect_: DriftBackend | None = None
 
     def load(self) -> bool:
@@ -63,6 +70,7 @@ class DriftDetector(kserve.Model):
             raise ValueError(
                 f"bundle {self.bundle_dir}: reference sample has only {len(bundle.reference)} rows"
             )
+        self.encoder_ = encoder_for(bundle)  # BundleError for a bundle without a contract
         self.features_ = list(bundle.features)
         reference = bundle.reference[self.features_]
         self.detect_ = BACKENDS[self.backend](
@@ -81,7 +89,9 @@ class DriftDetector(kserve.Model):
         """
         if self.detect_ is None:
             raise RuntimeError(f"model {self.name} is not loaded")
-        current = frame_from_payload(payload, self.features_)
+        enc = self.encoder_
+        matrix = encode(enc, frame_from_payload(payload, enc.fields, frozenset(enc.categorical)))
+        current = pd.DataFrame(matrix, columns=self.features_)
         if len(current) < self.min_rows:
             raise InvalidInput(f"instances: drift needs at least {self.min_rows} rows, got {len(current)}")
         report = self.detect_(current)

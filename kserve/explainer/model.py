@@ -1,4 +1,9 @@
-"""``CreditExplainer``: a kserve.Model that answers ``:explain`` for a creditops bundle."""
+"""``CreditExplainer``: a kserve.Model that answers ``:explain`` for a creditops bundle.
+
+Requests carry the contract's raw fields (as the predictor's do); the decision core
+(``creditops.serving.decide``) gives the PD, the contributions and the reasons, so an explanation's reasons
+are exactly the ones the predictor served.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +15,9 @@ from kserve.protocol.infer_type import InferRequest
 
 import kserve
 from creditops.artifact import Bundle, load_bundle
-from creditops.governance.explain import reasons_from_contribs
+from creditops.serving import decide, encoder_for
 from explainer.backends import BACKENDS, ContributionBackend
-from explainer.payload import frame_from_payload
+from explainer.payload import encode, frame_from_payload
 
 
 class CreditExplainer(kserve.Model):
@@ -33,6 +38,7 @@ class CreditExplainer(kserve.Model):
         self.backend = backend
         self.top_k = top_k
         self.bundle_: Bundle | None = None
+        self.encoder_: Any = None
         self.contributions_: ContributionBackend | None = None
 
     def load(self) -> bool:
@@ -42,6 +48,7 @@ class CreditExplainer(kserve.Model):
             creditops.errors.BundleError: The bundle is missing, corrupt or inconsistent.
         """
         self.bundle_ = load_bundle(self.bundle_dir)
+        self.encoder_ = encoder_for(self.bundle_)  # BundleError for a bundle without a contract
         self.contributions_ = BACKENDS[self.backend](self.bundle_)
         self.ready = True
         return self.ready
@@ -51,24 +58,24 @@ class CreditExplainer(kserve.Model):
 
         Returns:
             ``{"model_name", "backend", "units": "log-odds", "explanations": [{"pd", "margin",
-            "base_value", "contributions": {feature: value}, "reasons": [{"feature", "value",
-            "contribution", "reason"}]}]}``; ``base_value + sum(contributions) == margin`` and the
-            calibrated ``pd`` is what the predictor serves.
+            "base_value", "contributions": {model column: value}, "field_contributions": {raw field:
+            value}, "reasons": [{"feature", "value", "contribution", "reason"}]}]}``;
+            ``base_value + sum(contributions) == margin`` and the calibrated ``pd`` is what the
+            predictor serves.
 
         Raises:
             kserve.errors.InvalidInput: Malformed request (HTTP 400 naming the field).
         """
         if self.bundle_ is None or self.contributions_ is None:
             raise RuntimeError(f"model {self.name} is not loaded")
-        bundle = self.bundle_
-        X = bundle.to_matrix(frame_from_payload(payload, bundle.features))
-        contribs = self.contributions_(X)
-        margins = np.asarray(
-            bundle.booster.inplace_predict(X, predict_type="margin", validate_features=False),
-            dtype=np.float64,
-        ).reshape(len(X))
-        pds = bundle.predict_pd(X)
-        reasons = reasons_from_contribs(bundle, X, contribs, self.top_k)
+        bundle, encoder = self.bundle_, self.encoder_
+        fields = encoder.fields
+        X = encode(encoder, frame_from_payload(payload, fields, frozenset(encoder.categorical)))
+        decisions = decide(bundle, X, top_k=self.top_k)
+        # treeshap: the core engine's exact contributions (the predictor's, equal to xgboost's pred_contribs);
+        # alibi: alibi's own, shown beside the core's reasons so the two can be compared.
+        contribs = decisions.contributions if self.backend == "treeshap" else self.contributions_(X)
+        field_contribs = decisions.reason_map.field_contributions(np.asarray(contribs))
         features = bundle.features
         return {
             "model_name": bundle.manifest.model_name,
@@ -76,20 +83,13 @@ class CreditExplainer(kserve.Model):
             "units": "log-odds",
             "explanations": [
                 {
-                    "pd": float(pds[i]),
-                    "margin": float(margins[i]),
+                    "pd": float(decisions.pd[i]),
+                    "margin": float(decisions.margin[i]),
                     "base_value": float(contribs[i, -1]),
                     "contributions": dict(zip(features, map(float, contribs[i, :-1]), strict=True)),
-                    "reasons": [
-                        {
-                            "feature": r.feature,
-                            "value": r.value,
-                            "contribution": r.contribution,
-                            "reason": r.reason,
-                        }
-                        for r in reasons[i]
-                    ],
+                    "field_contributions": dict(zip(fields, map(float, field_contribs[i]), strict=True)),
+                    "reasons": [r.to_dict() for r in reasons],
                 }
-                for i in range(len(X))
+                for i, reasons in enumerate(decisions.reasons())
             ],
         }

@@ -1,8 +1,11 @@
-"""Request payloads (V1 ``instances`` or a V2 tensor request) to a feature frame in the bundle's order.
+"""Request payloads (V1 ``instances`` or a V2 tensor request) to a frame of the contract's raw fields.
 
-Shared by the explainer and the drift detector. Every rejection is ``kserve.errors.InvalidInput`` (HTTP 400)
-and names the offending field and row. ``null`` is accepted and becomes NaN: XGBoost routes missing values
-natively and some features are legitimately missing (e.g. months since the last delinquency, when never).
+Shared by the explainer and the drift detector; the fields come from the feature contract in the bundle
+manifest (numeric features, and each categorical once, as its value: ``"purpose": "car"``), and the frame
+is then validated and encoded by the core (:func:`encode`, i.e. ``creditops.serving.Encoder``: the
+predictor's policy). Every rejection is ``kserve.errors.InvalidInput`` (HTTP 400) and names the offending
+field and row. ``null`` is accepted and means missing: XGBoost routes missing values natively and some
+features are legitimately missing (e.g. months since the last delinquency, when never).
 """
 
 from __future__ import annotations
@@ -19,25 +22,37 @@ from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferRequest
 
 
+def encode(encoder: Any, frame: pd.DataFrame) -> np.ndarray:
+    """The float32 model matrix of a raw-field frame through the contract (first bad row -> InvalidInput)."""
+    M, bad, reasons = encoder.encode_frame(frame)
+    if bad.any():
+        raise InvalidInput(f"instances[{int(np.flatnonzero(bad)[0])}]: {reasons[0]}")
+    return M
+
+
 def frame_from_payload(
-    payload: dict[str, Any] | InferRequest | bytes, features: Sequence[str]
+    payload: dict[str, Any] | InferRequest | bytes,
+    features: Sequence[str],
+    categorical: frozenset[str] | set[str] = frozenset(),
 ) -> pd.DataFrame:
-    """Validate a request and return one float column per feature, in ``features`` order.
+    """Validate a request's envelope and types; one column per field, in ``features`` order.
 
     Args:
-        payload: V1 ``{"instances": [{feature: value, ...}, ...]}`` (rows may also be lists in feature
-            order), or a V2 ``InferRequest`` with either one tensor per feature (shape ``[n]`` or ``[n, 1]``)
-            or a single tensor of shape ``[n, len(features)]`` in feature order.
-        features: The model's ordered features (from the bundle manifest).
+        payload: V1 ``{"instances": [{field: value, ...}, ...]}`` (rows may also be lists in field
+            order), or a V2 ``InferRequest`` with either one tensor per field (shape ``[n]`` or ``[n, 1]``;
+            BYTES for a categorical) or, for a model without categoricals, a single tensor of shape
+            ``[n, len(features)]`` in field order.
+        features: The contract's raw fields, in order (``contract.raw_fields``).
+        categorical: Which of them are categorical (values are categories, not numbers).
 
     Returns:
-        DataFrame of float64, NaN where the request had ``null``.
+        DataFrame: float64 numeric columns (NaN where the request had ``null``), object categoricals.
 
     Raises:
         InvalidInput: Anything malformed, naming the field (and row).
     """
     if isinstance(payload, InferRequest):
-        return _frame_from_v2(payload, features)
+        return _frame_from_v2(payload, features, categorical)
     if isinstance(payload, bytes | str):  # kserve hands over the raw body when Content-Type is not JSON
         try:
             payload = json.loads(payload)
@@ -48,18 +63,22 @@ def frame_from_payload(
     instances = payload["instances"]
     if not isinstance(instances, list) or not instances:
         raise InvalidInput('"instances" must be a non-empty list')
-    rows = [_row(i, instance, features) for i, instance in enumerate(instances)]
-    return pd.DataFrame(np.array(rows, dtype=float).reshape(len(rows), len(features)), columns=list(features))
+    rows = [_row(i, instance, features, categorical) for i, instance in enumerate(instances)]
+    frame = pd.DataFrame(rows, columns=list(features), dtype=object)
+    numeric = [f for f in features if f not in categorical]
+    frame[numeric] = frame[numeric].astype(float)
+    return frame
 
 
-def _row(i: int, instance: Any, features: Sequence[str]) -> list[float]:
+def _row(i: int, instance: Any, features: Sequence[str], categorical: frozenset[str] | set[str]) -> list[Any]:
     if isinstance(instance, list):
         if len(instance) != len(features):
             raise InvalidInput(
                 f"instances[{i}]: expected {len(features)} values in feature order, got {len(instance)}"
             )
         return [
-            _number(f"instances[{i}].{name}", value) for name, value in zip(features, instance, strict=True)
+            _value(f"instances[{i}].{name}", value, name in categorical)
+            for name, value in zip(features, instance, strict=True)
         ]
     if not isinstance(instance, dict):
         raise InvalidInput(
@@ -71,7 +90,15 @@ def _row(i: int, instance: Any, features: Sequence[str]) -> list[float]:
     extra = sorted(set(instance) - set(features))
     if extra:
         raise InvalidInput(f"instances[{i}]: unknown field {extra[0]!r} (not a model feature)")
-    return [_number(f"instances[{i}].{name}", instance[name]) for name in features]
+    return [_value(f"instances[{i}].{name}", instance[name], name in categorical) for name in features]
+
+
+def _value(field: str, value: Any, categorical: bool) -> Any:
+    if not categorical:
+        return _number(field, value)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, str | Real)):
+        raise InvalidInput(f"{field}: expected a category (string) or null, got {value!r}"[:200])
+    return value
 
 
 def _number(field: str, value: Any) -> float:
@@ -85,9 +112,11 @@ def _number(field: str, value: Any) -> float:
     return number
 
 
-def _frame_from_v2(request: InferRequest, features: Sequence[str]) -> pd.DataFrame:
+def _frame_from_v2(
+    request: InferRequest, features: Sequence[str], categorical: frozenset[str] | set[str]
+) -> pd.DataFrame:
     inputs = {infer_input.name: infer_input for infer_input in request.inputs}
-    if len(inputs) == 1 and not set(inputs) & set(features):
+    if len(inputs) == 1 and not set(inputs) & set(features) and not categorical:
         ((name, tensor),) = inputs.items()
         array = _tensor(name, tensor)
         if array.ndim != 2 or array.shape[1] != len(features):
@@ -104,7 +133,7 @@ def _frame_from_v2(request: InferRequest, features: Sequence[str]) -> pd.DataFra
             raise InvalidInput(f"unknown input tensor {extra[0]!r} (not a model feature)")
         columns = {}
         for feature in features:
-            array = _tensor(feature, inputs[feature])
+            array = _tensor(feature, inputs[feature], feature in categorical)
             if array.ndim == 2 and array.shape[1] == 1:
                 array = array[:, 0]
             if array.ndim != 1:
@@ -118,14 +147,22 @@ def _frame_from_v2(request: InferRequest, features: Sequence[str]) -> pd.DataFra
     frame = pd.DataFrame(columns, columns=list(features))
     if frame.empty:
         raise InvalidInput("the request has no rows")
-    bad = np.isinf(frame.to_numpy())
+    numeric = [f for f in features if f not in categorical]
+    bad = np.isinf(frame[numeric].to_numpy(dtype=float))
     if bad.any():
         row, col = np.argwhere(bad)[0]
-        raise InvalidInput(f"input {features[col]!r} row {row}: must be finite")
+        raise InvalidInput(f"input {numeric[col]!r} row {row}: must be finite")
     return frame
 
 
-def _tensor(name: str, tensor: Any) -> np.ndarray:
+def _tensor(name: str, tensor: Any, categorical: bool = False) -> np.ndarray:
+    if categorical:
+        if tensor.datatype != "BYTES":
+            raise InvalidInput(f"input {name!r}: categorical, datatype must be BYTES, got {tensor.datatype}")
+        values = np.asarray(tensor.as_numpy(), dtype=object)
+        return np.vectorize(
+            lambda v: v.decode("utf-8", "replace") if isinstance(v, bytes) else v, otypes=[object]
+        )(values)
     try:
         return np.asarray(tensor.as_numpy(), dtype=float)
     except (TypeError, ValueError) as exc:

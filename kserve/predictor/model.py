@@ -1,10 +1,11 @@
 """``CreditPredictor``: the kserve Model scoring credit applications (V1, V2: :mod:`predictor.payload`).
 
-The class only speaks the protocol. Feature validation, scoring, reason codes and the audit log are the
-core's (``creditops.scoring``, ``creditops.governance``); online features come from Feast through
-``feast_repo.store``. State (bundle, feature store, audit writer) is injectable for tests; ``load()`` builds
-what was not injected, refuses a bundle whose features differ from its feature service as the Feast registry
-defines it (or, without a store, as the built-in registry does for ``credit_scoring_v1``), and sets ``ready``.
+The class only speaks the protocol. Validation and encoding (from the feature contract in the bundle
+manifest), decisions, reason codes and the audit records are the core's (``creditops.serving``); online
+features come from Feast through ``feast_repo.store``. State (bundle, feature store, audit writer) is
+injectable for tests; ``load()`` builds what was not injected, reads the bundle's contract (refusing a bundle
+without one), refuses a bundle whose features differ from its feature service as the Feast registry defines
+it, and sets ``ready``. The built-in feature registry is never consulted: the manifest is the contract.
 
 Every answered prediction is written to the audit log (awaiting the group-commit writer) before the answer
 leaves; if that write fails the request fails with a 503 and no answer is given.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -23,9 +25,8 @@ from kserve.protocol.infer_type import InferRequest, InferResponse
 import kserve
 from creditops.artifact import Bundle, check_feature_contract, load_bundle
 from creditops.errors import BundleError
-from creditops.features.registry import FEATURE_SERVICE, model_feature_names
-from creditops.governance.audit import AuditLog, AuditRecord, AuditWriter, utc_now_iso
-from creditops.scoring import Decision, RequestError, coerce_features, model_version_of, score_frame
+from creditops.governance.audit import AuditLog, AuditWriter
+from creditops.serving import Decisions, RequestError, audit_records, decide, encoder_for, model_version_of
 from predictor import metrics, payload
 from predictor.errors import AuditUnavailable, FeatureStoreUnavailable, PredictorError, bad_request
 from predictor.online import CoalescingLookup
@@ -44,6 +45,8 @@ class CreditPredictor(kserve.Model):
         bundle_dir: a model bundle directory (``creditops.artifact``), or
         model_uri: ``models:/<name>@<alias>`` resolved through the MLflow registry at ``tracking_uri``.
         feast_repo: Feast repo path; without it (and without ``store``) only raw features are accepted.
+        feast_env: ``CREDITOPS_FEAST_*`` backend variables of the online store (default: read from the
+            process environment once, at ``load()``; never at import).
         feature_service: the FeatureService this endpoint serves; a bundle trained on another is refused.
             Default: the one the bundle's manifest names (``credit_scoring_v1``, ``<dataset>_v1``, ...).
         audit_url: ``sqlite:///...`` or ``postgresql://...`` audit log.
@@ -62,6 +65,7 @@ class CreditPredictor(kserve.Model):
         model_uri: str | None = None,
         tracking_uri: str | None = None,
         feast_repo: str | None = None,
+        feast_env: Mapping[str, str] | None = None,
         audit_url: str | None = None,
         audit_anchor: str | None = None,
         audit_max_batch: int = 5000,
@@ -77,6 +81,7 @@ class CreditPredictor(kserve.Model):
         self.model_uri = model_uri
         self.tracking_uri = tracking_uri
         self.feast_repo = feast_repo
+        self.feast_env = feast_env
         self.audit_url = audit_url
         self.audit_anchor = audit_anchor
         self.audit_max_batch = audit_max_batch
@@ -87,14 +92,20 @@ class CreditPredictor(kserve.Model):
         self.max_batch = max_batch
         self.top_k = top_k
         self.features: list[str] = []
+        self.contract: Any = None
+        self.encoder: Any = None
+        self.layout: payload.Layout | None = None
         self.model_version = ""
         self._lookup: CoalescingLookup | None = None
 
     def load(self) -> bool:
-        """Load the bundle (refusing a feature-contract mismatch), the online store and the audit writer."""
+        """Load the bundle and its contract, the online store (checked against it) and the audit writer."""
         if self.bundle is None:
             self.bundle = load_bundle(self._bundle_path())
         manifest = self.bundle.manifest
+        self.contract = self.bundle.contract  # BundleError for an old bundle without a derivable contract
+        self.encoder = encoder_for(self.bundle)
+        self.layout = payload.Layout.of(self.contract)
         self.feature_service = self.feature_service or manifest.feature_service
         self.features = list(manifest.features)
         self.model_version = model_version_of(self.bundle)
@@ -106,9 +117,10 @@ class CreditPredictor(kserve.Model):
         if self.store is None and self.feast_repo:
             from feast_repo.store import open_store  # Feast imports are slow; only when a repo is given
 
-            # Backends come from the CREDITOPS_FEAST_* variables the launcher sets (read once, at load).
-            overrides = {k: v for k, v in os.environ.items() if k.startswith("CREDITOPS_FEAST_")}
-            self.store = open_store(self.feast_repo, env=overrides)
+            env = self.feast_env
+            if env is None:  # the launcher's CREDITOPS_FEAST_* variables, read once here
+                env = {k: v for k, v in os.environ.items() if k.startswith("CREDITOPS_FEAST_")}
+            self.store = open_store(self.feast_repo, env=env)
         if self.store is not None:
             from feast.errors import FeastObjectNotFoundException
 
@@ -121,18 +133,20 @@ class CreditPredictor(kserve.Model):
                     f"the Feast repo has no feature service {self.feature_service!r} for this model: {exc}"
                 ) from None
             check_feature_contract(manifest, lookup.features, self.feature_service)
-            lookup([0])  # opens the online-store connection now rather than on the first request
+            if lookup.join_key != self.contract.join_key:
+                raise BundleError(
+                    f"feature service {self.feature_service!r} is keyed on {lookup.join_key!r}, the model's "
+                    f"contract on {self.contract.join_key!r}"
+                )
+            lookup([0 if self.layout.int_key else ""])  # opens the online-store connection now
             self._lookup = CoalescingLookup(lookup)
-        elif self.feature_service == FEATURE_SERVICE:
-            check_feature_contract(manifest, model_feature_names(), FEATURE_SERVICE)
-        else:  # raw features only: the manifest is all there is to check requests against
-            check_feature_contract(manifest, manifest.features, self.feature_service)
+        else:  # raw values only: the manifest's contract is all there is to check requests against
+            check_feature_contract(manifest, self.contract.features, self.feature_service)
         if self.audit is None:
             if not self.audit_url:
                 raise BundleError("an audit log is required: pass audit_url (every prediction is audited)")
             log = AuditLog.open(self.audit_url, anchor_path=self.audit_anchor)
             self.audit = AuditWriter(log, max_batch=self.audit_max_batch)
-        self._ranges = dict(manifest.valid_ranges)
         self._warm_up()
         metrics.set_model_info(self.name, self.model_version, manifest.feature_service)
         self.ready = True
@@ -140,9 +154,9 @@ class CreditPredictor(kserve.Model):
 
     def _warm_up(self) -> None:
         # The first explanation builds the TreeSHAP tables (numba); pay that at load, not on a request.
-        sample = self.bundle.reference[self.features].head(2)
+        sample = self.bundle.reference[self.features].head(2).to_numpy(dtype="float64")
         if len(sample):
-            score_frame(self.bundle, sample.reset_index(drop=True), top_k=self.top_k)
+            decide(self.bundle, sample, top_k=self.top_k)
 
     def _bundle_path(self) -> str:
         if self.bundle_dir:
@@ -173,12 +187,12 @@ class CreditPredictor(kserve.Model):
         online store), ``matrix`` (one ``features`` tensor, columns in ``parameters.feature_order``) or
         ``columns`` (one tensor per feature).
         """
-        inputs, outputs = payload.v2_metadata(self.features, dict(self.bundle.manifest.dtypes))
-        names = [t["name"] for t in inputs]
+        inputs, outputs = payload.v2_metadata(self.layout, dict(self.contract.dtypes))
+        key = self.layout.join_key
         layouts = {
-            "by_id": [payload.APPLICANT_ID],
+            "by_id": [key],
             "matrix": [payload.FEATURES_TENSOR],
-            "columns": [n for n in names if n not in (payload.APPLICANT_ID, payload.FEATURES_TENSOR)],
+            "columns": list(self.layout.fields),
         }
         return {
             "name": self.name,
@@ -191,11 +205,11 @@ class CreditPredictor(kserve.Model):
 
     def get_input_types(self) -> list[dict]:
         """V2 metadata: the accepted input layouts (alternatives, see :mod:`predictor.payload`)."""
-        return payload.v2_metadata(self.features, dict(self.bundle.manifest.dtypes))[0]
+        return payload.v2_metadata(self.layout, dict(self.contract.dtypes))[0]
 
     def get_output_types(self) -> list[dict]:
         """V2 metadata: the output tensors."""
-        return payload.v2_metadata(self.features, dict(self.bundle.manifest.dtypes))[1]
+        return payload.v2_metadata(self.layout, dict(self.contract.dtypes))[1]
 
     async def predict(
         self,
@@ -207,18 +221,19 @@ class CreditPredictor(kserve.Model):
         is_v2 = isinstance(body, InferRequest)
         wanted = self._requested_outputs(body) if is_v2 else None
         request = (
-            payload.parse_v2(body, self.features, self.max_batch)
+            payload.parse_v2(body, self.features, self.max_batch, self.layout)
             if is_v2
-            else payload.parse_v1(body, self.max_batch)
+            else payload.parse_v1(body, self.max_batch, self.layout)
         )
         matrix, inputs = await self._features(request)
-        decisions = score_frame(self.bundle, matrix, top_k=self.top_k, model_version=self.model_version)
-        predictions = [self._answer(d) for d in decisions]
+        decisions = decide(self.bundle, matrix, top_k=self.top_k, model_version=self.model_version)
+        predictions = decisions.to_dicts()
         if request.applicant_ids is not None:
+            key = self.layout.join_key
             for p, applicant_id in zip(predictions, request.applicant_ids, strict=True):
-                p["applicant_id"] = applicant_id
-        await self._audit(inputs, decisions, predictions, headers or {})
-        metrics.count_decisions(self.name, [p["decision"] for p in predictions])
+                p[key] = applicant_id
+        await self._audit(decisions, inputs, headers or {})
+        metrics.count_decisions(self.name, decisions.decision.tolist())
         if is_v2:
             response = payload.v2_response(self.name, self.model_version, body.id, predictions)
             if wanted:  # every decision is audited whole; the answer carries what the client asked for
@@ -241,94 +256,58 @@ class CreditPredictor(kserve.Model):
         return wanted
 
     async def _features(self, request: payload.ScoringRequest) -> tuple[np.ndarray, list[dict[str, Any]]]:
-        """Model-ready matrix (manifest order) and, per row, the inputs to audit.
+        """Model-ready float32 matrix (manifest order) and, per row, the inputs to audit.
 
-        Raw values are validated by the core and audited as sent; by-id rows come from the online store and
-        are audited as ``applicant_id`` + the values read.
+        Every path ends in the contract's one range check. Raw values are encoded by the contract and
+        audited as sent; by-id rows come from the online store and are audited as the join key + the
+        values read.
         """
-        if request.records is not None:
-            try:
-                frame = coerce_features(request.records, self.features, self._ranges)
-            except RequestError as exc:
-                raise bad_request(str(exc), "invalid_features") from None
-            return frame.to_numpy(), list(request.records)
+        try:
+            if request.records is not None:
+                return self.encoder.encode_records(request.records), request.records
+            if request.matrix is not None:
+                matrix = self.encoder.check_matrix(request.matrix)
+                return matrix, [dict(zip(self.features, row, strict=True)) for row in matrix.tolist()]
+        except RequestError as exc:
+            raise bad_request(str(exc), "invalid_features") from None
         if self._lookup is None:
             raise bad_request(
-                "this server has no feature store: send feature values instead of applicant_id", "no_store"
+                f"this server has no feature store: send feature values instead of {self.layout.join_key}",
+                "no_store",
             )
         ids = request.applicant_ids or []
         try:
-            matrix = await self._lookup(ids)
+            values = await self._lookup(ids)
         except Exception as exc:  # Redis down, registry unreadable...: infrastructure, not the caller's fault
             log.error("online feature lookup failed: %s", exc)
             raise FeatureStoreUnavailable(f"feature store unavailable: {exc}") from None
-        missing = np.isnan(matrix).all(axis=1)
+        missing = np.isnan(values).all(axis=1)
         if missing.any():
             unknown = [str(i) for i, m in zip(ids, missing, strict=True) if m]
             shown = ", ".join(unknown[:10]) + (" ..." if len(unknown) > 10 else "")
-            raise PredictorError(f"unknown applicant_id: {shown}", HTTPStatus.NOT_FOUND, "unknown_applicant")
+            key = self.layout.join_key
+            raise PredictorError(f"unknown {key}: {shown}", HTTPStatus.NOT_FOUND, "unknown_applicant")
+        try:
+            matrix = self.encoder.check_matrix(values)
+        except RequestError as exc:  # the stored row breaks the contract: refuse it as a raw row would be
+            who = f"{self.layout.join_key} {ids[exc.row or 0]}"
+            raise PredictorError(
+                f"{who}: stored {exc.message}", HTTPStatus.UNPROCESSABLE_ENTITY, "invalid_features"
+            ) from None
+        key = self.layout.join_key
         inputs = [
-            {
-                "applicant_id": i,
-                **{f: (None if v != v else v) for f, v in zip(self.features, row, strict=True)},
-            }
-            for i, row in zip(ids, matrix.tolist(), strict=True)
+            {key: i, **dict(zip(self.features, row, strict=True))}
+            for i, row in zip(ids, values.tolist(), strict=True)
         ]
         return matrix, inputs
 
-    def _answer(self, decision: Decision) -> dict[str, Any]:
-        return {
-            "prediction_id": decision.prediction_id,
-            "pd": float(decision.pd),
-            "score": float(decision.score),
-            "decision": decision.decision,
-            "reasons": [
-                {
-                    "feature": r.feature,
-                    "value": _plain(r.value),
-                    "reason": r.reason,
-                    "contribution": float(r.contribution),
-                }
-                for r in decision.reasons
-            ],
-            "model_version": decision.model_version,
-        }
-
     async def _audit(
-        self,
-        inputs: list[dict[str, Any]],
-        decisions: list[Decision],
-        predictions: list[dict[str, Any]],
-        headers: dict[str, str],
+        self, decisions: Decisions, inputs: list[dict[str, Any]], headers: dict[str, str]
     ) -> None:
         caller = (headers.get(CALLER_HEADER) or "anonymous")[:MAX_CALLER_ID]
-        now = utc_now_iso()
-        model_name = self.bundle.manifest.model_name
-        records = [
-            AuditRecord(
-                prediction_id=d.prediction_id,
-                ts=now,
-                model_name=model_name,
-                model_version=d.model_version,
-                inputs=row,
-                output={"pd": p["pd"], "score": p["score"]},
-                explanation=p["reasons"],
-                decision=d.decision,
-                caller_id=caller,
-            )
-            for d, p, row in zip(decisions, predictions, inputs, strict=True)
-        ]
+        records = audit_records(decisions, inputs, caller_id=caller)
         try:
             await self.audit.write(records)
         except Exception as exc:  # any failure of the audit store fails the request, by design
             log.error("audit write failed, refusing %d prediction(s): %s", len(records), exc)
             raise AuditUnavailable(f"audit log unavailable, prediction not served: {exc}") from None
-
-
-def _plain(value: Any) -> Any:
-    """A JSON-safe Python scalar (numpy -> Python, NaN -> None)."""
-    if hasattr(value, "item"):
-        value = value.item()
-    if isinstance(value, float) and value != value:
-        return None
-    return value

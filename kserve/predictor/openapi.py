@@ -2,31 +2,43 @@
 
 kserve's ``/openapi.json`` describes every route generically (the V1 body is untyped); this one states the
 real request and answer shapes of :mod:`predictor.payload`, so clients and property-based tests
-(schemathesis) can use it.
+(schemathesis) can use it. Everything model-specific comes from the feature contract in the bundle manifest
+(raw fields, dtypes, categories, bounds, join key), so a dataset-spec model is described as well as the
+built-in one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
-from creditops.features.registry import get_feature
+from creditops.features.contract import FeatureContract
 
 
-def _feature_schema(name: str) -> dict[str, Any]:
-    feature = get_feature(name)
-    schema: dict[str, Any] = {"type": "integer" if feature.dtype == "int" else "number"}
-    low, high = feature.valid_range
-    if low is not None:
-        schema["minimum"] = low
-    if high is not None:
-        schema["maximum"] = high
-    schema["description"] = feature.description
+def _field_schema(contract: FeatureContract, name: str) -> dict[str, Any]:
+    """Schema of one raw field: a number within its bounds, or a categorical value; null = missing."""
+    description = contract.descriptions.get(name, "")
+    if name in contract.encodings:
+        schema: dict[str, Any] = {"type": "string", "enum": list(contract.encodings[name])}
+        description = description or f"category of {name}"
+    else:
+        low, high = contract.bounds(name)
+        schema = {"type": "integer" if contract.dtypes[name] == "int" else "number"}
+        schema["minimum"], schema["maximum"] = low, high
+    schema["nullable"] = True
+    if description:
+        schema["description"] = description
     return schema
 
 
-def openapi_document(model_name: str, features: Sequence[str], max_batch: int) -> dict[str, Any]:
-    """The OpenAPI document for a predictor serving ``model_name``."""
+def openapi_document(model_name: str, contract: FeatureContract, max_batch: int) -> dict[str, Any]:
+    """The OpenAPI document for a predictor serving ``model_name`` with this feature contract."""
+    fields = contract.raw_fields
+    key = contract.join_key
+    key_schema = (
+        {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}
+        if contract.join_key_dtype == "int"
+        else {"type": "string", "minLength": 1}
+    )
     error = {"$ref": "#/components/schemas/Error"}
     errors = {
         str(code): {"description": text, "content": {"application/json": {"schema": error}}}
@@ -48,7 +60,7 @@ def openapi_document(model_name: str, features: Sequence[str], max_batch: int) -
         "type": "object",
         "required": ["feature", "reason", "contribution"],
         "properties": {
-            "feature": {"type": "string"},
+            "feature": {"type": "string", "enum": list(fields)},
             "value": {"nullable": True},
             "reason": {"type": "string"},
             "contribution": {"type": "number"},
@@ -59,7 +71,7 @@ def openapi_document(model_name: str, features: Sequence[str], max_batch: int) -
         "required": ["prediction_id", "pd", "score", "decision", "reasons", "model_version"],
         "properties": {
             "prediction_id": {"type": "string"},
-            "applicant_id": {"type": "integer"},
+            key: key_schema,
             "pd": {"type": "number", "minimum": 0, "maximum": 1},
             "score": {"type": "number"},
             "decision": {"type": "string", "enum": ["approve", "review", "decline"]},
@@ -69,15 +81,15 @@ def openapi_document(model_name: str, features: Sequence[str], max_batch: int) -
     }
     by_id = {
         "type": "object",
-        "required": ["applicant_id"],
+        "required": [key],
         "additionalProperties": False,
-        "properties": {"applicant_id": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}},
+        "properties": {key: key_schema},
     }
     by_features = {
         "type": "object",
-        "required": list(features),
+        "required": list(fields),
         "additionalProperties": False,
-        "properties": {f: _feature_schema(f) for f in features},
+        "properties": {f: _field_schema(contract, f) for f in fields},
     }
     v1_request = {
         "type": "object",
@@ -92,7 +104,7 @@ def openapi_document(model_name: str, features: Sequence[str], max_batch: int) -
             }
         },
     }
-    tensor_names = ["applicant_id", "features", *features]
+    tensor_names = [key, "features", *fields]
     v2_input = {
         "type": "object",
         "required": ["name", "shape", "datatype", "data"],
@@ -104,9 +116,9 @@ def openapi_document(model_name: str, features: Sequence[str], max_batch: int) -
                 "minItems": 1,
                 "maxItems": 2,
             },
-            "datatype": {"type": "string", "enum": ["INT64", "INT32", "FP32", "FP64"]},
+            "datatype": {"type": "string", "enum": ["INT64", "INT32", "FP32", "FP64", "BYTES"]},
             "parameters": {"type": "object"},
-            "data": {"type": "array", "items": {"type": "number"}},
+            "data": {"type": "array", "items": {"oneOf": [{"type": "number"}, {"type": "string"}]}},
         },
     }
     v2_request = {

@@ -141,7 +141,7 @@ def _install_routes(app: FastAPI, model: CreditPredictor, registry: Any) -> None
         return await metadata(model_name)
 
     async def predictor_openapi() -> ORJSONResponse:
-        return ORJSONResponse(openapi_document(model.name, model.features, model.max_batch))
+        return ORJSONResponse(openapi_document(model.name, model.contract, model.max_batch))
 
     async def unload(model_name: str) -> ORJSONResponse:
         if model_name != model.name:

@@ -1,7 +1,9 @@
 """Small real bundles for the predictor's tests and benchmark (a trained booster, not a stand-in).
 
 ``tiny_bundle`` trains an XGBoost model on random feature values drawn inside each feature's valid range,
-with the registry's monotone directions, and saves it with ``creditops.artifact.save_bundle``;
+with the registry's monotone directions, and saves it with ``creditops.artifact.save_bundle`` (the built-in
+contract embedded); ``german_bundle`` trains one on the shipped German Credit data through its dataset spec
+(raw categoricals, the spec's contract embedded), as training does;
 ``running_server`` runs the real server in a subprocess; ``feast_world`` fills a Redis online store.
 """
 
@@ -74,7 +76,39 @@ def tiny_bundle(
         target="defaulted",
         protected=["sex", "age_band", "race"],
     )
-    return save_bundle(out_dir, booster, manifest, X.head(200))
+    return save_bundle(out_dir, booster, manifest, X.head(200), contract=builtin_contract())
+
+
+def german_bundle(out_dir: str | Path, n_trees: int = 40, seed: int = 0) -> tuple[Path, pd.DataFrame]:
+    """A German Credit model trained through its dataset spec; returns (bundle dir, the raw data).
+
+    The raw data is what a user has: ``purpose`` is ``"car (new)"``, not a one-hot column.
+    """
+    from creditops.data.real import load_german_credit
+    from creditops.features.spec import spec_contract, spec_feature_table
+
+    raw, spec = load_german_credit()
+    contract = spec_contract(raw, spec)
+    table = spec_feature_table(raw, spec, contract)
+    y = spec.encode_target(raw).to_numpy()
+    X = table[contract.features].astype("float32")
+    params = {"objective": "binary:logistic", "max_depth": 3, "eta": 0.2, "nthread": 1, "seed": seed}
+    booster = xgb.train(params, xgb.DMatrix(X, label=y, feature_names=contract.features), n_trees)
+    manifest = Manifest(
+        model_name="german-credit",
+        feature_service=contract.service,
+        features=contract.features,
+        dtypes=dict(contract.dtypes),
+        directions=dict(contract.directions),
+        reasons=dict(contract.reasons),
+        valid_ranges=dict(contract.valid_ranges),
+        calibration=Calibration.identity(),
+        score_scaling=ScoreScaling(),
+        thresholds=Thresholds(approve_below_pd=0.2, decline_at_or_above_pd=0.5),
+        target=contract.target,
+        protected=list(contract.protected),
+    )
+    return save_bundle(out_dir, booster, manifest, X.head(200), contract=contract), raw
 
 
 @contextmanager
@@ -157,3 +191,33 @@ def redis_address(redis_url: str) -> str:
 
     parts = urlsplit(redis_url)
     return f"{parts.hostname or '127.0.0.1'}:{parts.port or 6379}"
+
+
+def embed_contract(bundle_dir: str | Path, join_key: str = "applicant_id") -> Path:
+    """Re-save a bundle written without a contract with one made from its manifest (numeric features only).
+
+    For test bundles built before contracts were embedded (``tests/governance_helpers.make_bundle``).
+    """
+    from creditops.artifact import load_bundle
+    from creditops.features.contract import FeatureContract
+
+    bundle = load_bundle(bundle_dir)
+    m = bundle.manifest
+    contract = FeatureContract(
+        kind="spec",
+        name=m.model_name.replace("-", "_"),
+        service=m.feature_service,
+        entity=f"{m.model_name}_record",
+        join_key=join_key,
+        tables=[m.model_name.replace("-", "_")],
+        features=list(m.features),
+        dtypes={
+            f: ("int" if str(m.dtypes.get(f, "float")).startswith("int") else "float") for f in m.features
+        },
+        directions=dict(m.directions),
+        reasons=dict(m.reasons),
+        target=m.target,
+        protected=list(m.protected),
+        valid_ranges=dict(m.valid_ranges),
+    )
+    return save_bundle(bundle_dir, bundle.booster, m, bundle.reference, contract=contract)

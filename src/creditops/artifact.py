@@ -6,7 +6,8 @@ A bundle is a directory with exactly three files and no pickles:
 * ``manifest.json``: :class:`Manifest`, everything needed to use the model safely: the feature service name
   and ordered features, dtypes, monotone directions, adverse-action reason texts, the isotonic calibration as
   x/y arrays, score scaling, decision thresholds, metrics, data version, library versions, target, protected
-  attributes;
+  attributes, and the whole :class:`~creditops.features.contract.FeatureContract` (``contract``: encodings of
+  categoricals, valid ranges, join key, feature service), which is all a server needs to read requests;
 * ``reference.parquet``: a sample of training inputs, the reference distribution for drift monitoring.
 
 Like ``mlflow.xgboost`` save/load with its MLmodel signature, but self-describing for credit decisions.
@@ -32,6 +33,7 @@ import xgboost as xgb
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from creditops.errors import BundleError
+from creditops.features.contract import FeatureContract, builtin_contract
 
 MODEL_FILE = "model.ubj"
 MANIFEST_FILE = "manifest.json"
@@ -128,6 +130,8 @@ class Manifest(_Strict):
     target: str
     protected: list[str] = Field(default_factory=list)
     valid_ranges: dict[str, tuple[float | None, float | None]] = Field(default_factory=dict)
+    #: The feature contract the model was trained on (absent in bundles written before it was embedded).
+    contract: FeatureContract | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Manifest:
@@ -150,7 +154,34 @@ class Manifest(_Strict):
         bad = {k: v for k, v in self.directions.items() if v not in (-1, 0, 1)}
         if bad:
             raise ValueError(f"directions must be -1, 0 or 1: {bad}")
+        c = self.contract
+        if c is not None and (c.features != self.features or c.service != self.feature_service):
+            raise ValueError(
+                f"contract (service {c.service!r}, {len(c.features)} features) differs from the manifest's "
+                f"feature service {self.feature_service!r} and features"
+            )
         return self
+
+    def feature_contract(self) -> FeatureContract:
+        """The contract servers read requests with: the embedded one, or derived for an older bundle.
+
+        A bundle written before the contract was embedded is derived only when it was trained on the
+        built-in ``credit_scoring_v1`` (whose contract the feature registry still defines exactly, checked
+        feature by feature); any other such bundle is refused, because its categorical encoding is lost.
+
+        Raises:
+            BundleError: no embedded contract and not derivable (the message says what to do).
+        """
+        if self.contract is not None:
+            return self.contract
+        builtin = builtin_contract()
+        if self.feature_service == builtin.service and self.features == builtin.features:
+            return builtin.model_copy(update={"reasons": {**builtin.reasons, **self.reasons}})
+        raise BundleError(
+            f"model {self.model_name!r} (feature service {self.feature_service!r}) has no feature contract "
+            "in its manifest (bundle written before contracts were embedded) and it cannot be derived: "
+            "retrain the model to serve it"
+        )
 
 
 def library_versions() -> dict[str, str]:
@@ -189,6 +220,14 @@ class Bundle:
     def features(self) -> list[str]:
         """Ordered model inputs."""
         return self.manifest.features
+
+    @property
+    def contract(self) -> FeatureContract:
+        """The feature contract (:meth:`Manifest.feature_contract`; raises BundleError if there is none)."""
+        contract = self.__dict__.get("_contract")
+        if contract is None:
+            contract = self.__dict__["_contract"] = self.manifest.feature_contract()
+        return contract
 
     def to_matrix(self, X: pd.DataFrame | np.ndarray | Mapping[str, Any]) -> np.ndarray:
         """Features in manifest order as a 2-D float32 array.
@@ -253,15 +292,33 @@ class Bundle:
 
 
 def save_bundle(
-    bundle_dir: str | Path, booster: xgb.Booster, manifest: Manifest, reference: pd.DataFrame
+    bundle_dir: str | Path,
+    booster: xgb.Booster,
+    manifest: Manifest,
+    reference: pd.DataFrame,
+    contract: FeatureContract | None = None,
 ) -> Path:
     """Write ``model.ubj``, ``manifest.json`` and ``reference.parquet`` into ``bundle_dir``.
 
     Files are written to temporary names and renamed, so a reader never sees a half-written file.
 
+    Args:
+        bundle_dir: Directory to write.
+        booster: The trained model.
+        manifest: Its manifest.
+        reference: Training-input sample (drift reference).
+        contract: The feature contract the model was trained on, embedded whole in the manifest (wins
+            over one the manifest already carries).
+
     Raises:
-        BundleError: the booster does not match the manifest features, or the reference lacks features.
+        BundleError: the booster does not match the manifest features, the contract does not match the
+            manifest, or the reference lacks features.
     """
+    if contract is not None:
+        try:
+            manifest = Manifest.model_validate({**manifest.model_dump(), "contract": contract})
+        except ValidationError as exc:
+            raise BundleError(f"cannot embed the feature contract: {exc.errors()[0]['msg']}") from exc
     if booster.num_features() != len(manifest.features):
         raise BundleError(
             f"booster has {booster.num_features()} features but the manifest lists {len(manifest.features)}"

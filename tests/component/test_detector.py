@@ -18,7 +18,9 @@ from detector.model import DriftDetector
 
 @pytest.fixture(scope="module")
 def bundle_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_bundle(tmp_path_factory.mktemp("detector") / "bundle", n=1500)[0]
+    from predictor.testing import embed_contract
+
+    return embed_contract(make_bundle(tmp_path_factory.mktemp("detector") / "bundle", n=1500)[0])
 
 
 @pytest.fixture(scope="module")
@@ -127,3 +129,23 @@ def test_unknown_backend_is_rejected(bundle_dir: Path) -> None:
 def test_alibi_detect_backend_outside_the_alibi_env_says_so(bundle_dir: Path) -> None:
     with pytest.raises(RuntimeError, match="needs the alibi env"):
         DriftDetector("drift", bundle_dir, backend="alibi-detect").load()
+
+
+def test_german_credit_raw_categoricals_are_encoded_by_the_contract(tmp_path: Path) -> None:
+    from predictor.testing import german_bundle
+
+    bundle_dir, raw = german_bundle(tmp_path / "german", n_trees=5)
+    model = DriftDetector("german-drift", bundle_dir)
+    assert model.load()
+    fields = model.encoder_.fields
+    batch = raw[fields].sample(300, random_state=1)
+    records = [
+        {f: (v.item() if hasattr(v, "item") else v) for f, v in r.items()} for r in batch.to_dict("records")
+    ]
+    out = model.predict({"instances": records})
+    assert "purpose__car_new" in [f["name"] for f in out["features"]]
+    shifted = [{**r, "purpose": "car (new)"} for r in records]  # every applicant buys a new car
+    drifted = model.predict({"instances": shifted})
+    assert drifted["drifted"] is True and "purpose__car_new" in drifted["drifted_features"]
+    with pytest.raises(InvalidInput, match="purpose: unknown category"):
+        model.predict({"instances": [{**records[0], "purpose": "yacht"}, records[1]]})

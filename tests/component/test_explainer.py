@@ -25,7 +25,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def bundle_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_bundle(tmp_path_factory.mktemp("explainer") / "bundle", n=1500)[0]
+    from predictor.testing import embed_contract
+
+    return embed_contract(make_bundle(tmp_path_factory.mktemp("explainer") / "bundle", n=1500)[0])
 
 
 @pytest.fixture(scope="module")
@@ -166,3 +168,43 @@ def test_explain_over_http(bundle_dir: Path, tmp_path: Path) -> None:
         bad = client.post(f"{base}/v1/models/credit-pd:explain", json={"instances": [{"utilisation": 1}]})
         assert bad.status_code == 400
         assert "missing feature 'income_k'" in bad.json()["error"]
+
+
+def test_bundle_without_contract_is_refused(tmp_path: Path) -> None:
+    old = make_bundle(tmp_path / "old", n=300)[0]  # written the old way: no contract in the manifest
+    with pytest.raises(BundleError, match="no feature contract"):
+        CreditExplainer("credit-pd", old).load()
+
+
+@pytest.fixture(scope="module")
+def german(tmp_path_factory: pytest.TempPathFactory):
+    from predictor.testing import german_bundle
+
+    bundle_dir, raw = german_bundle(tmp_path_factory.mktemp("german-explainer"))
+    model = CreditExplainer("german", bundle_dir)
+    assert model.load()
+    fields = model.encoder_.fields
+    records = [
+        {f: (v.item() if hasattr(v, "item") else v) for f, v in r.items()}
+        for r in raw[fields].head(4).to_dict("records")
+    ]
+    return model, records
+
+
+def test_german_credit_raw_categoricals_are_explained_with_the_predictors_reasons(german) -> None:
+    from creditops.serving import decide
+
+    model, records = german
+    out = model.explain({"instances": records})
+    served = decide(model.bundle_, model.encoder_.encode_records(records)).to_dicts()
+    for explanation, answer, rec in zip(out["explanations"], served, records, strict=True):
+        assert explanation["reasons"] == answer["reasons"]  # one decision core
+        assert explanation["pd"] == pytest.approx(answer["pd"])
+        purpose = sum(v for k, v in explanation["contributions"].items() if k.startswith("purpose__"))
+        assert explanation["field_contributions"]["purpose"] == pytest.approx(purpose, abs=1e-5)
+        for r in explanation["reasons"]:
+            assert not r["feature"].count("__")  # a raw field, never a one-hot column
+            if r["feature"] in model.encoder_.categorical:
+                assert r["value"] == rec[r["feature"]]
+    with pytest.raises(InvalidInput, match=r"purpose: unknown category .*'car \(new\)'"):
+        model.explain({"instances": [{**records[0], "purpose": "yacht"}]})

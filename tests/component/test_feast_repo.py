@@ -68,23 +68,15 @@ def test_sqlite_file_roundtrip(repo_copy, tmp_path, run_id):
         fs.teardown(store)
 
 
-def test_cli_apply_materialize_list(repo_copy, tmp_path, run_id):
-    env_lines = subprocess.run(
-        [sys.executable, "-m", "feast_repo.store", "env"], capture_output=True, text=True, check=True
-    ).stdout
-    env = dict(line.removeprefix("export ").replace("'", "").split("=", 1) for line in env_lines.splitlines())
-    data = tmp_path / "cli"
-    env |= {
-        "CREDITOPS_FEAST_PROJECT": f"creditops_test_{run_id}_cli",
-        "CREDITOPS_FEAST_DATA_DIR": str(data),
-        "CREDITOPS_FEAST_REGISTRY": str(data / "registry.db"),
-        "CREDITOPS_FEAST_SQLITE_PATH": str(data / "online.db"),
-    }
+def test_bare_cli_runs_on_the_embedded_defaults(repo_copy, tmp_path):
+    """`feast apply` / `materialize-incremental` in a copy of feast_repo/, no environment script evaluated."""
     world = generate_world(30, seed=4)
+    data = repo_copy / "data"  # the embedded default data directory, next to feature_store.yaml
     data.mkdir()
     for group, table in build_feature_tables(world).items():
         table.to_parquet(data / f"{group}.parquet", index=False)
-    full_env = {"PATH": str(FEAST.parent), "HOME": str(tmp_path), **env}
+    # Only what any shell has: no CREDITOPS_FEAST_* variable at all.
+    full_env = {"PATH": str(FEAST.parent), "HOME": str(tmp_path)}
 
     def feast(*args: str) -> str:
         done = subprocess.run(
@@ -99,6 +91,33 @@ def test_cli_apply_materialize_list(repo_copy, tmp_path, run_id):
         assert f"{group}_fv" in listing
     out = feast("materialize-incremental", pd.Timestamp(world.as_of).strftime("%Y-%m-%dT%H:%M:%S"))
     assert "identity_fv" in out
+    assert (data / "registry.db").is_file() and (data / "online.db").is_file()
+
+
+def test_definitions_read_no_environment_at_import(tmp_path):
+    code = (
+        "from feast import FileSource; from feast_repo import definitions as d; "
+        "assert isinstance(d.identity_fv.batch_source, FileSource), type(d.identity_fv.batch_source)"
+    )
+    env = {"PATH": str(FEAST.parent), "HOME": str(tmp_path), "CREDITOPS_FEAST_OFFLINE_STORE": "postgres"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_yaml_command_writes_a_config_for_other_backends(tmp_path):
+    from feast.repo_config import RepoConfig
+
+    cfg = tmp_path / "creditops.yaml"
+    cfg.write_text("feast:\n  online_store: redis\n  redis_connection: 10.0.0.5:6379\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "feast_repo.store", "yaml", str(cfg)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    import yaml
+
+    raw = yaml.safe_load(done.stdout)
+    assert raw["online_store"] == {"type": "redis", "connection_string": "10.0.0.5:6379"}
+    assert RepoConfig(repo_path=tmp_path, **raw).online_store.type == "redis"
 
 
 def test_spec_dataset_roundtrip(repo_copy, tmp_path, run_id):

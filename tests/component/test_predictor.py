@@ -136,10 +136,9 @@ V1_BAD = [
     ("extra_feature", {"instances": [_feature_row(shoe_size=42)]}, 400, "shoe_size"),
     ("wrong_type", {"instances": [_feature_row(num_dependents="old")]}, 400, "num_dependents"),
     ("bool_value", {"instances": [_feature_row(income=True)]}, 400, "income"),
-    ("nan", {"instances": [_feature_row(income=float("nan"))]}, 400, "income"),
     ("inf", {"instances": [_feature_row(total_debt=float("inf"))]}, 400, "total_debt"),
+    ("beyond_float32", {"instances": [_feature_row(total_debt=1e39)]}, 400, "total_debt"),
     ("out_of_range", {"instances": [_feature_row(credit_score=9000)]}, 400, "credit_score"),
-    ("null_value", {"instances": [_feature_row(num_dependents=None)]}, 400, "num_dependents"),
     ("too_many", {"instances": [{"applicant_id": i} for i in range(51)]}, 413, "maximum batch size"),
     ("ids_without_store", {"instances": [{"applicant_id": 1}]}, 400, "feature store"),
     ("id_not_int", {"instances": [{"applicant_id": "12"}]}, 400, "applicant_id"),
@@ -204,11 +203,25 @@ def test_v2_bad_input_is_refused(
     assert audit_log.count() == before
 
 
-def test_v2_nan_in_features_tensor_names_the_feature(predictor: CreditPredictor) -> None:
+def test_v2_overflow_in_features_tensor_names_the_feature(predictor: CreditPredictor) -> None:
     values = random_features(1, seed=5)[FEATURES].to_numpy(dtype=float).ravel().tolist()
-    values[FEATURES.index("income")] = float("nan")
-    with pytest.raises(PredictorError, match="income"):
+    values[FEATURES.index("income")] = 1e39  # finite, beyond float32: a 400, never inf nor a 503
+    with pytest.raises(PredictorError, match="income") as err:
         call(predictor, _v2(InferInput("features", [1, len(FEATURES)], "FP64", data=values)))
+    assert err.value.status == 400
+
+
+def test_null_and_nan_are_scored_as_missing_like_rows_read_by_id(
+    predictor: CreditPredictor, audit_log: AuditLog, bundle_dir: Path
+) -> None:
+    """The model was trained with missing values and scores them by id; a raw row with them is scored too."""
+    row, nan_row = _feature_row(income=None), _feature_row(income=float("nan"))
+    answer = call(predictor, {"instances": [row, nan_row]})
+    frame = random_features(1, seed=9).astype(float)
+    frame.loc[0, "income"] = np.nan
+    expected = float(load_bundle(bundle_dir).predict_pd(frame)[0])
+    assert [p["pd"] for p in answer["predictions"]] == pytest.approx([expected, expected], abs=1e-6)
+    assert audit_log.verify().ok  # NaN is recorded as null, never an audit failure
 
 
 class _BrokenWriter:
@@ -230,7 +243,9 @@ def test_load_refuses_a_bundle_from_another_feature_service(bundle_dir: Path, tm
     other.mkdir()
     for f in bundle_dir.iterdir():
         (other / f.name).write_bytes(f.read_bytes())
-    manifest = read_manifest(other).model_copy(update={"feature_service": "credit_scoring_v0"})
+    manifest = read_manifest(other)
+    contract = manifest.contract.model_copy(update={"service": "credit_scoring_v0"})
+    manifest = manifest.model_copy(update={"feature_service": "credit_scoring_v0", "contract": contract})
     (other / "manifest.json").write_text(manifest.model_dump_json())
     model = CreditPredictor(
         "credit-x",
@@ -317,3 +332,81 @@ def test_server_process_keeps_metrics_in_process(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "MutexValue"
+
+
+# ------------------------------------------------------------------- a spec-trained model (German Credit)
+@pytest.fixture(scope="module")
+def german(tmp_path_factory: pytest.TempPathFactory, audit_log: AuditLog):
+    from predictor.testing import german_bundle
+
+    bundle_dir, raw = german_bundle(tmp_path_factory.mktemp("german"))
+    model = CreditPredictor("german", bundle=load_bundle(bundle_dir), audit=AuditWriter(audit_log))
+    assert model.load()
+    fields = model.contract.raw_fields
+    records = [
+        {f: (v.item() if hasattr(v, "item") else v) for f, v in r.items()}
+        for r in raw[fields].head(5).to_dict(orient="records")
+    ]
+    expected = model.bundle.predict_pd(model.encoder.encode_records(records))
+    return model, records, expected
+
+
+def test_german_credit_v1_takes_raw_categorical_values(german, audit_log: AuditLog) -> None:
+    model, records, expected = german
+    assert records[0]["purpose"] in model.contract.encodings["purpose"]  # e.g. "car (new)", a raw value
+    before = audit_log.count()
+    answer = call(model, {"instances": records})
+    assert [p["pd"] for p in answer["predictions"]] == pytest.approx(list(expected), abs=1e-6)
+    fields = set(model.contract.raw_fields)
+    for p, rec in zip(answer["predictions"], records, strict=True):
+        for r in p["reasons"]:
+            assert r["feature"] in fields and r["contribution"] > 0  # raw fields, never a one-hot column
+            if r["feature"] in model.contract.encodings:
+                assert r["value"] == rec[r["feature"]] and rec[r["feature"]] in r["reason"]
+    assert audit_log.count() == before + 5
+    stored = audit_log.read_inputs(limit=5)
+    assert set(stored["purpose"]) <= set(model.contract.encodings["purpose"])  # audited as sent
+
+
+def test_german_credit_v2_takes_categoricals_as_bytes(german) -> None:
+    model, records, expected = german
+    meta = {t["name"]: t["datatype"] for t in model.get_input_types()}
+    assert meta["purpose"] == "BYTES" and meta["duration_in_month"] == "INT64"
+    inputs = []
+    for f in model.contract.raw_fields:
+        values = [r[f] for r in records]
+        dtype = "BYTES" if f in model.contract.encodings else ("INT64" if meta[f] == "INT64" else "FP64")
+        inputs.append(InferInput(f, [len(values)], dtype, data=values))
+    response = call(model, InferRequest("german", inputs))
+    out = {o.name: o for o in response.outputs}
+    assert list(out["pd"].data) == pytest.approx(list(expected), abs=1e-6)
+
+
+def test_german_credit_unknown_category_names_field_and_allowed_values(german) -> None:
+    model, records, _ = german
+    with pytest.raises(PredictorError) as err:
+        call(model, {"instances": [{**records[0], "purpose": "spaceship"}]})
+    assert err.value.status == 400
+    message = str(err.value)
+    assert "purpose" in message and "spaceship" in message and "'car (new)'" in message
+    inputs = [
+        InferInput(f, [1], "BYTES" if f in model.contract.encodings else "FP64", data=[records[0][f]])
+        for f in model.contract.raw_fields
+    ]
+    inputs[[i.name for i in inputs].index("purpose")] = InferInput("purpose", [1], "FP64", data=[1.0])
+    with pytest.raises(PredictorError, match="purpose.*BYTES"):
+        call(model, InferRequest("german", inputs))
+
+
+def test_german_credit_openapi_document_describes_the_contract(german) -> None:
+    from predictor.openapi import openapi_document
+
+    model, _, _ = german
+    doc = openapi_document(model.name, model.contract, model.max_batch)  # KeyError before contracts
+    body = doc["paths"]["/v1/models/{model_name}:predict"]["post"]["requestBody"]["content"]
+    by_fields = body["application/json"]["schema"]["properties"]["instances"]["items"]["oneOf"][1]
+    assert set(by_fields["required"]) == set(model.contract.raw_fields)
+    assert by_fields["properties"]["purpose"]["enum"] == list(model.contract.encodings["purpose"])
+    assert all(
+        "maximum" in p for f, p in by_fields["properties"].items() if f not in model.contract.encodings
+    )

@@ -268,7 +268,9 @@ def test_a_model_whose_service_the_feast_repo_lacks_is_refused(
     for f in bundle_dir.iterdir():
         (other / f.name).write_bytes(f.read_bytes())
     manifest = json.loads((other / "manifest.json").read_text())
-    (other / "manifest.json").write_text(json.dumps({**manifest, "feature_service": "credit_scoring_v0"}))
+    contract = {**manifest["contract"], "service": "credit_scoring_v0"}
+    changed = {**manifest, "feature_service": "credit_scoring_v0", "contract": contract}
+    (other / "manifest.json").write_text(json.dumps(changed))
     args = [
         "--bundle",
         str(other),
@@ -282,3 +284,47 @@ def test_a_model_whose_service_the_feast_repo_lacks_is_refused(
         running_server(args, env=env),
     ):
         pass
+
+
+# ------------------------------------------------------------------- a spec-trained model (German Credit)
+@pytest.fixture(scope="module")
+def german(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, list[dict], str]]:
+    from predictor.testing import german_bundle
+
+    bundle_dir, raw = german_bundle(tmp_path_factory.mktemp("german"))
+    fields = load_bundle(bundle_dir).contract.raw_fields
+    records = [
+        {f: (v.item() if hasattr(v, "item") else v) for f, v in r.items()}
+        for r in raw[fields].head(3).to_dict(orient="records")
+    ]
+    audit = f"sqlite:///{tmp_path_factory.mktemp('german-audit') / 'audit.db'}"
+    with running_server(["--bundle", str(bundle_dir), "--audit-url", audit], model_name="german") as base:
+        yield base, records, audit
+
+
+def test_german_credit_over_v1_and_v2_with_raw_categoricals(german) -> None:
+    base, records, audit = german
+    with httpx.Client(base_url=base, timeout=30) as c:
+        doc = c.get("/predictor/openapi.json")  # raised KeyError for a spec model before the contract
+        assert doc.status_code == 200
+        v1_answer = c.post("/v1/models/german:predict", json={"instances": records})
+        assert v1_answer.status_code == 200, v1_answer.text
+        pds = [p["pd"] for p in v1_answer.json()["predictions"]]
+        meta = {t["name"]: t["datatype"] for t in c.get("/v2/models/german").json()["inputs"]}
+        inputs = [
+            {"name": f, "shape": [len(records)], "datatype": meta[f], "data": [r[f] for r in records]}
+            for f in records[0]
+        ]
+        v2_answer = c.post("/v2/models/german/infer", json={"inputs": inputs})
+        assert v2_answer.status_code == 200, v2_answer.text
+        out = {o["name"]: o["data"] for o in v2_answer.json()["outputs"]}
+        assert out["pd"] == pytest.approx(pds)
+        bad = c.post("/v1/models/german:predict", json={"instances": [{**records[0], "purpose": "yacht"}]})
+        assert bad.status_code == 400
+        assert "purpose" in bad.json()["error"] and "car (new)" in bad.json()["error"]
+        huge = c.post(
+            "/v1/models/german:predict", json={"instances": [{**records[0], "credit_amount": 1e39}]}
+        )
+        assert huge.status_code == 400 and "credit_amount" in huge.json()["error"]
+    log = AuditLog.open(audit)
+    assert log.count() == 2 * len(records) and log.verify().ok

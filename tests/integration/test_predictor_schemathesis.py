@@ -6,6 +6,8 @@ examples, coverage and fuzzing phases, positive and negative data, a bounded num
 (well under a minute), with the single check ``not_a_server_error``. (Its pytest plugin, ``from_fixture``,
 fails under pytest 9 with "'Function' object has no attribute '_nodeid'", hence the CLI.)
 Afterwards the audit log holds exactly one record per answered row (the decisions counter), no more.
+Run for the built-in model (Feast on Redis) and for a spec-trained German Credit model, whose document
+comes from its contract (raw categorical values as string enums, every number bounded).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import pytest
 
 from creditops.governance.audit import AuditLog
 from feast_repo.store import REPO_PATH
-from predictor.testing import feast_world, redis_address, running_server, tiny_bundle
+from predictor.testing import feast_world, german_bundle, redis_address, running_server, tiny_bundle
 
 MODEL = "credit"
 MAX_EXAMPLES = 30
@@ -41,6 +43,15 @@ def live_server(
         yield base, audit_url
 
 
+@pytest.fixture(scope="module")
+def german_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    bundle, _ = german_bundle(tmp_path_factory.mktemp("bundle-german-st"))
+    audit_url = f"sqlite:///{tmp_path_factory.mktemp('audit-german-st') / 'audit.db'}"
+    args = ["--bundle", str(bundle), "--audit-url", audit_url, "--max-batch", "20"]
+    with running_server(args, model_name=MODEL) as base:
+        yield base, audit_url
+
+
 def decisions_served(base: str) -> float:
     text = httpx.get(f"{base}/metrics").text
     return sum(
@@ -50,8 +61,9 @@ def decisions_served(base: str) -> float:
     )
 
 
-def test_no_input_causes_a_server_error(live_server: tuple[str, str], tmp_path: Path) -> None:
-    base, audit_url = live_server
+@pytest.mark.parametrize("server", ["live_server", "german_server"])
+def test_no_input_causes_a_server_error(server: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    base, audit_url = request.getfixturevalue(server)
     cli = Path(sys.executable).with_name("schemathesis")
     cmd = [
         str(cli), "run", f"{base}/predictor/openapi.json",

@@ -222,3 +222,59 @@ def test_check_feature_contract(expected, service, message):
     else:
         with pytest.raises(BundleError, match=message):
             check_feature_contract(make_manifest(), expected, service)
+
+
+# ------------------------------------------------------------------------------------ embedded contract
+def spec_contract_for(features=FEATURES, service="credit_scoring_v1"):
+    from creditops.features.contract import FeatureContract
+
+    return FeatureContract(
+        kind="spec",
+        name="tiny",
+        service=service,
+        entity="tiny_record",
+        join_key="applicant_id",
+        tables=["tiny"],
+        features=list(features),
+        dtypes={"income": "float", "utilisation": "float", "num_delinquencies": "int"},
+        directions={"income": -1, "utilisation": 1, "num_delinquencies": 1},
+        reasons={f: f"{f} too risky" for f in FEATURES},
+        target="defaulted",
+        valid_ranges={"utilisation": (0.0, 1.0)},
+    )
+
+
+def test_contract_is_embedded_whole_and_read_back(tmp_path, booster, data):
+    contract = spec_contract_for()
+    out = save_bundle(tmp_path / "b", booster, make_manifest(), data[FEATURES].head(50), contract=contract)
+    raw = json.loads((out / "manifest.json").read_text())
+    assert raw["contract"]["join_key"] == "applicant_id" and raw["contract"]["valid_ranges"]["utilisation"]
+    loaded = load_bundle(out)
+    assert loaded.contract == contract
+
+
+def test_contract_must_match_the_manifest(tmp_path, booster, data):
+    wrong = spec_contract_for(service="other_v1")
+    with pytest.raises(BundleError, match="contract"):
+        save_bundle(tmp_path / "b", booster, make_manifest(), data[FEATURES].head(50), contract=wrong)
+
+
+def test_old_bundle_without_contract_is_refused_with_a_clear_message(bundle_dir):
+    # Written before contracts were embedded, and not the built-in service's features: its encoding is lost.
+    with pytest.raises(BundleError, match="no feature contract in its manifest.*retrain"):
+        _ = load_bundle(bundle_dir).contract
+
+
+def test_old_builtin_bundle_derives_the_registry_contract():
+    from creditops.features.contract import builtin_contract
+
+    builtin = builtin_contract()
+    manifest = make_manifest(
+        features=builtin.features,
+        dtypes=builtin.dtypes,
+        directions=builtin.directions,
+        reasons={"income": "Own text"},
+    )
+    derived = manifest.feature_contract()
+    assert derived.features == builtin.features and derived.valid_ranges == builtin.valid_ranges
+    assert derived.reasons["income"] == "Own text"  # the manifest's texts win

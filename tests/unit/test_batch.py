@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from test_scoring import FEATURES, RANGES, make_tiny_bundle
+from test_scoring import FEATURES, REASONS, make_tiny_bundle, raw_frame
 
 from creditops.batch import score_file
 from creditops.errors import DataError
@@ -20,35 +20,41 @@ def tiny(tmp_path_factory):
 
 @pytest.mark.parametrize("fmt", ["parquet", "csv"])
 def test_score_file_chunks_quarantine_and_audit(tiny, tmp_path, fmt):
+    """The user's own file (raw categoricals), streamed in chunks; bad rows quarantined with the reason."""
     bundle, X = tiny
-    df = X.head(250).astype("float64").reset_index(drop=True)
+    df = raw_frame(600).head(250).reset_index(drop=True)
     df.insert(0, "applicant_id", np.arange(1000, 1250))
-    df.loc[3, "income"] = np.nan
+    df.loc[3, "income"] = np.nan  # missing: scored (the model routes it), as on the request path
     df.loc[7, "utilisation"] = 9.0  # out of range
     df.loc[8, "age"] = np.inf
+    df.loc[9, "purpose"] = "boat"  # unknown category
+    df.loc[10, "income"] = 1e39  # finite, beyond float32
     src = tmp_path / f"in.{fmt}"
     df.to_parquet(src) if fmt == "parquet" else df.to_csv(src, index=False)
     out = tmp_path / "out.parquet"
     log = AuditLog.open(f"sqlite:///{tmp_path}/audit.db")
-    result = score_file(bundle, src, out, audit=log, chunk_rows=64, progress=False, top_k=2, ranges=RANGES)
+    result = score_file(bundle, src, out, audit=log, chunk_rows=64, progress=False, top_k=2)
 
-    assert result.rows_in == 250 and result.rows_quarantined == 3 and result.rows_scored == 247
+    assert result.rows_in == 250 and result.rows_quarantined == 4 and result.rows_scored == 246
     scored = pd.read_parquet(out)
-    assert len(scored) == 247
+    assert len(scored) == 246
     assert list(scored.columns[:5]) == ["applicant_id", "prediction_id", "pd", "score", "decision"]
     assert {"reason_1", "reason_2", "model_version"} <= set(scored.columns)
-    good = df.drop(index=[3, 7, 8])
-    np.testing.assert_array_equal(scored["applicant_id"], good["applicant_id"])
+    good = X.head(250).reset_index(drop=True).drop(index=[7, 8, 9, 10]).astype("float64")
+    good.loc[3, "income"] = np.nan
+    np.testing.assert_array_equal(scored["applicant_id"], df.drop(index=[7, 8, 9, 10])["applicant_id"])
     np.testing.assert_allclose(scored["pd"], bundle.predict_pd(good[FEATURES]), atol=1e-5)
-    assert set(scored["reason_1"].dropna()) <= set(bundle.manifest.reasons.values())
+    assert set(scored["reason_1"].dropna()) <= set(REASONS.values())
+    assert not set(scored["reason_1"].dropna()) & {"purpose__car", "purpose__education", "purpose__other"}
 
     q = pq.read_table(result.quarantine_path).to_pandas()
-    assert q["row_number"].tolist() == [3, 7, 8]
-    assert "income: missing" in q["reason"][0]
-    assert "utilisation: outside valid range" in q["reason"][1]
-    assert "age: not finite" in q["reason"][2]
+    assert q["row_number"].tolist() == [7, 8, 9, 10]
+    assert "utilisation: outside valid range" in q["reason"][0]
+    assert "age: outside valid range" in q["reason"][1]
+    assert "purpose: unknown category (allowed: 'car', 'education', 'other')" in q["reason"][2]
+    assert "income: outside valid range" in q["reason"][3]
 
-    assert log.count() == 247 and log.verify().ok
+    assert log.count() == 246 and log.verify().ok
     audited = log.read_inputs(limit=None)
     assert set(audited["prediction_id"]) == set(scored["prediction_id"])
     np.testing.assert_allclose(audited["income"], good["income"].astype(np.float32))
@@ -57,7 +63,7 @@ def test_score_file_chunks_quarantine_and_audit(tiny, tmp_path, fmt):
 def test_missing_feature_column_fails_without_output(tiny, tmp_path):
     bundle, X = tiny
     src = tmp_path / "in.parquet"
-    X.drop(columns=["age"]).to_parquet(src)
+    raw_frame(50).drop(columns=["age"]).to_parquet(src)
     out = tmp_path / "out.parquet"
     with pytest.raises(DataError, match="age"):
         score_file(bundle, src, out, progress=False)
@@ -82,16 +88,18 @@ def test_unsupported_format(tiny, tmp_path):
         score_file(tiny[0], tmp_path / "in.json", tmp_path / "o.parquet", progress=False)
 
 
-def test_manifest_valid_ranges_apply_by_default(tiny, tmp_path):
+def test_contract_valid_ranges_apply(tiny, tmp_path):
     from creditops.artifact import load_bundle, save_bundle
 
     bundle, X = tiny
+    contract = bundle.contract.model_copy(update={"valid_ranges": {"utilisation": (0.0, 1.5)}})
     manifest = bundle.manifest.model_copy(update={"valid_ranges": {"utilisation": (0.0, 1.5)}})
-    save_bundle(tmp_path / "ranged", bundle.booster, manifest, bundle.reference)
+    save_bundle(tmp_path / "ranged", bundle.booster, manifest, bundle.reference, contract=contract)
     ranged = load_bundle(tmp_path / "ranged")
-    df = X.head(20).astype("float64").reset_index(drop=True)
-    df.loc[5, "utilisation"] = 9.0
+    df = X.head(20).astype("float64").reset_index(drop=True)  # a file of the model's own columns works too
+    df.loc[5, "utilisation"] = 1.7
     src = tmp_path / "in.parquet"
     df.to_parquet(src)
-    result = score_file(ranged, src, tmp_path / "out.parquet", progress=False)  # no ranges= given
+    result = score_file(ranged, src, tmp_path / "out.parquet", progress=False)
     assert result.rows_quarantined == 1 and result.rows_scored == 19
+    assert score_file(bundle, src, tmp_path / "out2.parquet", progress=False).rows_quarantined == 0

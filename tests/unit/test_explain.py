@@ -1,4 +1,4 @@
-"""Exact TreeSHAP (tabulated fast path) against xgboost's own pred_contribs, and reason codes."""
+"""The TreeSHAP engine (creditops.explain): tabulated fast path against xgboost's own pred_contribs."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 import xgboost as xgb
 from test_scoring import FEATURES, make_tiny_bundle
 
-from creditops.governance.explain import TreeShap, contributions, reason_codes, top_reasons
+from creditops.explain import TreeShap, contributions, contributions_array
 
 
 @pytest.fixture(scope="module")
@@ -40,20 +40,15 @@ def test_fast_path_exact_with_missing_values_and_repeated_features(depth):
     np.testing.assert_allclose(explainer.shap_values(X, n_threads=2), ref, atol=1e-5)
 
 
-def test_top_reasons_only_positive_and_sorted():
-    c = np.array([[0.5, -1.0, 2.0, 0.1], [-1.0, -2.0, -0.5, -0.1]], dtype=np.float32)
-    idx, val = top_reasons(c, 3)
-    assert idx.tolist() == [[2, 0, 3], [-1, -1, -1]]
-    assert val[0].tolist() == pytest.approx([2.0, 0.5, 0.1])
+def test_engine_knows_nothing_of_reasons():
+    import creditops.explain.treeshap as engine
+
+    assert not [name for name in dir(engine) if "reason" in name.lower()]
 
 
-def test_reason_codes_use_manifest_text(tiny):
+def test_contributions_array_of_a_frame_reorders_columns(tiny):
     bundle, X = tiny
-    codes = reason_codes(bundle, X.head(20), top_k=2)
-    contribs = contributions(bundle, X.head(20))
-    for row, (_, c) in zip(codes, contribs.iterrows(), strict=True):
-        positive = c[FEATURES][c[FEATURES] > 0].sort_values(ascending=False)
-        assert [r.feature for r in row] == list(positive.index[:2])
-        for r in row:
-            assert r.reason == bundle.manifest.reasons[r.feature]
-            assert r.contribution == pytest.approx(float(c[r.feature]), abs=1e-6)
+    shuffled = X[list(reversed(FEATURES))].head(5)
+    np.testing.assert_allclose(
+        contributions_array(bundle, shuffled), bundle.contributions(X.head(5)), atol=1e-5
+    )

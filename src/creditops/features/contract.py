@@ -16,8 +16,10 @@ between pipeline steps in artifact metadata.
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from creditops.features.registry import (
@@ -32,6 +34,10 @@ from creditops.features.registry import (
 #: Label and protected attributes of the synthetic world (carried beside the features, never inputs).
 BUILTIN_TARGET = "defaulted"
 BUILTIN_PROTECTED: tuple[str, ...] = ("sex", "age_band", "race")
+#: Largest finite float32: models read float32, so a value beyond it would silently become inf.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+Range = tuple[float | None, float | None]
 
 
 class FeatureContract(BaseModel):
@@ -56,6 +62,8 @@ class FeatureContract(BaseModel):
         category_reasons: Categorical source column -> {category value -> adverse-action reason text} (the
             same texts as ``reasons`` of the one-hot columns, keyed the way a spec declares them).
         valid_ranges: Feature -> inclusive (low, high) bounds a scored value must respect (None = open).
+            An open end is closed by float32's range (:meth:`bounds`), so every feature has an upper bound.
+        descriptions: Feature (or categorical source) -> what the value is (documentation, OpenAPI).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -77,6 +85,7 @@ class FeatureContract(BaseModel):
     encodings: dict[str, dict[str, str]] = Field(default_factory=dict)
     category_reasons: dict[str, dict[str, str]] = Field(default_factory=dict)
     valid_ranges: dict[str, tuple[float | None, float | None]] = Field(default_factory=dict)
+    descriptions: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _consistent(self) -> FeatureContract:
@@ -88,7 +97,47 @@ class FeatureContract(BaseModel):
         for label, mapping in (("dtypes", self.dtypes), ("directions", self.directions)):
             if set(mapping) != set(self.features):
                 raise ValueError(f"{label} must name exactly the features")
+        encoded = [c for mapping in self.encodings.values() for c in mapping.values()]
+        unknown = sorted(set(encoded) - set(self.features))
+        if unknown or len(set(encoded)) != len(encoded):
+            raise ValueError(f"encodings name one-hot columns that are not (unique) features: {unknown}")
+        clash = sorted(set(self.encodings) & set(self.features))
+        if clash:
+            raise ValueError(f"categorical source(s) {clash} are also model features")
         return self
+
+    @cached_property
+    def one_hot(self) -> dict[str, tuple[str, str]]:
+        """One-hot model column -> (categorical source field, category)."""
+        return {col: (src, cat) for src, mapping in self.encodings.items() for cat, col in mapping.items()}
+
+    @cached_property
+    def raw_fields(self) -> list[str]:
+        """What a request carries, in model order: numeric features as they are, each categorical once."""
+        fields: list[str] = []
+        for feature in self.features:
+            field = self.one_hot[feature][0] if feature in self.one_hot else feature
+            if field not in fields:
+                fields.append(field)
+        return fields
+
+    def bounds(self, feature: str) -> tuple[float, float]:
+        """Inclusive (low, high) a served value of ``feature`` must respect; always finite.
+
+        One-hot columns are 0/1; an open end of ``valid_ranges`` is float32's largest finite value, so a
+        number too large for the model's float32 input is out of range, never turned into inf.
+        """
+        if feature in self.one_hot:
+            return 0.0, 1.0
+        low, high = self.valid_ranges.get(feature, (None, None))
+        return (
+            -FLOAT32_MAX if low is None else max(float(low), -FLOAT32_MAX),
+            FLOAT32_MAX if high is None else min(float(high), FLOAT32_MAX),
+        )
+
+    def reason_text(self, feature: str) -> str:
+        """Adverse-action reason text of a model column or categorical source (generic if absent)."""
+        return self.reasons.get(feature) or f"{feature.replace('_', ' ')} increased the assessed risk"
 
     @property
     def views(self) -> list[str]:
@@ -115,6 +164,7 @@ def builtin_contract() -> FeatureContract:
         directions={f.name: int(f.direction) for f in FEATURES},
         reasons={f.name: f.reason for f in FEATURES},
         valid_ranges={f.name: f.valid_range for f in FEATURES if f.valid_range != (None, None)},
+        descriptions={f.name: f.description for f in FEATURES},
         target=BUILTIN_TARGET,
         protected=list(BUILTIN_PROTECTED),
     )

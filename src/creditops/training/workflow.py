@@ -110,7 +110,7 @@ def train_bundle(
         valid_ranges=contract.valid_ranges,
     )
     reference = train[features].sample(min(REFERENCE_ROWS, len(train)), random_state=settings.training.seed)
-    save_bundle(bundle_dir, fitted.booster, manifest, reference.reset_index(drop=True))
+    save_bundle(bundle_dir, fitted.booster, manifest, reference.reset_index(drop=True), contract=contract)
     client = MlflowClient(tracking_uri=tracking_uri_for(settings.mlflow.tracking_uri))
     for name, value in manifest.metrics.items():
         client.log_metric(run_id, f"train.{name}", float(value))

@@ -1,4 +1,6 @@
-"""Exact TreeSHAP contributions and adverse-action reason codes for a model bundle.
+"""The TreeSHAP engine: exact per-feature contributions of a model bundle, nothing else.
+
+Reason codes (which contributions become adverse-action reasons) are :mod:`creditops.serving.reasons`.
 
 Contributions are path-dependent TreeSHAP values in margin (log-odds) units, the same numbers xgboost's
 ``pred_contribs=True`` returns: one column per feature plus ``bias``; each row sums to the model margin.
@@ -22,7 +24,6 @@ import math
 import os
 import threading
 import weakref
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,15 +32,7 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
-__all__ = [
-    "ReasonCode",
-    "TreeShap",
-    "contributions",
-    "contributions_array",
-    "explainer_for",
-    "reason_codes",
-    "top_reasons",
-]
+__all__ = ["TreeShap", "contributions", "contributions_array", "explainer_for"]
 
 # A leaf with d distinct path features stores 2**d * d values; beyond this depth the tables explode.
 _MAX_FAST_DEPTH = 10
@@ -48,17 +41,8 @@ _UNIT_BITS = 10
 _MAX_TABLE_VALUES = 64_000_000
 _PROBE_TOLERANCE = 1e-3
 # numba's disk cache lives in __pycache__ beside this file; in a read-only image (KServe) compile in memory.
-_CACHE = bool(os.environ.get("NUMBA_CACHE_DIR")) or os.access(Path(__file__).parent, os.W_OK)
-
-
-@dataclass(frozen=True, slots=True)
-class ReasonCode:
-    """One adverse-action reason: a feature whose value pushed the probability of default up."""
-
-    feature: str
-    value: float
-    contribution: float
-    reason: str
+# (No environment lookup here: importing a module never depends on the process environment.)
+_CACHE = os.access(Path(__file__).parent, os.W_OK)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -330,13 +314,6 @@ class TreeShap:
             w.join()
         return out
 
-    def reason_texts(self, manifest: Any) -> list[str]:
-        """Reason text per feature (cached)."""
-        texts = getattr(self, "_texts", None)
-        if texts is None:
-            texts = self._texts = [reason_text(manifest, f) for f in self.features]
-        return texts
-
     def shap_values(self, X: np.ndarray, n_threads: int | None = None) -> np.ndarray:
         """Contributions (n_rows, n_features + 1) in margin units; last column is the bias.
 
@@ -573,71 +550,3 @@ def contributions(bundle: Any, X: pd.DataFrame | np.ndarray) -> pd.DataFrame:
     values = contributions_array(bundle, X)
     index = X.index if isinstance(X, pd.DataFrame) else None
     return pd.DataFrame(values, columns=[*bundle.manifest.features, "bias"], index=index)
-
-
-def top_reasons(contribs: np.ndarray, top_k: int = 4) -> tuple[np.ndarray, np.ndarray]:
-    """Indices and values of the ``top_k`` largest positive contributions per row (vectorised).
-
-    Args:
-        contribs: (n_rows, n_features) contributions WITHOUT the bias column.
-        top_k: reasons per row.
-
-    Returns:
-        ``(idx, val)`` both (n_rows, k) sorted by decreasing contribution; ``idx`` is -1 where fewer than k
-        features raised the PD (only contributions > 0 are reasons).
-    """
-    n, p = contribs.shape
-    k = max(0, min(top_k, p))
-    if n == 0 or k == 0:
-        return np.full((n, k), -1, dtype=np.int64), np.zeros((n, k), dtype=contribs.dtype)
-    if n == 1:  # the request path: one argsort beats the vectorised machinery
-        row = contribs[0]
-        order = np.argsort(-row, kind="stable")[:k]
-        vals = row[order]
-        keep = vals > 0
-        return np.where(keep, order, -1)[None, :], np.where(keep, vals, 0)[None, :]
-    if k < p:
-        part = np.argpartition(-contribs, k - 1, axis=1)[:, :k]
-    else:
-        part = np.broadcast_to(np.arange(p), (n, p)).copy()
-    vals = np.take_along_axis(contribs, part, axis=1)
-    order = np.argsort(-vals, axis=1, kind="stable")
-    idx = np.take_along_axis(part, order, axis=1)
-    vals = np.take_along_axis(vals, order, axis=1)
-    idx = np.where(vals > 0, idx, -1)
-    vals = np.where(vals > 0, vals, 0)
-    return idx, vals
-
-
-def reason_text(manifest: Any, feature: str) -> str:
-    """Plain-language adverse-action reason for a feature (manifest ``reasons``; generic text if absent)."""
-    reasons = getattr(manifest, "reasons", None) or {}
-    return reasons.get(feature) or f"{feature.replace('_', ' ')} increased the assessed risk"
-
-
-def reasons_from_contribs(
-    bundle: Any, X: np.ndarray, contribs: np.ndarray, top_k: int = 4
-) -> list[list[ReasonCode]]:
-    """Reason codes given precomputed contributions (with or without the bias column)."""
-    features = list(bundle.manifest.features)
-    idx, vals = top_reasons(contribs[:, : len(features)], top_k)
-    texts = explainer_for(bundle).reason_texts(bundle.manifest)
-    out: list[list[ReasonCode]] = []
-    for r in range(idx.shape[0]):
-        row: list[ReasonCode] = []
-        for j in range(idx.shape[1]):
-            f = int(idx[r, j])
-            if f < 0:
-                break
-            row.append(ReasonCode(features[f], float(X[r, f]), float(vals[r, j]), texts[f]))
-        out.append(row)
-    return out
-
-
-def reason_codes(bundle: Any, X: pd.DataFrame | np.ndarray, top_k: int = 4) -> list[list[ReasonCode]]:
-    """Adverse-action reasons per row: the ``top_k`` features that raised the PD most, largest first.
-
-    Only positive contributions (pushing PD up) are reasons; a row with none gets an empty list.
-    """
-    M = _matrix(bundle, X)
-    return reasons_from_contribs(bundle, M, explainer_for(bundle).shap_values(M), top_k)
