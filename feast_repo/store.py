@@ -246,7 +246,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     from creditops.config import load_config
 
-    cfg = load_config(args[1] if len(args) > 1 else None).feast
+    # resolved(): the data dir the demo filled (<workdir>/feast), not the repo's own default
+    cfg = load_config(args[1] if len(args) > 1 else None).resolved().feast
     for key, value in feast_env(cfg).items():
         print(f"export {key}='{value}'")
     return 0
