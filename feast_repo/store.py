@@ -64,9 +64,16 @@ def open_store(
     return store
 
 
-def apply(store: FeatureStore, contract: FeatureContract | None = None) -> None:
-    """Register the Feast objects serving ``contract`` (default: the built-in ones the CLI applies)."""
+def apply(store: FeatureStore, contract: FeatureContract | None = None, bump: bool = False) -> None:
+    """Register the Feast objects serving ``contract`` (default: the built-in ones the CLI applies).
+
+    Each FeatureService pins its features' definition hashes; a registered one whose features changed is
+    refused, or with ``bump`` applied as its next version beside it (:mod:`feast_repo.versioning`).
+    """
+    from feast_repo.versioning import stamp_and_check
+
     objects = definitions.contract_objects(contract or builtin_contract(), store.creditops_env)
+    stamp_and_check(store, objects, bump=bump)
     store.apply(list(objects.values()))
 
 
