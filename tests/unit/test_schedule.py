@@ -129,3 +129,23 @@ def test_a_scheduler_started_late_owes_nothing_and_a_failed_run_does_not_stop_it
     runs = sched.run_until(lambda: clock.now >= _t("2027-01-03T03:00"), clock.sleep)
     assert [r.started for r in runs] == [_t("2027-01-02T02:00"), _t("2027-01-03T02:00")]
     assert all(r.error == "RuntimeError: ingest failed" for r in runs)
+
+
+def _kfp_cron(manifest_text: str) -> dict[str, str]:
+    """Recurring-run name -> its 6-field KFP cron, from manifests/base/kfp/recurring-runs.yaml."""
+    import yaml
+
+    doc = yaml.safe_load(manifest_text)
+    runs = doc.get("recurringRuns") or doc.get("recurring_runs") or doc.get("runs") or []
+    return {r["name"]: r["cron"] for r in runs}
+
+
+def test_manifests_use_the_same_cron_expressions() -> None:
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "manifests" / "base" / "kfp" / "recurring-runs.yaml"
+    if not path.exists():
+        pytest.skip("manifests/base/kfp/recurring-runs.yaml is not in this checkout (deploy-static branch)")
+    crons = set(_kfp_cron(path.read_text()).values())
+    cfg = ScheduleConfig()
+    assert {"0 " + cfg.daily_cron, "0 " + cfg.retrain_cron} <= crons, crons
