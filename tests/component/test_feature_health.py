@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 from prometheus_client import generate_latest
 
+from creditops.cli import main
 from creditops.config import FeastConfig
 from creditops.data.synthetic import generate_world
 from creditops.features.build import build_feature_tables, entity_frame
@@ -81,6 +82,17 @@ def test_health_of_a_filled_store_with_audited_decisions(tmp_path: Path, run_id:
         assert 'creditops_feature_skew_mismatches{feature="credit_score"} 1.0' in text
         assert 'creditops_feature_freshness_seconds{view="derived_fv"} 10800.0' in text
         assert "| credit_score ⚠ |" in health_markdown(health)
+
+        config = tmp_path / "creditops.yaml"
+        config.write_text(
+            f"workdir: {tmp_path / 'work'}\naudit:\n  url: '{url}'\n"
+            f"feast:\n  project: creditops_test_{run_id}_health\n  data_dir: {tmp_path / 'd'}\n"
+        )
+        assert main(["--config", str(config), "features", "health", "--sample", "40"]) == 0
+        report = (tmp_path / "work" / "reports" / "feature-health.md").read_text()
+        assert "| credit_score ⚠ | 0.000 | 0.000 |" in report and "1/6 |" in report
+        prom = (tmp_path / "work" / "reports" / "feature-health.prom").read_text()
+        assert 'creditops_feature_skew_mismatches{feature="credit_score"} 1.0' in prom
     finally:
         fs.teardown(store)
 
