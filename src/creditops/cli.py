@@ -173,7 +173,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if not summary.get("registered_version"):
         console.print("[red]no model registered: a validation gate failed; see the summary above[/]")
         return 1
-    return demo_serving(settings, summary, console)
+    code = demo_serving(settings, summary, console)
+    if code == 0:
+        from feast_repo.stream import demo_stream
+
+        code = demo_stream(settings, summary, console)
+    return code
 
 
 def cmd_stream(args: argparse.Namespace) -> int:
