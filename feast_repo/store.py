@@ -93,9 +93,16 @@ def open_store(
     return store
 
 
-def apply(store: FeatureStore, contract: FeatureContract | None = None) -> None:
-    """Register the Feast objects serving ``contract`` (default: the built-in ones the CLI applies)."""
+def apply(store: FeatureStore, contract: FeatureContract | None = None, bump: bool = False) -> None:
+    """Register the Feast objects serving ``contract`` (default: the built-in ones the CLI applies).
+
+    Each FeatureService pins its features' definition hashes; a registered one whose features changed is
+    refused, or with ``bump`` applied as its next version beside it (:mod:`feast_repo.versioning`).
+    """
+    from feast_repo.versioning import stamp_and_check
+
     objects = definitions.contract_objects(contract or builtin_contract(), store.creditops_env)
+    stamp_and_check(store, objects, bump=bump)
     store.apply(list(objects.values()))
 
 
@@ -279,7 +286,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     from creditops.config import load_config
 
-    cfg = load_config(args[1] if len(args) > 1 else None).feast
+    # resolved(): the data dir the demo filled (<workdir>/feast), not the repo's own default
+    cfg = load_config(args[1] if len(args) > 1 else None).resolved().feast
     variables = feast_env(cfg)
     if args[0] == "yaml":
         repo = Path(cfg.repo_path or REPO_PATH)

@@ -294,7 +294,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if not summary.get("registered_version"):
         console.print("[red]no model registered: a validation gate failed; see the summary above[/]")
         return 1
-    return demo_serving(settings, summary, console)
+    code = demo_serving(settings, summary, console)
+    if code == 0:
+        from feast_repo.stream import demo_stream
+
+        code = demo_stream(settings, summary, console)
+    return code
 
 
 def cmd_stream(args: argparse.Namespace) -> int:
@@ -373,6 +378,138 @@ def cmd_stream_replay(args: argparse.Namespace) -> int:
 
     asyncio.run(publish())
     console.print(f"published {len(frame):,} transaction events to {cfg.stream}.events.transaction")
+    return 0
+
+
+def cmd_schedule(args: argparse.Namespace) -> int:
+    """Run the daily pipeline and monthly retraining on the configured cron expressions (until SIGTERM)."""
+    import signal
+
+    from creditops.schedule import Cron, Job, Scheduler
+
+    settings = _settings(args)
+    cfg = settings.schedule
+    stopping = {"now": False}
+    signal.signal(signal.SIGTERM, lambda *_: stopping.update(now=True))
+    signal.signal(signal.SIGINT, lambda *_: stopping.update(now=True))
+
+    def daily() -> None:
+        from pipelines.daily import run_daily
+
+        console.rule("daily pipeline (KFP local runner)")
+        decision = run_daily(settings, on_retrain=lambda d: _train(settings))
+        console.print(f"retrain: {decision['retrain']} {'; '.join(decision['reasons'])}")
+
+    jobs = [
+        Job("daily", Cron.parse(cfg.daily_cron), daily),
+        Job("retrain", Cron.parse(cfg.retrain_cron), lambda: _train(settings)),
+    ]
+    sched = Scheduler(jobs, max_concurrency=cfg.max_concurrency)
+    for job in jobs:
+        console.print(f"{job.name}: '{job.cron.expression}' next at {job.next_due:%Y-%m-%d %H:%M} UTC")
+    if args.once:
+        return 0
+    import time
+
+    sched.run_until(lambda: stopping["now"], time.sleep)
+    return 0
+
+
+def _feature_tables(settings: Settings) -> dict[str, Any] | None:
+    """The offline feature tables of the configured store (None when it holds none yet)."""
+    import pandas as pd
+
+    from creditops.features.registry import GROUPS
+    from feast_repo.definitions import parquet_path
+
+    data_dir = settings.feast.data_dir
+    paths = {g: parquet_path(data_dir, g) for g in GROUPS}
+    if settings.feast.offline_store != "file" or not all(p.exists() for p in paths.values()):
+        return None
+    return {g: pd.read_parquet(p) for g, p in paths.items()}
+
+
+def _models_by_feature(settings: Settings) -> dict[str, list[str]] | None:
+    """Feature -> registered model versions using it, or None when the MLflow registry is not readable."""
+    try:
+        from mlflow.tracking import MlflowClient
+
+        from creditops.artifact import read_manifest
+        from creditops.features.catalog import models_by_feature
+        from creditops.governance.registry import resolve, tracking_uri_for
+
+        uri = tracking_uri_for(settings.mlflow.tracking_uri)
+        name = settings.mlflow.model_name
+        pairs = []
+        for v in MlflowClient(uri).search_model_versions(f"name='{name}'"):
+            bundle = resolve(uri, f"models:/{name}/{v.version}")
+            pairs.append((f"{name} v{v.version}", read_manifest(bundle).features))
+        return models_by_feature(pairs)
+    except Exception:  # noqa: BLE001 - no server, no registry, no model: the catalog says "unknown"
+        return None
+
+
+def _catalog(args: argparse.Namespace) -> list[Any]:
+    from creditops.features.catalog import catalog_entries
+
+    settings = _settings(args)
+    return catalog_entries(_feature_tables(settings), None, _models_by_feature(settings))
+
+
+def cmd_features_list(args: argparse.Namespace) -> int:
+    """List the model features (name, group, dtype, direction, content hash, description)."""
+    from creditops.features.registry import FEATURES
+    from creditops.features.versioning import feature_hashes
+
+    hashes = feature_hashes([f.name for f in FEATURES])
+    width = max(len(f.name) for f in FEATURES)
+    for f in FEATURES:  # plain lines: greppable, never wrapped to the terminal width
+        head = f"{f.name:<{width}}  {f.group:<11}  {f.dtype:<5}  {f.direction:+d}"
+        print(f"{head}  {hashes[f.name]}  {f.description}")
+    return 0
+
+
+def cmd_features_describe(args: argparse.Namespace) -> int:
+    """Describe one feature."""
+    from creditops.features.catalog import describe
+    from creditops.features.registry import get_feature
+
+    try:
+        get_feature(args.name)
+    except KeyError:
+        console.print(f"[red]error:[/] unknown feature {args.name!r} (see `creditops features list`)")
+        return 2
+    (entry,) = [e for e in _catalog(args) if e.name == args.name]
+    print(describe(entry))
+    return 0
+
+
+def cmd_features_catalog(args: argparse.Namespace) -> int:
+    """Write the HTML feature catalog (index + one page per feature)."""
+    from creditops.features.catalog import write_catalog
+
+    paths = write_catalog(_catalog(args), args.out)
+    console.print(f"wrote {len(paths)} pages to {args.out} ({paths[0]})")
+    return 0
+
+
+def cmd_features_health(args: argparse.Namespace) -> int:
+    """Check feature health of the configured store; write the report and the Prometheus text."""
+    from prometheus_client import write_to_textfile
+
+    from creditops.features.health import health_gauges, health_markdown
+    from feast_repo.health import check_health
+    from feast_repo.store import open_store
+
+    settings = _settings(args)
+    store = open_store(config=settings.feast)
+    health = check_health(store, sample=args.sample, audit_url=settings.audit.url)
+    out = settings.workdir / "reports"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "feature-health.md").write_text(health_markdown(health))
+    write_to_textfile(str(out / "feature-health.prom"), health_gauges(health))
+    print(health_markdown(health))
+    console.print(f"wrote {out / 'feature-health.md'} and {out / 'feature-health.prom'}")
     return 0
 
 
@@ -461,6 +598,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--url", help="audit log URL (default: audit.url from config)")
     p.add_argument("--anchor", help="anchor file of chain heads (default: audit.anchor_path from config)")
     p.set_defaults(func=cmd_audit_verify)
+    p = add("schedule", cmd_schedule, "run the daily pipeline and monthly retraining on their cron schedules")
+    p.add_argument("--once", action="store_true", help="print the next run times and exit")
+    features = sub.add_parser("features", help="feature catalog and health")
+    features_sub = features.add_subparsers(dest="features_command", required=True)
+    p = features_sub.add_parser("list", help="list the model features")
+    p.set_defaults(func=cmd_features_list)
+    p = features_sub.add_parser("describe", help="describe one feature")
+    p.add_argument("name")
+    p.set_defaults(func=cmd_features_describe)
+    p = features_sub.add_parser("catalog", help="write the HTML feature catalog")
+    p.add_argument("--out", type=Path, required=True, help="output directory")
+    p.set_defaults(func=cmd_features_catalog)
+    p = features_sub.add_parser("health", help="feature health of the configured store")
+    p.add_argument("--sample", type=int, default=500, help="entities sampled from the online store")
+    p.set_defaults(func=cmd_features_health)
     return parser
 
 

@@ -306,6 +306,23 @@ class StreamingConfig(_Section):
     state_prefix: str = "creditops:stream:"
 
 
+class ScheduleConfig(_Section):
+    """When the pipelines run: 5-field cron expressions (minute hour day-of-month month day-of-week, UTC).
+
+    ``creditops schedule`` and the KFP recurring runs in ``manifests/`` read the same expressions (KFP's
+    ``cronSchedule`` takes a leading seconds field: ``"0 " + daily_cron``).
+
+    Attributes:
+        daily_cron: the daily data pipeline (ingest -> features -> store -> monitoring -> retrain decision).
+        retrain_cron: the monthly retraining pipeline; 03:00 on the 1st, after that day's data run.
+        max_concurrency: runs at once, all pipelines together (a due run waits for the running one).
+    """
+
+    daily_cron: str = "0 2 * * *"
+    retrain_cron: str = "0 3 1 * *"
+    max_concurrency: int = Field(1, ge=1)
+
+
 class Settings(_Section):
     """All of creditops' configuration."""
 
@@ -319,6 +336,7 @@ class Settings(_Section):
     audit: AuditConfig = AuditConfig()
     serving: ServingConfig = ServingConfig()
     streaming: StreamingConfig = StreamingConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
 
     def resolved(self, base: Path | None = None) -> Settings:
         """Return a copy with an absolute workdir and ``{workdir}`` filled in, for subprocesses."""
