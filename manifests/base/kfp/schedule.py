@@ -1,9 +1,10 @@
 """Register the creditops pipelines' recurring runs on Kubeflow Pipelines (run by Job creditops-kfp-schedule).
 
-Pipelines: ``training`` (``pipelines/training.yaml``) and ``data`` (``pipelines/data.yaml``: ingest ->
-validate -> features + ``feast apply``/materialize), both compiled and checked in. The run config is the
-environment's ``settings.yaml`` (expanded and validated by ``creditops.config.load_config``), passed to
-every step as JSON. Idempotent: a recurring run with the same name is replaced.
+Pipelines: ``training`` (``pipelines/training.yaml``) and ``daily`` (``pipelines/daily.yaml``: ingest ->
+validate -> features -> store -> monitoring check -> retraining decision), both compiled and checked in.
+The run config is the environment's ``settings.yaml`` (expanded and validated by
+``creditops.config.load_config``), passed to every step as JSON. Idempotent: a recurring run with the
+same name is replaced.
 
 Usage: ``python schedule.py --runs recurring-runs.yaml --settings settings.yaml --host http://ml-pipeline:8888``
 (``--dry-run`` prints the requests instead of sending them).
@@ -24,7 +25,7 @@ class RecurringRun(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-    pipeline: str = Field(pattern=r"^(data|training)$")
+    pipeline: str = Field(pattern=r"^(daily|training)$")
     cron: str
     max_concurrency: int = Field(1, ge=1, le=10)
     no_catchup: bool = True
@@ -55,7 +56,7 @@ def package_path(pipeline: str) -> Path:
     if pipeline == "training":
         from pipelines.training import COMPILED
     else:
-        from pipelines.data import COMPILED
+        from pipelines.daily import COMPILED
     return COMPILED
 
 
