@@ -94,6 +94,7 @@ class SyntheticSource:
             approved=int((scores < 0.3).sum()),
             declined=int((scores >= 0.5).sum()),
             audited=n - errors,
+            audit_answers=n - errors,
         )
 
     def window(self, since: float) -> tuple[ArmWindow, ArmWindow]:

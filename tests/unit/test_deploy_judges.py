@@ -72,6 +72,9 @@ def test_audit_completeness_and_readiness() -> None:
     assert judges.audit_completeness(100, 100).status == "pass"
     assert judges.audit_completeness(100, 99).status == "fail"
     assert judges.audit_completeness(100, 101).status == "fail"
+    # a request in flight may already be audited, but no more records than answers + in flight
+    assert judges.audit_completeness(100, 103, in_flight=5).status == "pass"
+    assert judges.audit_completeness(100, 106, in_flight=5).status == "fail"
     assert judges.readiness(True).status == "pass"
     assert judges.readiness(False, "latestCreatedRevision != latestReadyRevision").failed
     assert judges.readiness(False).to_dict()["p_value"] is None

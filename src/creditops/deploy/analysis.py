@@ -24,7 +24,9 @@ class ArmWindow:
         scores: PD of every answered row.
         approved: Rows decided ``approve``.
         declined: Rows decided ``decline``.
-        audited: Audit records found for the arm's answered rows (``-1``: not counted in this window).
+        audited: Audit records of the arm over the whole rollout (``-1``: not counted).
+        audit_answers: Rows the arm answered over the whole rollout, read before counting ``audited``.
+        audit_in_flight: Rows answered or in flight after counting, beyond ``audit_answers``.
     """
 
     requests: int = 0
@@ -34,6 +36,8 @@ class ArmWindow:
     approved: int = 0
     declined: int = 0
     audited: int = -1
+    audit_answers: int = -1
+    audit_in_flight: int = 0
 
     @property
     def answered(self) -> int:
@@ -77,5 +81,7 @@ def analyse(
         ),
     ]
     if canary.audited >= 0:
-        verdicts.append(judges.audit_completeness(canary.answered, canary.audited))
+        verdicts.append(
+            judges.audit_completeness(canary.audit_answers, canary.audited, canary.audit_in_flight)
+        )
     return verdicts

@@ -191,6 +191,10 @@ def run_canary(
         sleep(cfg.check_every_s)
         now = clock()
         canary, champion = source.window(machine.step_started_at)
+        if champion.requests < cfg.min_requests:
+            # at 100 % (or a step too short for the champion to see traffic) there is no side-by-side
+            # baseline: judge the canary against the champion's traffic since the rollout began
+            _, champion = source.window(start)
         verdicts = analyse(canary, champion, cfg, ready=target.ready())
         action = machine.observe(verdicts, now)
         if action.kind == "await_approval":

@@ -187,12 +187,20 @@ def two_proportion_p(k1: int, n1: int, k2: int, n2: int) -> float:
     return float(2 * stats.norm.sf(abs(z)))
 
 
-def audit_completeness(answers: int, records: int) -> Verdict:
-    """Every answer the canary gave has its audit record (``records == answers``); anything else fails."""
+def audit_completeness(answers: int, records: int, in_flight: int = 0) -> Verdict:
+    """Every answer has its audit record and no record lacks an answer: ``records == answers``.
+
+    A request still in flight may already be audited (the predictor audits before it answers), so with
+    ``in_flight`` rows outstanding when the records were counted,
+    ``answers <= records <= answers + in_flight`` passes; anything else fails.
+    """
     missing = answers - records
-    detail = f"{records} audit records for {answers} answers"
-    status: Status = "pass" if missing == 0 else "fail"
-    return Verdict("audit", status, float(missing), 0.0, detail)
+    extra = records - answers - in_flight
+    detail = f"{records} audit records for {answers} answers" + (
+        f" (+{in_flight} in flight)" if in_flight else ""
+    )
+    status: Status = "pass" if missing <= 0 and extra <= 0 else "fail"
+    return Verdict("audit", status, float(max(missing, extra, 0)), 0.0, detail)
 
 
 def readiness(ready: bool, detail: str = "") -> Verdict:
