@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 import subprocess
 import time
@@ -141,25 +142,31 @@ def test_readme_kubectl_equivalents_run_against_the_fake_server(
         assert "Warning" not in done.stderr, done.stderr
         return done.stdout
 
-    # the README's commands: start a canary at 10 %, read the split, roll back, read it again
-    new = "s3://models/credit-pd/2"
-    start = json.dumps({"spec": {"predictor": {"canaryTrafficPercent": 10, "model": {"storageUri": new}}}})
-    assert "patched" in kubectl("patch", "isvc", NAME, "--type", "merge", "-p", start)
-    wait_observed(api, 2)
+    # the README's commands, in order: start a canary at 10 %, read the split and the revisions, roll back,
+    # promote (each followed by what the controller reads)
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = readme.split("The same by hand, Serverless mode:", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    commands = [
+        shlex.split(line, comments=True) for line in block.replace("\\\n", " ").splitlines() if line.strip()
+    ]
+    assert [c[:2] for c in commands] == [["kubectl", "patch"], ["kubectl", "get"], ["kubectl", "get"]] + [
+        ["kubectl", "patch"]
+    ] * 2
     prev = "jsonpath={.status.components.predictor.traffic[?(@.tag=='prev')].percent}"
     latest = "jsonpath={.status.components.predictor.traffic[?(@.latestRevision==true)].percent}"
-    assert kubectl("get", "isvc", NAME, "-o", prev) == "90"
+    assert "patched" in kubectl(*commands[0][1:])
+    wait_observed(api, 2)
+    assert kubectl(*commands[1][1:]) == "90"
     assert kubectl("get", "isvc", NAME, "-o", latest) == "10"
-    comp = ".status.components.predictor"
-    revisions = f"jsonpath={{{comp}.latestCreatedRevision}} {{{comp}.latestReadyRevision}}"
-    assert (
-        kubectl("get", "isvc", NAME, "-o", revisions) == "credit-pd-predictor-00002 credit-pd-predictor-00002"
-    )
-    kubectl(
-        "patch", "isvc", NAME, "--type", "merge", "-p", '{"spec":{"predictor":{"canaryTrafficPercent":0}}}'
-    )
+    assert kubectl(*commands[2][1:]) == "credit-pd-predictor-00002 credit-pd-predictor-00002"
+    kubectl(*commands[3][1:])  # roll back: 0 %
     wait_observed(api, 3)
     assert kubectl("get", "isvc", NAME, "-o", prev) == "100"
-    # what kubectl did is what the controller reads
-    assert KServeTarget(api, NS, NAME, new).status().percent(tag="prev") == 100
+    new = "s3://models/credit-pd/2"
+    assert KServeTarget(api, NS, NAME, new).status().percent(tag="prev") == 100  # what the controller reads
+    kubectl(*commands[4][1:])  # promote: the percent removed
+    wait_observed(api, 4)
+    assert kubectl("get", "isvc", NAME, "-o", latest) == "100"
+    status = KServeTarget(api, NS, NAME, new).status()
+    assert status.rolled_out == "credit-pd-predictor-00002" and len(status.traffic) == 1
     assert NAME in kubectl("get", "isvc")
