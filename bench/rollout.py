@@ -92,6 +92,9 @@ def canary_figures(router: Router, result: Any, load: SteadyLoad, errors_before:
         ),
         "client_errors": load.stats.errors - errors_before,
         "checks": len(result.reports),
+        "last_check": {v.name: f"{v.status}: {v.detail}" for v in result.reports[-1].verdicts}
+        if result.reports
+        else {},
     }
 
 
@@ -101,9 +104,9 @@ def main() -> int:
     ap.add_argument("--check-every", type=float, default=2.0)
     ap.add_argument("--threshold", type=int, default=2)
     ap.add_argument("--threads", type=int, default=4, help="client threads of the steady load")
-    ap.add_argument("--rows", type=int, default=10, help="applicants per request")
+    ap.add_argument("--rows", type=int, default=25, help="applicants per request")
     ap.add_argument("--error-rate", type=float, default=0.5)
-    ap.add_argument("--shift", type=float, default=0.08)
+    ap.add_argument("--shift", type=float, default=0.05, help="added to every PD of the shifted one")
     ap.add_argument("--quick", action="store_true", help="interval 4 s, check every 1 s")
     args = ap.parse_args()
     if args.quick:

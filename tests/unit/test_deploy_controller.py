@@ -151,3 +151,26 @@ def test_driver_rolls_back_when_no_approval_comes() -> None:
     )  # fmt: skip
     assert result.outcome == "rolled_back" and "no approval" in result.reason
     assert target.calls[-1] == ("rollback", 0)
+
+
+class NoChampionAtFullWeight(SyntheticSource):
+    """At 100 % the champion gets no traffic in the step's window; only the whole rollout has a baseline."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[float] = []
+
+    def window(self, since: float) -> tuple[ArmWindow, ArmWindow]:
+        self.calls.append(since)
+        canary, champion = super().window(since)
+        return canary, (champion if since == 0.0 else ArmWindow())
+
+
+def test_last_step_is_judged_against_the_champion_traffic_of_the_whole_rollout() -> None:
+    clock, source = FakeClock(), NoChampionAtFullWeight()
+    cfg = CanaryConfig(steps=[50, 100], interval_s=10, check_every_s=5, threshold=2, progress_deadline_s=60)
+    result = run_canary(FakeTarget(), source, cfg, clock=clock, sleep=clock.sleep, auto_promote=True)
+    # without the fallback every check at 100 % is inconclusive, and the deadline rolls the canary back
+    assert result.outcome == "promoted", result.reason
+    assert [r.weight for r in result.reports if r.action.kind == "advance"] == [100]
+    assert source.calls.count(0.0) > 2  # the step windows of 50 %, then the baseline at 100 %

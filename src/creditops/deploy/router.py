@@ -103,8 +103,9 @@ class Router:
         self.timeout_s = timeout_s
         self.table = Table(champion)
         self.observations: list[Observation] = []
-        self.answered: dict[str, int] = {}
-        self.in_flight: dict[str, int] = {}
+        # keyed by (rollout id, arm): one router may run several rollouts one after another
+        self.answered: dict[tuple[str, str], int] = {}
+        self.in_flight: dict[tuple[str, str], int] = {}
         self.client_errors = 0
         self._rng = random.Random(seed)
         self._client: httpx.AsyncClient | None = None
@@ -161,10 +162,11 @@ class Router:
             arm.declined += sum(d == "decline" for d in obs.decisions)
         if audit is not None:
             name = self.challenger_arm()
-            before = self.answered.get(name, 0)
+            key = (audit.rollout_id, name)
+            before = self.answered.get(key, 0)
             challenger.audited = audit.count(name)
             challenger.audit_answers = before
-            challenger.audit_in_flight = self.answered.get(name, 0) + self.in_flight.get(name, 0) - before
+            challenger.audit_in_flight = self.answered.get(key, 0) + self.in_flight.get(key, 0) - before
         return challenger, champion
 
     def challenger_arm(self) -> str:
@@ -279,23 +281,24 @@ class Router:
             if kind == "predict"
             else f"/v2/models/{self.model_name}/infer"
         )
+        key = (self.rollout_id, arm)
         route = {ROUTE_HEADER: f"arm={arm};rollout={self.rollout_id}"}
         start = time.monotonic()
-        self.in_flight[arm] = self.in_flight.get(arm, 0) + rows
+        self.in_flight[key] = self.in_flight.get(key, 0) + rows
         resp: httpx.Response | None
         try:
             resp = await self._client.post(backend.url + path, content=body, headers={**headers, **route})
         except httpx.HTTPError:
             resp = None
         finally:
-            self.in_flight[arm] -= rows
+            self.in_flight[key] -= rows
         ok = resp is not None and resp.status_code < 500
         obs = Observation(start, arm, backend.version, ok, rows, (time.monotonic() - start) * 1000.0)
         if resp is not None and resp.status_code == 200 and kind == "predict":
             preds = resp.json().get("predictions", [])
             obs.pds = [float(p["pd"]) for p in preds]
             obs.decisions = [str(p["decision"]) for p in preds]
-            self.answered[arm] = self.answered.get(arm, 0) + len(preds)
+            self.answered[key] = self.answered.get(key, 0) + len(preds)
         self.observations.append(obs)
         return resp
 
