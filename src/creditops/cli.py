@@ -227,10 +227,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def demo_rollout(settings: Settings, summary: dict[str, Any]) -> int:
     """The demo's last step: canary the new model over a live stream of applicants scored by id."""
+    import time
+
     import pandas as pd
 
     from creditops.config import CanaryConfig
-    from creditops.deploy.commands import canary_local, history_of
+    from creditops.deploy.commands import canary_local, history_of, stage
     from creditops.deploy.release import approve, promote_to_champion
     from creditops.governance.registry import CHAMPION, alias_version
 
@@ -249,6 +251,11 @@ def demo_rollout(settings: Settings, summary: dict[str, Any]) -> int:
     ids = [
         int(i) for i in pd.read_parquet(summary["entities_path"], columns=["applicant_id"])["applicant_id"]
     ]
+    t0 = time.monotonic()
+    console.rule(f"staging: v{new} on its own endpoint, integration smoke tests")
+    if not stage(settings, new, [{"applicant_id": i} for i in ids[:5]], console):
+        console.print(f"[red]v{new} failed the staging smoke tests: not rolled out[/]")
+        return 1
 
     def instances(i: int) -> list[dict[str, Any]]:
         start = (i * 20) % max(len(ids) - 20, 1)
@@ -261,8 +268,16 @@ def demo_rollout(settings: Settings, summary: dict[str, Any]) -> int:
     console.rule(f"canary rollout of v{new} against champion v{champion} (live stream of scored applicants)")
     cfg = CanaryConfig(interval_s=6, check_every_s=2, threshold=2, progress_deadline_s=180)
     result = canary_local(
-        settings, new, console, champion=champion, load_instances=instances, approver=approver, cfg=cfg
+        settings,
+        new,
+        console,
+        champion=champion,
+        load_instances=instances,
+        approver=approver,
+        cfg=cfg,
+        port=0,
     )
+    console.print(f"registered -> staging -> canary -> approved -> champion: {time.monotonic() - t0:.0f} s")
     return 0 if result.outcome == "promoted" else 1
 
 

@@ -79,11 +79,13 @@ def canary_local(
     load_instances: Callable[[int], list[dict[str, Any]]] | None = None,
     approver: Callable[[], bool] | None = None,
     cfg: CanaryConfig | None = None,
+    port: int | None = None,
 ) -> RolloutResult:
     """Canary ``candidate`` against the champion on the local target, then promote or roll back.
 
     The router listens on ``deploy.router_host:router_port`` for real clients; ``load_instances`` adds a
-    steady client stream of its own (the demo). Promotion needs an approval unless ``deploy.auto_promote``.
+    steady client stream of its own (the demo); ``port`` overrides the configured router port (0: any free
+    port). Promotion needs an approval unless ``deploy.auto_promote``.
     """
     from creditops.governance.registry import CHAMPION, alias_version
 
@@ -100,7 +102,9 @@ def canary_local(
         canary_url = stack.enter_context(served_version(settings, candidate, f"canary-v{candidate}"))
         router = Router(Backend(champion_url, champion), settings.serving.model_name, rollout_id=rollout_id)
         url = stack.enter_context(
-            serving(router.app, settings.deploy.router_host, settings.deploy.router_port)
+            serving(
+                router.app, settings.deploy.router_host, settings.deploy.router_port if port is None else port
+            )
         )
         console.print(f"router on {url} (champion v{champion}, canary v{candidate}, rollout {rollout_id})")
         if load_instances is not None:
@@ -112,7 +116,8 @@ def canary_local(
         started: list[float] = []
 
         def on_report(r: StepReport) -> None:
-            started.append(started[0] if started else r.at - cfg.check_every_s)
+            if not started:
+                started.append(r.at - cfg.check_every_s)
             print_report(console, r, started[0])
             if r.action.kind == "advance":
                 history.record(

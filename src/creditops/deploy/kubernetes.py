@@ -114,6 +114,8 @@ class KServeTarget:
         candidate_uri: ``storageUri`` of the model to roll out.
         mode: ``Knative`` (Serverless) or ``Standard`` (raw); default: read the deploymentMode annotation.
         canary_name: Predictor name of the canary (Standard mode; DNS-1035).
+        previous_predictor: Standard mode: the predictor spec to restore on a rollback after a promotion
+            made by another process (this target remembers the one it replaced itself).
         poll_s: Status polling period.
         timeout_s: Longest wait for the controller to reconcile a write.
         sleep: Injectable sleep.
@@ -128,6 +130,7 @@ class KServeTarget:
         *,
         mode: Mode | None = None,
         canary_name: str = "canary",
+        previous_predictor: dict[str, Any] | None = None,
         poll_s: float = 0.05,
         timeout_s: float = 60.0,
         sleep: Callable[[float], None] = time.sleep,
@@ -139,7 +142,7 @@ class KServeTarget:
         self.poll_s, self.timeout_s, self.sleep = poll_s, timeout_s, sleep
         self._started = False
         self._stable_revision = ""
-        self._previous_predictor: dict[str, Any] | None = None
+        self._previous_predictor: dict[str, Any] | None = previous_predictor
         obj = self.get()
         annotations = obj.get("metadata", {}).get("annotations") or {}
         self.mode: Mode = mode or (
