@@ -181,6 +181,9 @@ class CanaryConfig(_Section):
     max_approval_shift: float = Field(0.05, gt=0, le=1)
     alpha: float = Field(0.01, gt=0, lt=1)
     min_requests: int = Field(20, ge=1)
+    # a rank test separates a 10x slower canary on 10 calls (p ~ 1e-5 against a busy champion); waiting
+    # for more would let a slow canary outlive one interval at a 10 % step
+    min_latency_samples: int = Field(10, ge=3)
 
     @model_validator(mode="after")
     def _check(self) -> CanaryConfig:

@@ -59,7 +59,7 @@ def analyse(
             champion.latencies_ms,
             max_ratio=cfg.max_latency_ratio,
             alpha=cfg.alpha,
-            min_samples=cfg.min_requests,
+            min_samples=cfg.min_latency_samples,
         ),
         judges.score_psi(canary.scores, champion.scores, threshold=cfg.psi_threshold, alpha=cfg.alpha),
         judges.approval_shift(
