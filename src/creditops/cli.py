@@ -329,6 +329,15 @@ def cmd_rollout_canary(args: argparse.Namespace) -> int:
     return 0 if result.outcome == "promoted" else 1
 
 
+def cmd_rollout_experiment(args: argparse.Namespace) -> int:
+    """Shadow or A/B test a registered version against the champion on the local router; print the report."""
+    from creditops.deploy.commands import experiment_local
+
+    split = getattr(args, "split", None)
+    experiment_local(_settings(args), str(args.version), args.rollout_command, args.duration, console, split)
+    return 0
+
+
 def add_deploy_commands(sub: Any) -> None:
     """The ``deploy`` and ``rollout`` command groups."""
     deploy = sub.add_parser("deploy", help="environments, approvals, promotion and the deployment history")
@@ -353,6 +362,19 @@ def add_deploy_commands(sub: Any) -> None:
     p = rollout_sub.add_parser("canary", help="canary a version against the champion with automatic analysis")
     p.add_argument("--version", required=True)
     p.set_defaults(func=cmd_rollout_canary)
+    p = rollout_sub.add_parser(
+        "shadow", help="mirror traffic to a version (audited as shadow, never returned)"
+    )
+    p.add_argument("--version", required=True)
+    p.add_argument("--duration", type=float, default=600.0, help="seconds")
+    p.set_defaults(func=cmd_rollout_experiment)
+    p = rollout_sub.add_parser("ab", help="A/B test a version against the champion (sticky by applicant id)")
+    p.add_argument("--version", required=True)
+    p.add_argument("--duration", type=float, default=600.0, help="seconds")
+    p.add_argument(
+        "--split", type=int, help="percent of applicants on the new version (default deploy.ab_split)"
+    )
+    p.set_defaults(func=cmd_rollout_experiment)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

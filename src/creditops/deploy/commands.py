@@ -199,3 +199,54 @@ def promote_recorded(settings: Settings, version: str, console: Console) -> int:
     )
     console.print(f"v{version} is champion (by {event.actor}, {event.reason})")
     return 0
+
+
+def experiment_local(
+    settings: Settings,
+    candidate: str,
+    mode: str,
+    duration_s: float,
+    console: Console,
+    split: int | None = None,
+) -> dict[str, Any]:
+    """Shadow or A/B test ``candidate`` against the champion for ``duration_s`` on the local router; report.
+
+    Clients send their traffic to the router (``deploy.router_host:router_port``) meanwhile; the champion
+    keeps answering (shadow) or shares the applicants by id hash (A/B). Nothing is promoted: the report
+    (per-arm metrics and significance tests) is printed, recorded in the history and returned.
+    """
+    import time
+
+    from creditops.deploy.experiments import compare_arms
+    from creditops.governance.registry import CHAMPION, alias_version
+
+    model, tracking = settings.mlflow.model_name, settings.mlflow.tracking_uri
+    champion = alias_version(tracking, model, CHAMPION)
+    if champion is None:
+        raise CreditOpsError(f"{model} has no champion to compare with: promote a first version")
+    rollout_id = uuid.uuid4().hex[:12]
+    with ExitStack() as stack:
+        champion_url = stack.enter_context(served_version(settings, champion, f"prod-v{champion}"))
+        challenger_url = stack.enter_context(served_version(settings, candidate, f"{mode}-v{candidate}"))
+        router = Router(Backend(champion_url, champion), settings.serving.model_name, rollout_id=rollout_id)
+        url = stack.enter_context(
+            serving(router.app, settings.deploy.router_host, settings.deploy.router_port)
+        )
+        if mode == "shadow":
+            router.start_shadow(Backend(challenger_url, candidate))
+        else:
+            router.start_ab(Backend(challenger_url, candidate), split or settings.deploy.ab_split)
+        console.print(f"{mode} test of v{candidate} against v{champion} on {url} for {duration_s:.0f} s")
+        start = time.monotonic()
+        time.sleep(duration_s)
+        challenger, champion_arm = router.window(start, AuditCounter(settings.audit.url, rollout_id))
+    report = compare_arms(challenger, champion_arm, alpha=settings.deploy.canary.alpha)
+    report["audit"] = {
+        "challenger_records": challenger.audited,
+        "challenger_answers": challenger.audit_answers,
+    }
+    history_of(settings).record(
+        "prod", model, candidate, f"{mode}_report", details={"rollout": rollout_id, **report}
+    )
+    console.print_json(json.dumps(report, default=str))
+    return report
