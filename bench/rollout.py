@@ -231,11 +231,12 @@ def main() -> int:
             }
         )
         out["good"] = good
+        load.__exit__(None, None, None)  # stop the clients before any server goes away
         out["load"] = {
             "requests": load.stats.requests,
             "rows": load.stats.rows,
             "client_errors": load.stats.errors,
-            "error_samples": load.stats.error_samples,
+            "error_samples": list(load.stats.error_samples),
             "client_p50_ms": round(statistics.median(load.stats.latencies_ms), 1),
             "wall_s": round(time.monotonic() - t0, 1),
         }
