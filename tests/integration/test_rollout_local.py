@@ -53,6 +53,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             lambda port: predictor_command(str(bundle), audit_url, port, MODEL, launcher=launcher),
             MODEL,
             root / f"{name}.log",
+            timeout_s=600,  # a loaded shared CI machine can take minutes to load three servers
         )
 
     faulty = ("-m", "router.faults", "--error-rate", "1.0", "--")
