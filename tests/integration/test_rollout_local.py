@@ -28,8 +28,8 @@ MODEL = "credit"
 ROWS = json.loads(random_features(5000, seed=11).to_json(orient="records"))
 CFG = CanaryConfig(
     steps=[20, 50, 100],
-    interval_s=2.0,
-    check_every_s=0.5,
+    interval_s=4.0,
+    check_every_s=1.0,
     threshold=2,
     min_requests=10,
     progress_deadline_s=60,

@@ -110,6 +110,7 @@ class Router:
         self._rng = random.Random(seed)
         self._client: httpx.AsyncClient | None = None
         self._shadow_tasks: set[asyncio.Task[None]] = set()
+        self._pending: dict[int, tuple[str, float]] = {}  # call id -> (arm, start) of calls in flight
         self.app = Starlette(
             routes=[
                 Route(f"/v1/models/{model_name}:predict", self._predict_v1, methods=["POST"]),
@@ -148,6 +149,12 @@ class Router:
     def window(self, since: float, audit: AuditCounter | None = None) -> tuple[ArmWindow, ArmWindow]:
         """``(challenger, champion)`` observations of calls started at or after ``since`` (monotonic)."""
         challenger, champion = ArmWindow(), ArmWindow()
+        now = time.monotonic()
+        for arm_name, started in list(self._pending.values()):
+            # a call still in flight has taken at least its age so far: a lower bound, so counting it can only
+            # understate a slow canary (conservative for the one-sided rank test), never overstate it
+            if started >= since and arm_name in CHALLENGER_ARMS:
+                challenger.latencies_ms.append((now - started) * 1000.0)
         for obs in list(self.observations):
             if obs.start < since:
                 continue
@@ -285,6 +292,8 @@ class Router:
         route = {ROUTE_HEADER: f"arm={arm};rollout={self.rollout_id}"}
         start = time.monotonic()
         self.in_flight[key] = self.in_flight.get(key, 0) + rows
+        call_id = id(route)
+        self._pending[call_id] = (arm, start)
         resp: httpx.Response | None
         try:
             resp = await self._client.post(backend.url + path, content=body, headers={**headers, **route})
@@ -292,6 +301,7 @@ class Router:
             resp = None
         finally:
             self.in_flight[key] -= rows
+            self._pending.pop(call_id, None)
         ok = resp is not None and resp.status_code < 500
         obs = Observation(start, arm, backend.version, ok, rows, (time.monotonic() - start) * 1000.0)
         if resp is not None and resp.status_code == 200 and kind == "predict":
