@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
@@ -35,6 +36,10 @@ log = logging.getLogger(__name__)
 CALLER_HEADER = "x-caller-id"
 DEFAULT_MAX_BATCH = 1000
 MAX_CALLER_ID = 256
+# Set by the rollout router (creditops.deploy.router): which arm of a canary / shadow / A/B test this request
+# was routed to, recorded in each row's audit output so the log shows which version and arm served it.
+ROUTE_HEADER = "x-creditops-route"
+_ROUTE = re.compile(r"^(?:[a-z_]{1,16}=[A-Za-z0-9_.@:-]{1,64})(?:;[a-z_]{1,16}=[A-Za-z0-9_.@:-]{1,64}){0,3}$")
 
 
 class CreditPredictor(kserve.Model):
@@ -305,9 +310,19 @@ class CreditPredictor(kserve.Model):
         self, decisions: Decisions, inputs: list[dict[str, Any]], headers: dict[str, str]
     ) -> None:
         caller = (headers.get(CALLER_HEADER) or "anonymous")[:MAX_CALLER_ID]
-        records = audit_records(decisions, inputs, caller_id=caller)
+        route = _route(headers.get(ROUTE_HEADER))
+        records = audit_records(decisions, inputs, caller_id=caller, route=route.get("route"))
         try:
             await self.audit.write(records)
         except Exception as exc:  # any failure of the audit store fails the request, by design
             log.error("audit write failed, refusing %d prediction(s): %s", len(records), exc)
             raise AuditUnavailable(f"audit log unavailable, prediction not served: {exc}") from None
+
+
+def _route(value: str | None) -> dict[str, Any]:
+    """``{"route": {...}}`` from the router's ``arm=canary;rollout=...`` header ({} without one)."""
+    if not value:
+        return {}
+    if not _ROUTE.match(value):
+        raise bad_request(f"header {ROUTE_HEADER} must be key=value pairs joined by ';'", "invalid_route")
+    return {"route": dict(pair.split("=", 1) for pair in value.split(";"))}

@@ -299,6 +299,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         from feast_repo.stream import demo_stream
 
         code = demo_stream(settings, summary, console)
+    if code == 0:
+        code = demo_rollout(settings, summary)
     return code
 
 
@@ -613,7 +615,164 @@ def build_parser() -> argparse.ArgumentParser:
     p = features_sub.add_parser("health", help="feature health of the configured store")
     p.add_argument("--sample", type=int, default=500, help="entities sampled from the online store")
     p.set_defaults(func=cmd_features_health)
+    add_deploy_commands(sub)
     return parser
+
+
+# --------------------------------------------------------------------------------------------------------
+# deploy / rollout (creditops.deploy)
+
+
+def demo_rollout(settings: Settings, summary: dict[str, Any]) -> int:
+    """The demo's last step: canary the new model over a live stream of applicants scored by id."""
+    import time
+
+    import pandas as pd
+
+    from creditops.config import CanaryConfig
+    from creditops.deploy.commands import canary_local, history_of, stage
+    from creditops.deploy.release import approve, promote_to_champion
+    from creditops.governance.registry import CHAMPION, alias_version
+
+    model, tracking = settings.mlflow.model_name, settings.mlflow.tracking_uri
+    new = str(summary["registered_version"])
+    champion = alias_version(tracking, model, CHAMPION)
+    history = history_of(settings)
+    if champion is None:
+        approve(history, model, new, actor="demo", reason="first deploy: no earlier version to compare with")
+        promote_to_champion(history, tracking, model, new)
+        champion = new
+        console.print(
+            f"[yellow]first deploy: v{new} is champion; the canary below is judged against the same model "
+            "(run the demo again to roll a new version out against it)[/]"
+        )
+    ids = [
+        int(i) for i in pd.read_parquet(summary["entities_path"], columns=["applicant_id"])["applicant_id"]
+    ]
+    t0 = time.monotonic()
+    console.rule(f"staging: v{new} on its own endpoint, integration smoke tests")
+    if not stage(settings, new, [{"applicant_id": i} for i in ids[:5]], console):
+        console.print(f"[red]v{new} failed the staging smoke tests: not rolled out[/]")
+        return 1
+
+    def instances(i: int) -> list[dict[str, Any]]:
+        start = (i * 20) % max(len(ids) - 20, 1)
+        return [{"applicant_id": a} for a in ids[start : start + 20]]
+
+    def approver() -> bool:
+        approve(history, model, new, actor="demo", reason="make demo: canary analysis passed every step")
+        return True
+
+    console.rule(f"canary rollout of v{new} against champion v{champion} (live stream of scored applicants)")
+    cfg = CanaryConfig(interval_s=6, check_every_s=2, threshold=2, progress_deadline_s=180)
+    result = canary_local(
+        settings,
+        new,
+        console,
+        champion=champion,
+        load_instances=instances,
+        approver=approver,
+        cfg=cfg,
+        port=0,
+    )
+    console.print(f"registered -> staging -> canary -> approved -> champion: {time.monotonic() - t0:.0f} s")
+    return 0 if result.outcome == "promoted" else 1
+
+
+def cmd_deploy_stage(args: argparse.Namespace) -> int:
+    """Serve a registered version on a staging endpoint and run the integration smoke tests."""
+    from creditops.artifact import load_bundle
+    from creditops.deploy.commands import stage
+    from creditops.governance.registry import resolve
+
+    settings = _settings(args)
+    bundle = load_bundle(
+        resolve(settings.mlflow.tracking_uri, f"models:/{settings.mlflow.model_name}/{args.version}")
+    )
+    rows = json.loads(bundle.reference[list(bundle.manifest.features)].head(5).to_json(orient="records"))
+    return 0 if stage(settings, str(args.version), rows, console) else 1
+
+
+def cmd_deploy_approve(args: argparse.Namespace) -> int:
+    """Record an approval (who, why) for promoting a version to production champion."""
+    from creditops.deploy.commands import record_approval
+
+    return record_approval(_settings(args), str(args.version), args.by, args.reason, console)
+
+
+def cmd_deploy_promote(args: argparse.Namespace) -> int:
+    """Make an approved version the champion (MLflow aliases + deployment history)."""
+    from creditops.deploy.commands import promote_recorded
+
+    return promote_recorded(_settings(args), str(args.version), console)
+
+
+def cmd_deploy_history(args: argparse.Namespace) -> int:
+    """Print the deployment history, or which version served an environment at a date and who approved it."""
+    from creditops.deploy.commands import print_history
+
+    return print_history(_settings(args), console, args.at, args.env)
+
+
+def cmd_rollout_canary(args: argparse.Namespace) -> int:
+    """Canary a registered version against the champion on the local target (router + one server each)."""
+    from creditops.deploy.commands import canary_local
+
+    settings = _settings(args)
+    if settings.deploy.target != "local":
+        raise CreditOpsError(
+            "`creditops rollout canary` drives the local target; deploy.target is " + settings.deploy.target
+        )
+    result = canary_local(settings, str(args.version), console)
+    return 0 if result.outcome == "promoted" else 1
+
+
+def cmd_rollout_experiment(args: argparse.Namespace) -> int:
+    """Shadow or A/B test a registered version against the champion on the local router; print the report."""
+    from creditops.deploy.commands import experiment_local
+
+    split = getattr(args, "split", None)
+    experiment_local(_settings(args), str(args.version), args.rollout_command, args.duration, console, split)
+    return 0
+
+
+def add_deploy_commands(sub: Any) -> None:
+    """The ``deploy`` and ``rollout`` command groups."""
+    deploy = sub.add_parser("deploy", help="environments, approvals, promotion and the deployment history")
+    deploy_sub = deploy.add_subparsers(dest="deploy_command", required=True)
+    p = deploy_sub.add_parser("stage", help="serve a version on staging and run the smoke tests")
+    p.add_argument("--version", required=True, help="registered model version")
+    p.set_defaults(func=cmd_deploy_stage)
+    p = deploy_sub.add_parser("approve", help="record who approves promoting a version, and why")
+    p.add_argument("--version", required=True, help="registered model version")
+    p.add_argument("--by", required=True, help="who approves")
+    p.add_argument("--reason", required=True, help="why")
+    p.set_defaults(func=cmd_deploy_approve)
+    p = deploy_sub.add_parser("promote", help="make an approved version the production champion")
+    p.add_argument("--version", required=True, help="registered model version")
+    p.set_defaults(func=cmd_deploy_promote)
+    p = deploy_sub.add_parser("history", help="deployment history; --at DATE: who served prod then")
+    p.add_argument("--at", help="date or ISO time (UTC)")
+    p.add_argument("--env", choices=["dev", "staging", "prod"], help="only this environment")
+    p.set_defaults(func=cmd_deploy_history)
+    rollout = sub.add_parser("rollout", help="progressive delivery of a registered version")
+    rollout_sub = rollout.add_subparsers(dest="rollout_command", required=True)
+    p = rollout_sub.add_parser("canary", help="canary a version against the champion with automatic analysis")
+    p.add_argument("--version", required=True, help="registered model version")
+    p.set_defaults(func=cmd_rollout_canary)
+    p = rollout_sub.add_parser(
+        "shadow", help="mirror traffic to a version (audited as shadow, never returned)"
+    )
+    p.add_argument("--version", required=True, help="registered model version")
+    p.add_argument("--duration", type=float, default=600.0, help="seconds")
+    p.set_defaults(func=cmd_rollout_experiment)
+    p = rollout_sub.add_parser("ab", help="A/B test a version against the champion (sticky by applicant id)")
+    p.add_argument("--version", required=True, help="registered model version")
+    p.add_argument("--duration", type=float, default=600.0, help="seconds")
+    p.add_argument(
+        "--split", type=int, help="percent of applicants on the new version (default deploy.ab_split)"
+    )
+    p.set_defaults(func=cmd_rollout_experiment)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

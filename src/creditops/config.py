@@ -323,6 +323,59 @@ class ScheduleConfig(_Section):
     max_concurrency: int = Field(1, ge=1)
 
 
+class CanaryConfig(_Section):
+    """Canary steps and analysis, with the semantics Flagger users know.
+
+    ``interval_s`` is the time spent on each traffic step; the judges run every ``check_every_s`` on the
+    step's traffic so far, and ``threshold`` failed checks roll back. ``threshold * check_every_s`` must fit
+    in one interval, so a breach rolls back within one analysis interval. A rollout that has not advanced a
+    step for ``progress_deadline_s`` (e.g. too little traffic to judge, a canary that never gets ready) is
+    rolled back.
+    """
+
+    steps: list[int] = Field(default_factory=lambda: [10, 25, 50, 100], min_length=1)
+    interval_s: float = Field(30.0, gt=0)
+    check_every_s: float = Field(5.0, gt=0)
+    threshold: int = Field(2, ge=1)
+    progress_deadline_s: float = Field(600.0, gt=0)
+    max_error_rate: float = Field(0.01, ge=0, le=1)
+    max_latency_ratio: float = Field(1.5, gt=1)
+    psi_threshold: float = Field(0.1, gt=0)
+    max_approval_shift: float = Field(0.05, gt=0, le=1)
+    alpha: float = Field(0.01, gt=0, lt=1)
+    min_requests: int = Field(20, ge=1)
+    # a rank test separates a 10x slower canary on 10 calls (p ~ 1e-5 against a busy champion); waiting
+    # for more would let a slow canary outlive one interval at a 10 % step
+    min_latency_samples: int = Field(10, ge=3)
+
+    @model_validator(mode="after")
+    def _check(self) -> CanaryConfig:
+        if any(not 0 < w <= 100 for w in self.steps) or self.steps != sorted(set(self.steps)):
+            raise ValueError(f"canary.steps must rise strictly within 1..100, got {self.steps}")
+        if self.threshold * self.check_every_s > self.interval_s:
+            raise ValueError(
+                f"canary.threshold * check_every_s ({self.threshold} * {self.check_every_s}) must be <= "
+                f"interval_s ({self.interval_s}) so a breach rolls back within one interval"
+            )
+        return self
+
+
+class DeployConfig(_Section):
+    """Environments, rollout strategy, approval and the deployment history."""
+
+    target: Literal["local", "kubernetes"] = "local"
+    strategy: Literal["canary", "shadow", "ab"] = "canary"
+    canary: CanaryConfig = CanaryConfig()
+    auto_promote: bool = False
+    history_url: str = "sqlite:///{workdir}/deployments.db"
+    router_host: str = "127.0.0.1"
+    router_port: int = Field(8090, ge=0, le=65535)
+    ab_split: int = Field(50, ge=1, le=99)
+    namespace: str = "creditops"
+    inference_service: str = "credit-pd"
+    kserve_mode: Literal["Knative", "Standard"] = "Knative"
+
+
 class Settings(_Section):
     """All of creditops' configuration."""
 
@@ -337,6 +390,7 @@ class Settings(_Section):
     serving: ServingConfig = ServingConfig()
     streaming: StreamingConfig = StreamingConfig()
     schedule: ScheduleConfig = ScheduleConfig()
+    deploy: DeployConfig = DeployConfig()
 
     def resolved(self, base: Path | None = None) -> Settings:
         """Return a copy with an absolute workdir and ``{workdir}`` filled in, for subprocesses."""
@@ -349,6 +403,7 @@ class Settings(_Section):
         data["audit"]["url"] = self.audit.url.replace("{workdir}", str(workdir))
         if self.audit.anchor_path is not None:
             data["audit"]["anchor_path"] = self.audit.anchor_path.replace("{workdir}", str(workdir))
+        data["deploy"]["history_url"] = self.deploy.history_url.replace("{workdir}", str(workdir))
         for key in ("repo_path", "data_dir"):
             value = getattr(self.feast, key)
             if value is not None and not value.is_absolute():

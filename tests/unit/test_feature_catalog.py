@@ -14,8 +14,8 @@ from creditops.features.versioning import feature_hashes
 
 def test_entries_join_definition_statistics_drift_and_models() -> None:
     tables = build_feature_tables(generate_world(80, seed=2))
-    models = models_by_feature([("credit-pd v1", ["income", "age"]), ("credit-pd v2", ["income"])])
-    entries = {e.name: e for e in catalog_entries(tables, {"income": True, "age": False}, models)}
+    models = models_by_feature([("credit-pd v1", ["income", "num_dependents"]), ("credit-pd v2", ["income"])])
+    entries = {e.name: e for e in catalog_entries(tables, {"income": True, "num_dependents": False}, models)}
     assert list(entries) == model_feature_names()
     income = entries["income"]
     assert income.reason == "Income insufficient for amount of credit requested" and income.direction == -1
@@ -23,7 +23,7 @@ def test_entries_join_definition_statistics_drift_and_models() -> None:
     assert income.content_hash == feature_hashes(["income"])["income"]
     assert income.statistics["count"] == len(tables["identity"])
     assert income.statistics["mean"] == pytest.approx(tables["identity"]["income"].mean())
-    assert (income.drift, entries["age"].drift, entries["credit_score"].drift) == (
+    assert (income.drift, entries["num_dependents"].drift, entries["credit_score"].drift) == (
         "drifted",
         "stable",
         "not checked",

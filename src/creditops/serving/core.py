@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from creditops.explain import explainer_for
-from creditops.governance.audit import AuditRecord, utc_now_iso
+from creditops.governance.audit import AuditRecord, canonical_json, utc_now_iso
 from creditops.serving.encode import Encoder
 from creditops.serving.reasons import ReasonCode, ReasonMap
 
@@ -291,6 +291,7 @@ def audit_records(
     inputs: Sequence[Mapping[str, Any]] | None = None,
     caller_id: str = "",
     ts: str | None = None,
+    route: Mapping[str, str] | None = None,
 ) -> list[AuditRecord]:
     """The audit records of ``decisions``: inputs, output, reasons, decision, model, caller, time.
 
@@ -302,8 +303,12 @@ def audit_records(
             read by id); default the model inputs that were scored (``decisions.matrix``).
         caller_id: Who asked (the verified identity, ``batch``...).
         ts: Record time (default now, UTC, one stamp for the whole call).
+        route: Which rollout arm served the call (``{"arm": ..., "rollout": ...}``, from the router), kept in
+            each record's ``output.route``.
     """
     n = len(decisions)
+    # output is canonical JSON (sorted keys): decision, pd, [route], score
+    routed = ',"route":' + canonical_json(dict(route)) if route else ""
     ts = ts or utc_now_iso()
     if inputs is None:
         features = list(decisions.reason_map.contract.features)
@@ -327,6 +332,7 @@ def audit_records(
             + dec_l[i]
             + '","pd":'
             + repr(pd_l[i])
+            + routed
             + ',"score":'
             + repr(score_l[i])
             + "}",
