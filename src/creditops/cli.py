@@ -96,6 +96,14 @@ def print_summary(summary: dict[str, Any]) -> None:
         mark = "[green]pass[/]" if gate["passed"] else "[red]FAIL[/]"
         value = "n/a" if gate["value"] is None else f"{gate['value']:.4f}"  # None: not assessed (see notes)
         table.add_row(gate["name"], f"{mark}  {value} {gate['op']} {gate['threshold']}")
+    for model, row in summary.get("comparison", {}).items():  # tuned model vs baselines, same test frame
+        cells = "  ".join(
+            f"{k}={row[k]:.4f}" for k in ("auc", "gini", "ks", "brier") if row.get(k) is not None
+        )
+        cv = (
+            f"cv_auc={row.get('cv_auc_mean') or float('nan'):.4f}+-{row.get('cv_auc_sd') or float('nan'):.4f}"
+        )
+        table.add_row(model, f"{cells}  {cv}")
     version = summary.get("registered_version")
     registered = (
         f"{summary.get('model_name')} v{version} (alias challenger)"

@@ -11,15 +11,32 @@ import pytest
 import xgboost as xgb
 from mlflow.tracking import MlflowClient
 from pydantic import ValidationError
+from sklearn.metrics import roc_auc_score
 
 from creditops.artifact import load_bundle, save_bundle
 from creditops.config import ScoringConfig
 from creditops.errors import DataError
 from creditops.training import ProtectedAttributeError
 from creditops.training._common import dmatrix
-from creditops.training.fit import choose_thresholds, false_positive_rate, fit_model, lowest_threshold_at_fpr
+from creditops.training.fit import (
+    MIN_TREES,
+    choose_thresholds,
+    false_positive_rate,
+    fit_isotonic,
+    fit_model,
+    ks_statistic,
+    lowest_threshold_at_fpr,
+)
 from creditops.training.split import split_frame
-from creditops.training.tune import PruningCallback, tune
+from creditops.training.tune import (
+    SEED_SPACE,
+    SMALL_DATA_SPACE,
+    FloorEarlyStopping,
+    PruningCallback,
+    resolve_objective,
+    search_space,
+    tune,
+)
 
 FEATURES = ["x0", "x1", "x2", "x3", "x4"]
 DIRECTIONS = {"x0": 1, "x1": -1}
@@ -116,7 +133,10 @@ def test_tune_logs_each_trial_as_nested_mlflow_run(split, mlflow_uri):
         tracking_uri=uri,
         early_stopping_rounds=15,
         nthread=1,
+        objective="valid",
+        space=SEED_SPACE,
     )
+    assert result.objective == "valid" and result.space == "seed"
     assert result.n_trials == 4 and 0 <= result.n_pruned < 4
     assert 0.7 < result.best_value <= 1.0
     p = result.best_params
@@ -125,6 +145,7 @@ def test_tune_logs_each_trial_as_nested_mlflow_run(split, mlflow_uri):
     )
     assert 1 <= p["min_child_weight"] <= 10
     assert {"subsample", "colsample_bytree", "reg_lambda", "reg_alpha", "gamma"} <= set(p)
+    assert MIN_TREES <= p["n_trees"] <= p["n_estimators"] and p["n_trees"] == result.best_iteration + 1
 
     client = MlflowClient(uri)
     parent = client.get_run(result.parent_run_id)
@@ -163,6 +184,69 @@ def test_pruning_callback_stops_training_when_trial_should_prune(split):
     assert 0.5 < callback.last_value <= 1.0
 
 
+def test_search_space_and_objective_follow_the_data_size():
+    assert search_space(1_000) is SMALL_DATA_SPACE and search_space(20_000) is SEED_SPACE
+    assert (SEED_SPACE.max_depth, SEED_SPACE.learning_rate) == ((3, 10), (0.01, 0.3))
+    assert (SEED_SPACE.n_estimators, SEED_SPACE.min_child_weight) == ((100, 1000), (1.0, 10.0))
+    # small data: shallower, slower, more heavily penalised
+    assert SMALL_DATA_SPACE.max_depth[1] < SEED_SPACE.max_depth[1]
+    assert SMALL_DATA_SPACE.learning_rate[1] < SEED_SPACE.learning_rate[1]
+    assert SMALL_DATA_SPACE.reg_lambda[0] > SEED_SPACE.reg_lambda[0]
+    assert resolve_objective("auto", 1_000) == "cv" and resolve_objective("auto", 20_000) == "valid"
+    assert resolve_objective("valid", 1_000) == "valid"
+    with pytest.raises(ValueError, match="objective"):
+        resolve_objective("test", 1_000)
+
+
+def test_small_data_is_tuned_by_cross_validation_on_the_small_space(split):
+    result = tune(split, FEATURES, "defaulted", n_trials=3, seed=2, track=False, nthread=1, cv_folds=3)
+    assert result.objective == "cv" and result.space == "small_data"  # 1,350 rows of train + valid
+    p = result.best_params
+    assert SMALL_DATA_SPACE.max_depth[0] <= p["max_depth"] <= SMALL_DATA_SPACE.max_depth[1]
+    assert SMALL_DATA_SPACE.reg_lambda[0] <= p["reg_lambda"] <= SMALL_DATA_SPACE.reg_lambda[1]
+    assert p["n_trees"] >= MIN_TREES
+    # a 3-fold mean on 1,350 rows, not the AUC of 150 validation rows
+    assert 0.7 < result.best_value < 0.95
+
+
+def _overfitting_run(split, callbacks=(), early_stopping_rounds=None):
+    """A booster whose validation AUC peaks within a few rounds (deep trees, learning rate 1, noise)."""
+    noisy = split.train.assign(defaulted=np.random.default_rng(0).permutation(split.train.defaulted))
+    return xgb.train(
+        {"objective": "binary:logistic", "eval_metric": "auc", "max_depth": 10, "eta": 1.0, "nthread": 1},
+        dmatrix(noisy, FEATURES, "defaulted"),
+        num_boost_round=400,
+        evals=[(dmatrix(split.valid, FEATURES, "defaulted"), "valid")],
+        early_stopping_rounds=early_stopping_rounds,
+        callbacks=list(callbacks),
+        verbose_eval=False,
+    )
+
+
+def test_early_stopping_cannot_end_below_the_tree_floor(split):
+    plain = _overfitting_run(split, early_stopping_rounds=10)
+    assert plain.best_iteration + 1 < MIN_TREES  # what xgboost's own early stopping keeps on this input
+    stop = FloorEarlyStopping(MIN_TREES, patience=10)
+    floored = _overfitting_run(split, callbacks=[stop])
+    assert stop.best_iteration >= MIN_TREES - 1
+    assert floored.num_boosted_rounds() >= MIN_TREES
+    assert stop.best_score == pytest.approx(max(stop.history[MIN_TREES - 1 :]))
+    assert int(floored.attr("best_iteration")) == stop.best_iteration
+
+
+def test_fit_keeps_the_tuned_number_of_trees_and_the_floor(split):
+    exact = fit_model(
+        split, FEATURES, DIRECTIONS, "defaulted", {**PARAMS, "n_trees": 70}, cv_folds=2, nthread=1
+    )
+    assert exact.booster.num_boosted_rounds() == 70 and exact.metrics["n_trees"] == 70
+    # without n_trees: early stopping on a fast-overfitting configuration still keeps MIN_TREES trees
+    wild = {"max_depth": 10, "learning_rate": 1.0, "n_estimators": 300}
+    stopped = fit_model(
+        split, FEATURES, {}, "defaulted", wild, cv_folds=2, nthread=1, early_stopping_rounds=60
+    )
+    assert stopped.booster.num_boosted_rounds() >= MIN_TREES
+
+
 # --- fit
 
 
@@ -199,6 +283,54 @@ def test_calibration_is_isotonic_and_thresholds_meet_target_fpr(fitted, split):
     assert all(false_positive_rate(pd_valid, y, v) > 0.04 for v in lower)
     assert false_positive_rate(pd_valid, y, t.approve_below_pd) <= 0.08
     assert fitted.score_scaling.pdo == 20 and fitted.score_scaling.base_odds == 50
+
+
+def test_calibration_keeps_the_ranking_of_the_raw_score(fitted, split):
+    raw = fitted.booster.inplace_predict(split.test[FEATURES].to_numpy(np.float32))
+    pd_test = fitted.predict_pd(split.test)
+    y = split.test.defaulted.to_numpy()
+    assert abs(roc_auc_score(y, pd_test) - roc_auc_score(y, raw)) <= 0.002
+    assert len(np.unique(pd_test)) == len(np.unique(raw))  # no two applicants share a PD they did not share
+    assert np.all(np.diff(fitted.calibration.y) > 0)  # strictly increasing knots
+    assert abs(fitted.metrics["test_auc_calibrated"] - fitted.metrics["test_auc"]) <= 0.002
+
+
+def test_a_plain_isotonic_step_function_would_fail_the_ranking_check(fitted, split):
+    # The check above is not vacuous: the step function the tie-break replaces loses AUC on the same rows.
+    from sklearn.isotonic import IsotonicRegression
+
+    raw_valid = fitted.booster.inplace_predict(split.valid[FEATURES].to_numpy(np.float32))
+    raw_test = fitted.booster.inplace_predict(split.test[FEATURES].to_numpy(np.float32))
+    y = split.test.defaulted.to_numpy()
+    steps = IsotonicRegression(out_of_bounds="clip").fit(raw_valid, split.valid.defaulted).predict(raw_test)
+    assert roc_auc_score(y, raw_test) - roc_auc_score(y, steps) > 0.002
+    assert len(np.unique(steps)) < len(np.unique(raw_test)) / 2
+    ours = fit_isotonic(raw_valid, split.valid.defaulted.to_numpy())
+    pd_test = np.interp(raw_test, ours.x, ours.y)
+    assert abs(roc_auc_score(y, pd_test) - roc_auc_score(y, raw_test)) <= 0.002
+    assert (
+        np.max(np.abs(pd_test - np.interp(raw_test, ours.x, _steps_knots(raw_valid, split)))) <= 1e-3 + 1e-9
+    )
+
+
+def _steps_knots(raw_valid, split):
+    """The isotonic fit at the tie-broken calibration's knots (bounds how far the tie-break moved it)."""
+    from sklearn.isotonic import IsotonicRegression
+
+    iso = IsotonicRegression(y_min=0, y_max=1, out_of_bounds="clip").fit(raw_valid, split.valid.defaulted)
+    knots = np.asarray(fit_isotonic(raw_valid, split.valid.defaulted.to_numpy()).x)
+    return iso.predict(knots)
+
+
+def test_ks_statistic_matches_scipy():
+    from scipy.stats import ks_2samp
+
+    rng = np.random.default_rng(4)
+    y = rng.integers(0, 2, 500)
+    score = rng.normal(size=500) + 0.8 * y
+    assert ks_statistic(y, score) == pytest.approx(ks_2samp(score[y == 1], score[y == 0]).statistic)
+    assert ks_statistic(np.array([0, 0, 1, 1]), np.array([0.1, 0.2, 0.8, 0.9])) == 1.0
+    assert math.isnan(ks_statistic(np.array([0, 0]), np.array([0.1, 0.2])))
 
 
 def test_threshold_rule_on_hand_made_scores():
