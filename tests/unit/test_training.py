@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -398,3 +399,134 @@ def test_target_as_feature_and_non_binary_target_raise(split):
     bad = type(split)(split.train.assign(defaulted=2), split.valid, split.test)
     with pytest.raises(DataError, match="0/1"):
         fit_model(bad, FEATURES, {}, "defaulted", PARAMS, cv_folds=2)
+
+
+# --- baselines, gate evidence, the parent run
+
+
+@pytest.fixture(scope="module")
+def evidence(fitted, split):
+    from creditops.config import Settings
+    from creditops.training.workflow import gate_evidence
+
+    return gate_evidence(fitted, split, Settings(training={"cv_folds": 3, "seed": 1}))
+
+
+def test_gate_evidence_holds_cv_folds_raw_auc_and_both_baselines(evidence, fitted, split):
+    from creditops.governance.gates import GateEvidence
+    from creditops.training.baselines import logistic_regression, xgboost_default
+    from creditops.training.workflow import comparison
+
+    y = split.test.defaulted.to_numpy()
+    assert evidence["cv_auc"] == fitted.cv.aucs and len(evidence["cv_auc"]) == 3
+    raw = fitted.booster.inplace_predict(split.test[FEATURES].to_numpy(np.float32))
+    assert evidence["raw_test_auc"] == pytest.approx(roc_auc_score(y, raw))
+    assert set(evidence["baselines"]) == {"logistic_regression", "xgboost_default"}
+    for row in [evidence["tuned"], *evidence["baselines"].values()]:
+        assert {"auc", "gini", "ks", "brier", "cv_auc_mean", "cv_auc_sd"} <= set(row)
+        assert (
+            row["gini"] == pytest.approx(2 * row["auc"] - 1)
+            and 0 < row["ks"] <= 1
+            and 0 < row["brier"] < 0.25
+        )
+        assert 0.6 < row["cv_auc_mean"] < 0.95 and row["cv_auc_sd"] >= 0
+    # each baseline is the plain sklearn / xgboost model fitted on the same train split, scored on test
+    x_train, y_train = split.train[FEATURES].to_numpy(), split.train.defaulted.to_numpy()
+    for name, model in (
+        ("logistic_regression", logistic_regression()),
+        ("xgboost_default", xgboost_default(7)),
+    ):
+        score = model.fit(x_train, y_train).predict_proba(split.test[FEATURES].to_numpy())[:, 1]
+        assert evidence["baselines"][name]["auc"] == pytest.approx(roc_auc_score(y, score), abs=1e-6)
+    assert evidence["tuned"]["auc"] == pytest.approx(roc_auc_score(y, fitted.predict_pd(split.test)))
+    assert list(comparison(evidence)) == ["tuned_xgboost", "logistic_regression", "xgboost_default"]
+    # the JSON the train step writes is what the gate step reads
+    restored = GateEvidence.from_dict(json.loads(json.dumps(evidence)))
+    assert restored.cv_auc == tuple(fitted.cv.aucs)
+    assert (
+        restored.baselines["logistic_regression"]["auc"]
+        == evidence["baselines"]["logistic_regression"]["auc"]
+    )
+
+
+def test_baselines_expose_a_model_that_learned_nothing(split):
+    from creditops.config import Settings
+    from creditops.training.workflow import gate_evidence
+
+    shuffled = type(split)(
+        split.train.assign(defaulted=np.random.default_rng(1).permutation(split.train.defaulted)),
+        split.valid,
+        split.test,
+    )
+    noise = fit_model(shuffled, FEATURES, {}, "defaulted", PARAMS, cv_folds=2, seed=1, nthread=1)
+    ev = gate_evidence(noise, split, Settings(training={"cv_folds": 2, "seed": 1}))
+    best_baseline = max(row["auc"] for row in ev["baselines"].values())
+    assert best_baseline - ev["tuned"]["auc"] > 0.15
+
+
+def test_model_card_shows_the_model_beside_its_baselines(evidence, fitted, split, tmp_path):
+    from creditops.config import GatesConfig
+    from creditops.governance import model_card
+    from creditops.governance.gates import evaluate_gates
+    from creditops.training.workflow import comparison
+
+    manifest = fitted.to_manifest("credit-pd", "credit_scoring_v1")
+    bundle = load_bundle(save_bundle(tmp_path / "b", fitted.booster, manifest, split.train[FEATURES]))
+    report = evaluate_gates(bundle, split.test, GatesConfig(fairness_bootstrap_resamples=50))
+    markdown, html = model_card.render(bundle, report, test_df=split.test, baselines=comparison(evidence))
+    section = markdown.split("## Baselines", 1)[1].split("\n## ", 1)[0]
+    for name in ("tuned_xgboost", "logistic_regression", "xgboost_default"):
+        assert name in section and name in html
+    assert f"{evidence['baselines']['logistic_regression']['auc']:.4f}" in section
+    assert markdown.index("## Performance") < markdown.index("## Baselines")
+    plain, _ = model_card.render(bundle, report, test_df=split.test)
+    assert "## Baselines" not in plain
+
+
+def _settings(tmp_path, uri):
+    from creditops.config import Settings
+
+    # one SQLite tracking database per module: creating one runs MLflow's migrations (seconds)
+    return Settings(
+        workdir=tmp_path, mlflow={"tracking_uri": uri, "artifact_location": str(tmp_path / "art")}
+    )
+
+
+def test_a_failing_step_ends_the_parent_run_failed_with_source_and_duration(tmp_path, mlflow_uri):
+    from creditops.training.workflow import PIPELINE_SOURCE, failing_run, start_parent_run
+
+    settings = _settings(tmp_path, mlflow_uri)
+    run_id = start_parent_run(settings, "v1", "credit_scoring_v1")
+    with pytest.raises(RuntimeError, match="boom"), failing_run(settings, run_id):
+        raise RuntimeError("boom")
+    run = MlflowClient(settings.mlflow.tracking_uri).get_run(run_id)
+    assert run.info.status == "FAILED"
+    assert run.info.end_time is not None and run.info.end_time >= run.info.start_time
+    assert run.data.tags["mlflow.source.name"] == PIPELINE_SOURCE
+    assert run.data.tags["mlflow.source.type"] == "JOB"
+
+
+@pytest.mark.parametrize("passing", [True, False])
+def test_register_step_ends_the_parent_run_finished(fitted, split, tmp_path, mlflow_uri, passing):
+    from creditops.governance.gates import Gate, GateReport
+    from creditops.training.workflow import register_if_passed, start_parent_run
+
+    settings = _settings(tmp_path, mlflow_uri)
+    run_id = start_parent_run(settings, "v1", "credit_scoring_v1")
+    manifest = fitted.to_manifest("credit-pd", "credit_scoring_v1", data_version="v1")
+    bundle_dir = save_bundle(tmp_path / "b", fitted.booster, manifest, split.train[FEATURES])
+    gate = Gate.check("auc", 0.9 if passing else 0.6, 0.8, ">=")
+    report_path = tmp_path / "gates.json"
+    report_path.write_text(
+        json.dumps(GateReport(passed=passing, gates=[gate], metrics={"auc": 0.9}).to_dict())
+    )
+    (tmp_path / "card_markdown").write_text("# Model card\n")
+    (tmp_path / "card_html").write_text("<!DOCTYPE html><html></html>")
+    cards = {"markdown": str(tmp_path / "card_markdown"), "html": str(tmp_path / "card_html")}
+    summary = register_if_passed(settings, run_id, bundle_dir, report_path, cards)
+    run = MlflowClient(settings.mlflow.tracking_uri).get_run(run_id)
+    assert run.info.status == "FINISHED" and run.info.end_time >= run.info.start_time
+    assert (summary.registered_version is not None) == passing
+    assert run.data.tags["gates_passed"] == str(passing).lower()
+    if not passing:
+        assert run.data.tags["gates_failed"] == "auc"

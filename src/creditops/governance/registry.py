@@ -246,20 +246,25 @@ def _load_pyfunc(data_path: str) -> PyfuncBundle:
 
 
 def write_mlmodel(bundle_dir: str | Path) -> Path:
-    """Write an ``MLmodel`` (pyfunc flavour, signature from the reference sample) into a bundle directory.
+    """Write an ``MLmodel`` (pyfunc flavour, signature from the manifest's features) into a bundle directory.
 
     Returns:
         The path of the ``MLmodel`` file.
     """
     from importlib import metadata
 
-    from mlflow.models import Model, infer_signature
+    from mlflow.models import Model, ModelSignature
     from mlflow.pyfunc import add_to_model
+    from mlflow.types import ColSpec, Schema
 
     root = Path(bundle_dir)
-    bundle = load_bundle(root)
-    sample = bundle.reference[bundle.features].head(20).astype("float64")
-    model = Model(signature=infer_signature(sample, PyfuncBundle(bundle).predict(sample)))
+    manifest = read_manifest(root)
+    # The contract's dtypes: MLflow refuses int64 -> float64 as unsafe, so integer features are "long".
+    inputs = Schema(
+        [ColSpec("long" if manifest.dtypes.get(f) == "int" else "double", f) for f in manifest.features]
+    )
+    outputs = Schema([ColSpec("double", "pd"), ColSpec("double", "score"), ColSpec("string", "decision")])
+    model = Model(signature=ModelSignature(inputs=inputs, outputs=outputs))
     try:
         version = metadata.version("creditops")
     except metadata.PackageNotFoundError:  # a source checkout without an installed distribution
