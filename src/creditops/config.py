@@ -95,7 +95,7 @@ class TrainingConfig(_Section):
     objective: Literal["auto", "valid", "cv"] = "auto"
     small_data_rows: int = Field(10_000, ge=0)
     min_trees: int = Field(50, ge=1)
-    early_stopping_rounds: int = Field(50, ge=1)
+    early_stopping_rounds: int = Field(30, ge=1)
 
 
 class GatesConfig(_Section):

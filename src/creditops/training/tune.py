@@ -240,7 +240,7 @@ def tune(
     tracking_uri: str | None = None,
     experiment: str = "creditops",
     track: bool = True,
-    early_stopping_rounds: int = 50,
+    early_stopping_rounds: int = 30,
     report_every: int = 10,
     nthread: int | None = None,
     protected: Sequence[str] = DEFAULT_PROTECTED,
