@@ -356,12 +356,16 @@ def _stream(pieces: Sequence[tuple[np.ndarray, np.ndarray]]) -> bytes:
 class _RedisWriter:
     """Applicants' HSETs (all views in one command) over pipelined raw-RESP connections."""
 
-    def __init__(self, store: FeatureStore, encoders: Sequence[_ViewEncoder]):
+    def __init__(
+        self, store: FeatureStore, encoders: Sequence[_ViewEncoder], client=None, dedup: bool | None = None
+    ):
         self.config = store.config
         self.online = store.config.online_store
         self.encoders = encoders
         # the connection is made by Feast's own client factory (sentinel, auth, db, ssl as Feast does)
-        self.client = RedisOnlineStore()._get_client(self.online)
+        self.client = client if client is not None else RedisOnlineStore()._get_client(self.online)
+        # Feast's dedup (a stored row at least as new wins) unless the caller is the authority (the stream)
+        self.dedup = (not self.online.skip_dedup) if dedup is None else dedup
         self.ids = np.unique(np.concatenate([e.ids for e in encoders]))
         self.rows = [np.searchsorted(e.ids, self.ids) for e in encoders]
         for e, r in zip(encoders, self.rows, strict=True):
@@ -407,7 +411,7 @@ class _RedisWriter:
         present = [r[lo:hi] >= 0 for r in self.rows]
         conn = self.client.connection_pool.get_connection()
         try:
-            if not self.online.skip_dedup:
+            if self.dedup:
                 existing = self._existing_ns(conn, keys)
                 if existing is not None:  # Feast skips a row unless it is newer than what is stored
                     for j, e in enumerate(self.encoders):

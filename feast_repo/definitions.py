@@ -1,9 +1,10 @@
 """Feast objects for creditops, generated from ``creditops.features.registry`` (no hand-typed feature list).
 
 Entity ``applicant`` (join key ``applicant_id``); per feature group a source ``<group>_source`` and a view
-``<group>_fv``; the FeatureService ``credit_scoring_v1`` projects the views in registry order, so its features
-are exactly ``model_feature_names()``. The offline backend decides the source class: Parquet files under
-``CREDITOPS_FEAST_DATA_DIR`` (default ``feast_repo/data``) or Postgres tables ``<group>_features``.
+``<group>_fv`` (identity, behavioural and derived over a ``PushSource`` ``<group>_push``: the stream
+consumer feeds them); the FeatureService ``credit_scoring_v1`` projects the views in registry order, so its
+features are exactly ``model_feature_names()``. The offline backend decides the source class: Parquet files
+under ``CREDITOPS_FEAST_DATA_DIR`` (default ``feast_repo/data``) or Postgres tables ``<group>_features``.
 
 A dataset described by a spec gets the same shape from its
 :class:`~creditops.features.contract.FeatureContract` (:func:`contract_objects`): entity ``<name>_record``
@@ -23,7 +24,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from feast import Entity, FeatureService, FeatureView, Field, FileSource, RequestSource
+from feast import Entity, FeatureService, FeatureView, Field, FileSource, PushSource, RequestSource
 from feast.data_source import DataSource
 from feast.infra.offline_stores.contrib.postgres_offline_store.postgres_source import PostgreSQLSource
 from feast.on_demand_feature_view import on_demand_feature_view
@@ -33,6 +34,7 @@ from feast.value_type import ValueType
 from creditops.features import request
 from creditops.features.contract import FeatureContract
 from creditops.features.registry import ENTITY, FEATURE_SERVICE, GROUPS, JOIN_KEY, TIMESTAMP, features_in
+from creditops.streaming.consumer import STREAM_GROUPS
 
 DEFAULT_DATA_DIR = Path(__file__).resolve().parent / "data"
 # How long a row stays valid: declared application data for years, a monthly bureau snapshot for two
@@ -73,6 +75,9 @@ def feast_objects(env: Mapping[str, str]) -> dict[str, object]:
     objects: dict[str, object] = {ENTITY: applicant}
     views = []
     for group in GROUPS:
+        source = _source(group, offline, data_dir)
+        if group in STREAM_GROUPS:  # the stream consumer feeds it too (creditops.streaming)
+            source = PushSource(name=f"{group}_push", batch_source=source)
         view = FeatureView(
             name=f"{group}_fv",
             entities=[applicant],
@@ -81,7 +86,7 @@ def feast_objects(env: Mapping[str, str]) -> dict[str, object]:
                 Field(name=f.name, dtype=Int64 if f.dtype == "int" else Float64, description=f.description)
                 for f in features_in(group)
             ],
-            source=_source(group, offline, data_dir),
+            source=source,
             online=True,
             tags={"group": group},
         )

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from creditops.errors import ConfigError
 
@@ -101,53 +101,131 @@ class TrainingConfig(_Section):
 class GatesConfig(_Section):
     """Thresholds a model must meet before it may be registered for deployment.
 
-    Fairness gates are statistical (see :mod:`creditops.governance.gates`): a disparity FAILS when it is
-    significantly above its threshold (lower bound of its confidence interval > threshold), or when its point
-    estimate is above the threshold and the estimate is precise (interval half-width <=
-    ``fairness_precise_half_width``). A disparity above the threshold with a wide interval passes, flagged in
-    the report's notes as inconclusive.
+    The rules (which estimate each gate judges, what "not applicable" and "not assessed" mean) are in
+    :mod:`creditops.governance.gates`. In short: the AUC gate judges the cross-validated AUC (and the test
+    AUC, or on a small test set its lower confidence bound); FPR and recall are measured on the test set at
+    the operating point set by :class:`ScoringConfig`; a fairness disparity fails when its point estimate
+    is above its threshold (the bootstrap interval is reported beside it).
 
     Attributes:
-        min_auc: test AUC-ROC must reach this.
-        max_fpr: false-positive rate of the decline decision must stay at or under this.
+        min_auc: AUC-ROC the model must reach (see the AUC rule in :mod:`creditops.governance.gates`).
+        auc_small_test_class_size: a test set with fewer defaulters (or non-defaulters) than this is small:
+            its AUC point estimate is not judged alone, but its lower confidence bound (or the CV estimate).
+        auc_confidence: confidence level of the test AUC's DeLong interval.
+        max_fpr: false-positive rate of the decline decision (non-defaulters declined) must stay at or under
+            this, on the test set at the operating point.
+        min_recall: share of the test set's defaulters that the decline decision catches must reach this.
         max_demographic_parity_difference: limit on the spread of decline rates between groups.
         max_equal_opportunity_difference: limit on the spread of true-positive rates between groups.
+        min_adverse_impact_ratio: every group's approval rate over the most-approved group's must reach this
+            (the four-fifths rule of US fair-lending reviews).
         max_perturbation_shift: limit on the mean |change in PD| under small input noise.
         perturbation_scale: size of that noise, in standard deviations of each input.
-        fairness_min_group_size: rows a group needs to enter either disparity; smaller groups are listed
-            as excluded.
-        fairness_min_group_defaulters: defaulters a group needs to enter the equal opportunity difference.
+        baseline_tolerance: the tuned model's AUC may trail the best baseline's by at most this.
+        max_calibration_auc_change: |AUC of the calibrated PD - AUC of the raw score| on the test set must
+            stay at or under this (calibration must not destroy ranking through ties).
+        fairness_min_group_size: rows a group needs to enter a disparity or the impact ratio; smaller groups
+            are reported as not assessed.
+        fairness_min_group_defaulters: defaulters a group needs to enter the equal opportunity difference
+            (with fewer, its true-positive rate has a standard error above 0.05, and since the point estimate
+            decides, the spread would be judged on noise).
         fairness_bootstrap_resamples: stratified bootstrap resamples per protected attribute.
-        fairness_confidence: confidence level of the disparity intervals.
-        fairness_precise_half_width: an interval at most this wide on each side counts as precise, so the
-            point estimate alone decides (0 disables: only a significant excess fails).
+        fairness_confidence: confidence level of the disparity intervals (reported, not used to pass).
         fairness_fail_unassessed: fail a disparity that cannot be measured (fewer than two groups with enough
-            support) instead of passing it with a note.
+            support) instead of letting it through as "not assessed".
     """
 
     min_auc: float = 0.80
-    max_fpr: float = 0.05
+    auc_small_test_class_size: int = Field(100, ge=1)
+    auc_confidence: float = Field(0.95, gt=0.5, lt=1.0)
+    max_fpr: float = Field(0.05, ge=0.0, le=1.0)
+    min_recall: float = Field(0.20, ge=0.0, le=1.0)
     max_demographic_parity_difference: float = 0.10
     max_equal_opportunity_difference: float = 0.10
+    min_adverse_impact_ratio: float = Field(0.80, ge=0.0, le=1.0)
     max_perturbation_shift: float = 0.02
     perturbation_scale: float = 0.01
+    baseline_tolerance: float = Field(0.005, ge=0.0)
+    max_calibration_auc_change: float = Field(0.002, ge=0.0)
     fairness_min_group_size: int = Field(100, ge=1)
-    fairness_min_group_defaulters: int = Field(30, ge=1)
+    fairness_min_group_defaulters: int = Field(100, ge=1)
     fairness_bootstrap_resamples: int = Field(200, ge=50)
     fairness_confidence: float = Field(0.95, gt=0.5, lt=1.0)
-    fairness_precise_half_width: float = Field(0.05, ge=0.0)
     fairness_fail_unassessed: bool = False
 
 
 class ScoringConfig(_Section):
-    """Score scaling (points to double the odds) and decision thresholds on the probability of default."""
+    """Score scaling (points to double the odds) and the operating point: the decision policy.
+
+    Three policies set the two PD thresholds (approve below one, decline at or above a higher one, refer the
+    band in between to an underwriter); the two data-driven ones are chosen on the validation split, so the
+    gates judge them on the untouched test set:
+
+    * ``pd_cutoff``: ``approve_below_pd`` and ``decline_at_or_above_pd`` as given;
+    * ``target_fpr``: decline at the lowest PD whose validation false-positive rate (share of non-defaulters
+      declined) is at most ``target_fpr``;
+    * ``approval_rate``: approve the ``target_approval_rate`` share of validation applicants with the
+      lowest PD.
+
+    With the last two the review band then holds ``review_share`` of validation applicants (below the
+    decline threshold for ``target_fpr``, above the approval threshold for ``approval_rate``). Without
+    ``policy``, it is ``pd_cutoff`` when both cut-offs are given, ``approval_rate`` when
+    ``target_approval_rate`` is, else ``target_fpr``.
+
+    Attributes:
+        base_score: points at odds ``base_odds``.
+        base_odds: good:bad odds of ``base_score``.
+        pdo: points to double the odds.
+        policy: ``pd_cutoff``, ``target_fpr`` or ``approval_rate`` (see above).
+        approve_below_pd: ``pd_cutoff``: approve below this PD.
+        decline_at_or_above_pd: ``pd_cutoff``: decline at or above this PD (>= ``approve_below_pd``).
+        target_fpr: ``target_fpr``: largest validation FPR of the decline decision.
+        target_approval_rate: ``approval_rate``: share of validation applicants approved outright.
+        review_share: share of validation applicants referred to review (0: no review band).
+    """
 
     base_score: float = 600.0
     base_odds: float = 50.0
     pdo: float = 20.0
-    approve_below_pd: float | None = None
-    decline_at_or_above_pd: float | None = None
-    target_fpr: float = 0.04
+    policy: Literal["pd_cutoff", "target_fpr", "approval_rate"] | None = None
+    approve_below_pd: float | None = Field(None, ge=0.0, le=1.0)
+    decline_at_or_above_pd: float | None = Field(None, ge=0.0, le=1.0)
+    target_fpr: float = Field(0.03, gt=0.0, lt=1.0)
+    target_approval_rate: float | None = Field(None, gt=0.0, lt=1.0)
+    review_share: float = Field(0.10, ge=0.0, lt=1.0)
+
+    @model_validator(mode="after")
+    def _policy(self) -> ScoringConfig:
+        cutoffs = (self.approve_below_pd, self.decline_at_or_above_pd)
+        if self.policy is None:
+            if all(c is not None for c in cutoffs):
+                self.policy = "pd_cutoff"
+            elif self.target_approval_rate is not None:
+                self.policy = "approval_rate"
+            else:
+                self.policy = "target_fpr"
+        if self.policy == "pd_cutoff":
+            if any(c is None for c in cutoffs):
+                raise ValueError("policy pd_cutoff needs both approve_below_pd and decline_at_or_above_pd")
+            if self.approve_below_pd > self.decline_at_or_above_pd:  # type: ignore[operator]
+                raise ValueError(
+                    f"approve_below_pd ({self.approve_below_pd}) must not exceed decline_at_or_above_pd "
+                    f"({self.decline_at_or_above_pd})"
+                )
+        elif any(c is not None for c in cutoffs):
+            raise ValueError(
+                "approve_below_pd / decline_at_or_above_pd are only used by policy pd_cutoff, "
+                f"not {self.policy}"
+            )
+        if self.policy == "approval_rate":
+            if self.target_approval_rate is None:
+                raise ValueError("policy approval_rate needs target_approval_rate")
+            if self.target_approval_rate + self.review_share >= 1.0:
+                raise ValueError(
+                    f"target_approval_rate ({self.target_approval_rate}) + review_share "
+                    f"({self.review_share}) must stay below 1 (someone must be declinable)"
+                )
+        return self
 
 
 class MlflowConfig(_Section):
@@ -174,6 +252,30 @@ class ServingConfig(_Section):
     max_batch_size: int = Field(1000, ge=1)
 
 
+class StreamingConfig(_Section):
+    """The event stream (NATS JetStream) and the consumer's state.
+
+    Attributes:
+        broker: the broker implementation (NATS JetStream is the one implemented).
+        url: broker URL.
+        stream: stream name: events on ``<stream>.events.<kind>``, dead letters in ``<stream>_dlq``.
+        durable: the consumer's durable name (consumers sharing it share the work).
+        batch_size: events fetched and processed together.
+        ack_wait_seconds: an unacknowledged batch is redelivered after this long.
+        state_redis_url: Redis holding the per-applicant event state.
+        state_prefix: key prefix of that state.
+    """
+
+    broker: Literal["nats"] = "nats"
+    url: str = "nats://127.0.0.1:4222"
+    stream: str = "creditops"
+    durable: str = "features"
+    batch_size: int = Field(1000, ge=1, le=100_000)
+    ack_wait_seconds: float = Field(30.0, gt=0)
+    state_redis_url: str = "redis://127.0.0.1:6379/0"
+    state_prefix: str = "creditops:stream:"
+
+
 class Settings(_Section):
     """All of creditops' configuration."""
 
@@ -186,6 +288,7 @@ class Settings(_Section):
     mlflow: MlflowConfig = MlflowConfig()
     audit: AuditConfig = AuditConfig()
     serving: ServingConfig = ServingConfig()
+    streaming: StreamingConfig = StreamingConfig()
 
     def resolved(self, base: Path | None = None) -> Settings:
         """Return a copy with an absolute workdir and ``{workdir}`` filled in, for subprocesses."""

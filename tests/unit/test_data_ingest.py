@@ -30,7 +30,11 @@ def test_real_sources(tmp_path, source: str, rows: int) -> None:
 
 
 def test_spec_source(tmp_path) -> None:
-    pd.DataFrame({"id": [1, 2], "y": [0, 1], "x": [0.5, 0.7]}).to_csv(tmp_path / "d.csv", index=False)
+    n = 120  # ingest refuses fewer than 50 rows of either outcome
+    x = [round(0.01 * i, 2) for i in range(n)]
+    pd.DataFrame({"id": range(n), "y": [i % 2 for i in range(n)], "x": x}).to_csv(
+        tmp_path / "d.csv", index=False
+    )
     spec = tmp_path / "d.yaml"
     spec.write_text(
         "name: mine\npath: d.csv\nid_column: id\ntarget: y\npositive_value: 1\n"
@@ -38,7 +42,7 @@ def test_spec_source(tmp_path) -> None:
     )
     info = ingest("spec", tmp_path / "snaps", spec_path=spec)
     tables, _ = read_snapshot(info.path)
-    assert tables["mine"]["x"].tolist() == [0.5, 0.7]
+    assert tables["mine"]["x"].tolist() == x
 
 
 @pytest.mark.parametrize(

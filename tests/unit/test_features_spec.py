@@ -151,10 +151,10 @@ def test_contract_refuses_protected_attributes_as_features() -> None:
 
 def test_user_csv_from_spec_to_contract(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
-    n = 40
+    n = 200  # ingest refuses fewer than MIN_CLASS_ROWS of either outcome
     pd.DataFrame(
         {
-            "id": np.arange(100, 100 + n),  # validation requires integer ids
+            "id": np.arange(100, 100 + n),
             "applied": pd.date_range("2024-01-01", periods=n, freq="D").strftime("%Y-%m-%d"),
             "amount": rng.uniform(1_000, 9_000, n).round(2),
             "channel": rng.choice(["web", "branch", "phone"], n),
@@ -190,7 +190,7 @@ def test_user_csv_from_spec_to_contract(tmp_path: Path) -> None:
     assert list(table.columns) == ["id", "event_timestamp", *contract.features]
     assert table[["channel__branch", "channel__phone", "channel__web"]].sum(axis=1).eq(1).all()
     assert table["event_timestamp"].min() == pd.Timestamp("2024-01-01", tz="UTC")
-    assert built.as_of == pd.Timestamp("2024-02-09", tz="UTC")
+    assert built.as_of == pd.Timestamp("2024-07-18", tz="UTC")
     assert list(built.entities.columns) == contract.entity_columns
     assert set(built.entities["outcome"]) <= {0, 1} and "gender" not in contract.features
 

@@ -7,6 +7,8 @@ world so tests and demos can show that every bad row is quarantined with its rea
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -15,48 +17,33 @@ import pandas as pd
 
 from creditops.data import real
 from creditops.data.snapshot import SnapshotInfo, write_snapshot
-from creditops.data.spec import DatasetSpec, load_dataset
-from creditops.data.synthetic import GENERATOR_VERSION, CreditWorld, generate_world
+from creditops.data.spec import DatasetSpec, check_dataset, load_dataset
+from creditops.data.synthetic import GENERATOR_VERSION, PROTECTED_LINEAGE, CreditWorld, generate_world
 from creditops.data.validation import ValidationResult, validate_table, validate_world
+from creditops.errors import DataError
 
 Source = Literal["synthetic", "german_credit", "hmda", "spec"]
 SOURCES: tuple[str, ...] = ("synthetic", "german_credit", "hmda", "spec")
+_log = logging.getLogger(__name__)
 
 
-def ingest(
-    source: str,
-    out_root: str | Path,
-    n_applicants: int = 10_000,
-    seed: int = 7,
-    spec_path: str | Path | None = None,
-) -> SnapshotInfo:
-    """Read or generate ``source`` and write it as a snapshot under ``out_root``.
+def load_source(
+    source: str, spec_path: str | Path | None = None, warn: Callable[[str], None] | None = None
+) -> tuple[pd.DataFrame, DatasetSpec]:
+    """Read a real or spec source and check it against its spec (what ingest does before writing).
+
+    Every mistake a new user can make in a spec stops here, as one line naming the field and the fix,
+    before any pipeline step runs (:meth:`DatasetSpec.check`, :func:`check_dataset`).
 
     Args:
-        source: ``synthetic`` | ``german_credit`` | ``hmda`` | ``spec``.
-        out_root: Folder holding snapshot directories.
-        n_applicants: Size of a synthetic world (ignored otherwise).
-        seed: Seed of a synthetic world (ignored otherwise).
+        source: ``german_credit`` | ``hmda`` | ``spec``.
         spec_path: Dataset spec YAML (required for ``spec``).
-
-    Returns:
-        The snapshot info (``version``, ``path``, ...). The synthetic source records ``as_of``, ``seed``,
-        ``n_applicants`` and the generator version; spec sources record the whole spec.
+        warn: Receives each warning line (default: logged).
 
     Raises:
         ValueError: On an unknown source or a missing ``spec_path``.
-        DataError: If the data cannot be read.
+        DataError: If the spec or its data cannot be trained on as declared.
     """
-    if source == "synthetic":
-        world = generate_world(n_applicants, seed=seed)
-        meta = {
-            "kind": "synthetic",
-            "n_applicants": int(n_applicants),
-            "seed": int(seed),
-            "generator_version": GENERATOR_VERSION,
-            "as_of": world.as_of.isoformat(),
-        }
-        return write_snapshot(world.tables(), out_root, meta)
     if source in real.REAL_DATASETS:
         df, spec = real.load_real(source)
     elif source == "spec":
@@ -66,6 +53,102 @@ def ingest(
         df = load_dataset(spec)
     else:
         raise ValueError(f"unknown source {source!r}; choose one of {', '.join(SOURCES)}")
+    for line in check_dataset(df, spec, label=str(spec_path or source)):
+        (warn or _log.warning)(line)
+    return df, spec
+
+
+#: What the model card says about the synthetic world (a spec dataset says it in its spec).
+SYNTHETIC_CARD: dict[str, object] = {
+    "name": "synthetic credit world",
+    "description": (
+        "Seeded synthetic consumer-credit population (creditops.data.synthetic): loan applications, monthly "
+        "credit-bureau snapshots and 12 months of bank transactions per applicant."
+    ),
+    "purpose": (
+        "Estimate the probability that a consumer credit applicant defaults within 12 months, to support an "
+        "approve / review / decline decision on an individual application, with adverse-action reason codes."
+    ),
+    "target": "defaulted",
+    "positive_value": 1,
+    "target_meaning": "1 = default within 12 months of the application",
+}
+
+
+def describe_source(source: str, spec_path: str | Path | None = None) -> dict[str, object]:
+    """The dataset a run trains on, as the model card describes it (name, purpose, target, lineage).
+
+    Args:
+        source: ``synthetic`` | ``german_credit`` | ``hmda`` | ``spec``.
+        spec_path: Dataset spec YAML (for ``spec``).
+    """
+    if source == "synthetic":
+        lineage = {attr: [attr, *(c for c in cols if c != attr)] for attr, cols in PROTECTED_LINEAGE.items()}
+        return {**SYNTHETIC_CARD, "protected_lineage": lineage, "justifications": {}}
+    if source in real.REAL_DATASETS:
+        return DatasetSpec.from_yaml(real.spec_path(source)).card()
+    if spec_path is None:
+        raise ValueError("source 'spec' needs spec_path (a dataset spec YAML)")
+    return DatasetSpec.from_yaml(spec_path).card()
+
+
+def check_builtin_lineage() -> None:
+    """Refuse a built-in feature that reads a protected attribute or one of its source columns.
+
+    Raises:
+        DataError: Naming the feature and the protected attribute it stands for.
+    """
+    from creditops.features.registry import feature_sources
+
+    for feature, columns in feature_sources().items():
+        for attr, sources in PROTECTED_LINEAGE.items():
+            shared = sorted(set(columns) & {attr, *sources})
+            if shared:
+                raise DataError(
+                    f"built-in feature {feature!r} reads {shared[0]!r}, which protected attribute {attr!r} "
+                    "is derived from; remove it from creditops.features.registry.FEATURES"
+                )
+
+
+def ingest(
+    source: str,
+    out_root: str | Path,
+    n_applicants: int = 10_000,
+    seed: int = 7,
+    spec_path: str | Path | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> SnapshotInfo:
+    """Read or generate ``source`` and write it as a snapshot under ``out_root``.
+
+    Args:
+        source: ``synthetic`` | ``german_credit`` | ``hmda`` | ``spec``.
+        out_root: Folder holding snapshot directories.
+        n_applicants: Size of a synthetic world (ignored otherwise).
+        seed: Seed of a synthetic world (ignored otherwise).
+        spec_path: Dataset spec YAML (required for ``spec``).
+        warn: Receives each warning about the data (default: logged), e.g. ids that will be quarantined.
+
+    Returns:
+        The snapshot info (``version``, ``path``, ...). The synthetic source records ``as_of``, ``seed``,
+        ``n_applicants`` and the generator version; spec sources record the whole spec.
+
+    Raises:
+        ValueError: On an unknown source or a missing ``spec_path``.
+        DataError: If the data cannot be read, or cannot be trained on as its spec declares (see
+            :func:`load_source`); nothing is written then.
+    """
+    if source == "synthetic":
+        check_builtin_lineage()
+        world = generate_world(n_applicants, seed=seed)
+        meta = {
+            "kind": "synthetic",
+            "n_applicants": int(n_applicants),
+            "seed": int(seed),
+            "generator_version": GENERATOR_VERSION,
+            "as_of": world.as_of.isoformat(),
+        }
+        return write_snapshot(world.tables(), out_root, meta)
+    df, spec = load_source(source, spec_path, warn)
     meta = {"kind": source, "dataset": spec.name, "spec": spec.model_dump(mode="json")}
     return write_snapshot({spec.name: df}, out_root, meta)
 

@@ -64,6 +64,9 @@ AS_OF = pd.Timestamp("2026-01-01", tz="UTC")
 GENERATOR_VERSION = "1"
 """Bumped whenever the same seed would produce different data (recorded in snapshot lineage)."""
 
+PROTECTED_LINEAGE: dict[str, tuple[str, ...]] = {"sex": ("sex",), "age_band": ("age",), "race": ("race",)}
+"""Protected attribute -> the raw ``applications`` columns it is (derived from); none may be a model input."""
+
 MONTH_DAYS = 30.4375
 _DAY_NS = 86_400 * 10**9
 _BUREAU_MONTHS = np.arange(-23, 4)  # simulated months relative to application (history for 12m windows)

@@ -346,7 +346,8 @@ def validate_world(world: CreditWorld, now: pd.Timestamp | str | None = None) ->
 
 def schema_from_spec(spec: DatasetSpec) -> TableSchema:
     """Validation rules implied by a dataset spec (id unique and present, target present, feature types)."""
-    columns = [ColumnRule(spec.id_column, "int", min=None)]
+    # ids may be numbers or text ("L-0001"); what matters is that each row has one and no two share it
+    columns = [ColumnRule(spec.id_column, "any")]
     if spec.timestamp_column:
         columns.append(ColumnRule(spec.timestamp_column, "timestamp"))
     columns.append(ColumnRule(spec.target, "any"))

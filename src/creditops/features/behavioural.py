@@ -103,7 +103,10 @@ class TransactionWindow:
 
 
 def _ns(ts: pd.Series) -> np.ndarray:
-    return pd.DatetimeIndex(pd.to_datetime(ts, utc=True)).asi8
+    """Nanoseconds since the epoch, UTC (naive = UTC); no per-value parsing for datetime columns."""
+    if isinstance(getattr(ts, "dtype", None), pd.DatetimeTZDtype):
+        return pd.DatetimeIndex(ts).tz_convert("UTC").as_unit("ns").asi8
+    return pd.DatetimeIndex(pd.to_datetime(ts, utc=True)).as_unit("ns").asi8
 
 
 def _series(values: np.ndarray, name: str, dtype: str = "float64") -> pd.Series:

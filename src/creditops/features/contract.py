@@ -53,6 +53,8 @@ class FeatureContract(BaseModel):
         target: Label column of the entity frame (0/1, 1 = the bad outcome).
         protected: Protected attributes carried in the entity frame (never features).
         encodings: Categorical source column -> {category value -> one-hot feature column}.
+        category_reasons: Categorical source column -> {category value -> adverse-action reason text} (the
+            same texts as ``reasons`` of the one-hot columns, keyed the way a spec declares them).
         valid_ranges: Feature -> inclusive (low, high) bounds a scored value must respect (None = open).
     """
 
@@ -73,6 +75,7 @@ class FeatureContract(BaseModel):
     target: str
     protected: list[str] = Field(default_factory=list)
     encodings: dict[str, dict[str, str]] = Field(default_factory=dict)
+    category_reasons: dict[str, dict[str, str]] = Field(default_factory=dict)
     valid_ranges: dict[str, tuple[float | None, float | None]] = Field(default_factory=dict)
 
     @model_validator(mode="after")

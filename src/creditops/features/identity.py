@@ -20,11 +20,6 @@ PURPOSE_CODES: dict[str, int] = {
 }
 
 
-def age(applications: pd.DataFrame) -> pd.Series:
-    """Age in years."""
-    return applications["age"].astype("int64").rename("age")
-
-
 def income(applications: pd.DataFrame) -> pd.Series:
     """Declared annual income."""
     return applications["income"].astype("float64").rename("income")

@@ -58,8 +58,7 @@ def _f(
 
 
 FEATURES: tuple[FeatureDef, ...] = (
-    # identity: what the applicant declared on the application
-    _f("age", "identity", "int", 0, "Age in years at application.", "Age of applicant", 18, 120),
+    # identity: what the applicant declared on the application (never age, sex or race: see FEATURE_SOURCES)
     _f("income", "identity", "float", -1, "Declared annual income.", "Income insufficient for amount of credit requested", 0, None),
     _f("employment_length", "identity", "float", -1, "Years with current employer.", "Length of employment", 0, 80),
     _f("requested_amount", "identity", "float", 1, "Loan amount requested.", "Amount of credit requested is high", 0, None),
@@ -109,6 +108,49 @@ FEATURES: tuple[FeatureDef, ...] = (
     _f("cash_flow_to_debt", "derived", "float", -1, "Net 12-month cash flow / (total debt + 1).", "Cash flow is low relative to debt", None, None),
     _f("inquiries_per_credit_line", "derived", "float", 1, "Hard inquiries (6m) / (credit lines + 1).", "Many credit inquiries relative to accounts", 0, None),
 )  # fmt: skip
+
+
+#: Declared lineage of the identity features: the raw ``applications`` columns each one reads.
+IDENTITY_SOURCES: dict[str, tuple[str, ...]] = {
+    "income": ("income",),
+    "employment_length": ("employment_length",),
+    "requested_amount": ("requested_amount",),
+    "loan_term_months": ("loan_term_months",),
+    "num_dependents": ("num_dependents",),
+    "home_ownership_code": ("home_ownership",),
+    "purpose_code": ("purpose",),
+}
+#: Declared lineage of the derived features: the other features each one is a ratio of.
+DERIVED_SOURCES: dict[str, tuple[str, ...]] = {
+    "debt_to_income": ("total_debt", "income"),
+    "credit_utilisation": ("revolving_balance", "credit_limit"),
+    "loan_to_income": ("requested_amount", "income"),
+    "installment_to_income": ("requested_amount", "loan_term_months", "income"),
+    "payment_consistency_score": (
+        "bill_payment_count_12m",
+        "loan_repayment_count_12m",
+        "late_payment_count_12m",
+    ),
+    "income_verification_ratio": ("avg_monthly_salary", "income"),
+    "cash_flow_to_debt": ("net_cash_flow_12m", "total_debt"),
+    "inquiries_per_credit_line": ("num_hard_inquiries_6m", "num_credit_lines"),
+}
+#: Raw table each non-identity group reads (``bureau.*``: any column of the bureau table, none protected).
+_GROUP_TABLE: dict[str, str] = {"bureau": "bureau.*", "behavioural": "transactions.*"}
+
+
+def _raw_sources(name: str) -> tuple[str, ...]:
+    feature = _by_name()[name]
+    if feature.group == "identity":
+        return IDENTITY_SOURCES[name]
+    if feature.group == "derived":
+        return tuple(dict.fromkeys(c for source in DERIVED_SOURCES[name] for c in _raw_sources(source)))
+    return (_GROUP_TABLE[feature.group],)
+
+
+def feature_sources() -> dict[str, tuple[str, ...]]:
+    """Feature -> the raw columns it is computed from (declared lineage, derived features resolved)."""
+    return {f.name: _raw_sources(f.name) for f in FEATURES}
 
 
 def model_feature_names() -> list[str]:

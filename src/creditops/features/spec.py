@@ -6,6 +6,11 @@ the spec's ``categories`` when declared, otherwise the sorted distinct values se
 recorded in the contract's ``encodings`` so the same encoding is applied later. A value outside the known
 categories (or missing) encodes as all zeros, the usual "unknown" of one-hot encoding.
 
+Adverse-action reasons come from the spec (``reason`` of a numeric feature, ``category_reasons`` of a
+categorical); without one, a numeric feature's reason names it and its declared adverse side
+(:func:`fallback_reason`), a category's names the feature and the category held. The contract carries them
+as ``reasons`` (per model column) and ``category_reasons`` (source column -> category -> text).
+
 Every row is stamped with the spec's ``timestamp_column`` (UTC). A dataset without one is undated: all rows
 get :data:`UNDATED_AS_OF`, a constant as-of chosen so the same data always gives the same feature table;
 the training entities carry the same stamp, so Feast's point-in-time join returns each row's own values.
@@ -74,6 +79,22 @@ def _numeric_dtype(series: pd.Series) -> str:
     return "int" if series.notna().all() else "float"
 
 
+def _sentence(name: str) -> str:
+    """A column name as the start of a sentence: ``debt_ratio`` -> ``Debt ratio``, ``DTI`` stays ``DTI``."""
+    label = name.replace("_", " ").strip()
+    return label[:1].upper() + label[1:]
+
+
+def fallback_reason(name: str, direction: int) -> str:
+    """The adverse-action reason of a numeric feature whose spec gives none: the feature, and no more.
+
+    With a declared direction the text says which side is adverse (``Debt ratio is high``); without one it
+    names the feature only, because the data alone does not say why a value raised the PD.
+    """
+    label = _sentence(name)
+    return {1: f"{label} is high", -1: f"{label} is low"}.get(int(direction), f"{label} (value given)")
+
+
 def spec_contract(df: pd.DataFrame, spec: DatasetSpec) -> FeatureContract:
     """The contract of a spec dataset: service ``<name>_v1``, one view ``<name>_fv``, the encoding.
 
@@ -88,15 +109,15 @@ def spec_contract(df: pd.DataFrame, spec: DatasetSpec) -> FeatureContract:
     dtypes: dict[str, str] = {}
     directions: dict[str, int] = {}
     reasons: dict[str, str] = {}
+    category_reasons: dict[str, dict[str, str]] = {}
     encodings: dict[str, dict[str, str]] = {}
     ranges: dict[str, tuple[float | None, float | None]] = {}
     for feature in spec.features:
-        label = feature.name.replace("_", " ")
         if feature.type == "numeric":
             features.append(feature.name)
             dtypes[feature.name] = _numeric_dtype(df[feature.name])
             directions[feature.name] = int(feature.direction)
-            reasons[feature.name] = f"Value of {label}"
+            reasons[feature.name] = feature.reason or fallback_reason(feature.name, feature.direction)
             if feature.valid_range is not None and tuple(feature.valid_range) != (None, None):
                 ranges[feature.name] = tuple(feature.valid_range)
             continue
@@ -107,11 +128,13 @@ def spec_contract(df: pd.DataFrame, spec: DatasetSpec) -> FeatureContract:
             else sorted(_labels(df[feature.name]).dropna().unique().tolist())
         )
         encodings[feature.name] = _one_hot_names(feature.name, list(dict.fromkeys(categories)), taken)
+        category_reasons[feature.name] = {}
         for category, column in encodings[feature.name].items():
             features.append(column)
             dtypes[column] = "int"
             directions[column] = 0  # a spec direction orders values; categories have no order
-            reasons[column] = f"{label.capitalize()}: {category}"
+            text = feature.category_reasons.get(category) or f"{_sentence(feature.name)}: {category}"
+            reasons[column] = category_reasons[feature.name][category] = text
     id_dtype = "int" if df.empty or pd.api.types.is_integer_dtype(df[spec.id_column]) else "str"
     return FeatureContract(
         kind="spec",
@@ -125,6 +148,7 @@ def spec_contract(df: pd.DataFrame, spec: DatasetSpec) -> FeatureContract:
         dtypes=dtypes,
         directions=directions,
         reasons=reasons,
+        category_reasons=category_reasons,
         target=spec.target,
         protected=list(spec.protected),
         encodings=encodings,

@@ -1,11 +1,13 @@
 """Group fairness of credit decisions, measured with fairlearn, with its sampling uncertainty.
 
-"Decline" is the positive prediction: a group with a higher selection rate is declined more often. Two
-disparities gate a model, per protected attribute: the demographic parity difference (spread, max - min,
-of decline rates between groups) and the equal opportunity difference (spread of true-positive rates, i.e. of
-the share of real defaulters that each group's decisions catch). A per-group
-:class:`fairlearn.metrics.MetricFrame` (selection rate, TPR, FPR, AUC, count, defaulters) goes into the model
-card.
+"Decline" is the positive prediction: a group with a higher selection rate is declined more often. Three
+measures gate a model, per protected attribute: the demographic parity difference (spread, max - min,
+of decline rates between groups), the equal opportunity difference (spread of true-positive rates, i.e. of
+the share of real defaulters that each group's decisions catch) and the adverse impact ratio (the lowest
+group approval rate over the highest one: the "four-fifths" screen of US fair-lending reviews, where
+"approved" means the model's outright ``approve`` decision). A per-group
+:class:`fairlearn.metrics.MetricFrame` (selection rate, TPR, FPR, AUC, count, defaulters, approval rate,
+impact ratio) goes into the model card.
 
 Support. A group enters a disparity only with enough evidence: ``min_group_size`` rows for both disparities
 and also ``min_group_positives`` defaulters for the equal opportunity difference (a TPR from ten defaulters
@@ -22,9 +24,10 @@ of equal true rate it is positive, often large), and so is the plain percentile 
 replicates. The interval is therefore built from *simultaneous* intervals for every pairwise difference
 (bootstrap max-t: ``d_ij +- c * se_ij``, ``c`` the ``confidence`` quantile of the largest studentised
 deviation over all pairs): since the spread is ``max |p_i - p_j|``, it lies in ``[max_ij (|d_ij| - c se_ij)+,
-max_ij (|d_ij| + c se_ij)]`` with at least the joint coverage. The lower bound is what the gate tests against
-the threshold (:mod:`creditops.governance.gates`): with five groups of 30 defaulters and no true difference it
-exceeds 0.10 in under 1% of test sets, where the point estimate does in over 90%.
+max_ij (|d_ij| + c se_ij)]`` with at least the joint coverage. The gates
+(:mod:`creditops.governance.gates`) judge the point estimate and report this interval beside it, so a reader
+sees how much of an excess (or of a pass) the test set can vouch for. The impact ratio's interval is the
+percentile interval of its bootstrap replicates (same stratified resampling).
 """
 
 from __future__ import annotations
@@ -92,6 +95,41 @@ class Disparity:
 
 
 @dataclass(frozen=True)
+class AdverseImpact:
+    """Lowest group approval rate over the highest one (the four-fifths rule), with its interval.
+
+    Attributes:
+        value: min over eligible groups of approval rate / the most-approved group's rate; NaN when fewer
+            than two groups have enough rows or no group is approved at all.
+        ci_low: lower bound of the bootstrap percentile interval.
+        ci_high: upper bound of the interval.
+        confidence: the interval's confidence level.
+        reference: the most-approved group (ratio 1).
+        lowest: the group with the lowest ratio.
+        ratios: eligible group -> its ratio.
+    """
+
+    value: float
+    ci_low: float
+    ci_high: float
+    confidence: float
+    reference: str | None = None
+    lowest: str | None = None
+    ratios: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def assessed(self) -> bool:
+        """Whether the ratio could be measured."""
+        return not math.isnan(self.value)
+
+    @classmethod
+    def not_assessed(cls, confidence: float) -> AdverseImpact:
+        """A ratio that cannot be measured."""
+        nan = float("nan")
+        return cls(nan, nan, nan, confidence)
+
+
+@dataclass(frozen=True)
 class FairnessResult:
     """Fairness of the decline decisions across the groups of one protected attribute.
 
@@ -99,9 +137,11 @@ class FairnessResult:
         attribute: the protected attribute (column name).
         demographic_parity: spread of decline rates over the groups with enough rows.
         equal_opportunity: spread of true-positive rates over the groups with enough rows and defaulters.
-        by_group: one row per group; columns selection_rate, tpr, fpr, auc, count, positives.
+        by_group: one row per group; columns selection_rate, tpr, fpr, auc, count, positives,
+            approval_rate, impact_ratio (NaN for a group too small to assess).
         excluded_groups: groups left out of at least one disparity (too few rows or too few defaulters).
         exclusion_reasons: excluded group -> why, e.g. ``"12 defaulters < 30 (equal opportunity only)"``.
+        adverse_impact: approval-rate ratio over the groups with enough rows.
     """
 
     attribute: str
@@ -110,6 +150,12 @@ class FairnessResult:
     by_group: pd.DataFrame
     excluded_groups: list[str] = field(default_factory=list)
     exclusion_reasons: dict[str, str] = field(default_factory=dict)
+    adverse_impact: AdverseImpact = field(default_factory=lambda: AdverseImpact.not_assessed(float("nan")))
+
+    @property
+    def not_assessed_groups(self) -> dict[str, str]:
+        """Groups left out of every measure (too few rows) -> why."""
+        return {g: r for g, r in self.exclusion_reasons.items() if "equal opportunity only" not in r}
 
     @property
     def demographic_parity_difference(self) -> float:
@@ -222,6 +268,31 @@ def _disparity(
     )
 
 
+def _adverse_impact(
+    approval: np.ndarray, replicates: np.ndarray, groups: pd.Index, eligible: np.ndarray, confidence: float
+) -> AdverseImpact:
+    """Min approval-rate ratio over the ``eligible`` groups, with a bootstrap percentile interval."""
+    names = [str(g) for g in groups[eligible]]
+    rates = approval[eligible]
+    if len(names) < 2 or rates.max() <= 0:
+        return AdverseImpact.not_assessed(confidence)
+    ratios = rates / rates.max()
+    boot = replicates[:, eligible]
+    top = boot.max(axis=1, keepdims=True)
+    boot_min = np.divide(boot, top, out=np.ones_like(boot), where=top > 0).min(axis=1)
+    alpha = (1 - confidence) / 2
+    low, high = np.quantile(boot_min, [alpha, 1 - alpha])
+    return AdverseImpact(
+        value=float(ratios.min()),
+        ci_low=float(low),
+        ci_high=float(high),
+        confidence=confidence,
+        reference=names[int(np.argmax(rates))],
+        lowest=names[int(np.argmin(ratios))],
+        ratios={n: float(r) for n, r in zip(names, ratios, strict=True)},
+    )
+
+
 def _attribute_seed(seed: int, attribute: str) -> np.random.Generator:
     """One stream per attribute, independent of the order in which attributes are assessed."""
     return np.random.default_rng([seed, zlib.crc32(attribute.encode())])
@@ -239,6 +310,7 @@ def assess_fairness(
     n_resamples: int = _DEFAULTS.fairness_bootstrap_resamples,
     confidence: float = _DEFAULTS.fairness_confidence,
     seed: int = 0,
+    y_approved: np.ndarray | pd.Series | None = None,
 ) -> dict[str, FairnessResult]:
     """Measure decision fairness for every protected attribute, with bootstrap confidence intervals.
 
@@ -253,6 +325,7 @@ def assess_fairness(
         n_resamples: bootstrap resamples per attribute.
         confidence: confidence level of the intervals.
         seed: bootstrap seed; the same seed and data give the same intervals.
+        y_approved: 1 = approved outright (for the adverse impact ratio); default: not declined.
 
     Returns:
         attribute -> :class:`FairnessResult`.
@@ -263,6 +336,7 @@ def assess_fairness(
     y_true = np.asarray(y_true).astype(int)
     y_pred = np.asarray(y_pred).astype(int)
     y_score = np.asarray(y_score, dtype=float)
+    approved = 1 - y_pred if y_approved is None else np.asarray(y_approved).astype(int)
     min_rows, min_pos = max(1, min_group_size), max(1, min_group_positives)
     results: dict[str, FairnessResult] = {}
     for attribute in attributes:
@@ -289,6 +363,16 @@ def assess_fairness(
         fp = rng.binomial(negatives, fpr_obs, size=(n_resamples, len(frame)))
         selection_boot = (tp + fp) / np.maximum(counts, 1)
         tpr_boot = tp / np.maximum(positives, 1)
+        approvals = pd.Series(approved).groupby(groups.to_numpy()).sum().reindex(frame.index, fill_value=0)
+        approval_obs = approvals.to_numpy(dtype=float) / np.maximum(counts, 1)
+        approval_boot = rng.binomial(counts, approval_obs, size=(n_resamples, len(frame))) / np.maximum(
+            counts, 1
+        )
+        impact = _adverse_impact(approval_obs, approval_boot, frame.index, dp_eligible, confidence)
+        frame = frame.assign(
+            approval_rate=approval_obs,
+            impact_ratio=[impact.ratios.get(str(g), float("nan")) for g in frame.index],
+        )
 
         reasons: dict[str, str] = {}
         for group, n, pos in zip(frame.index, counts, positives, strict=True):
@@ -303,5 +387,6 @@ def assess_fairness(
             by_group=frame,
             excluded_groups=sorted(reasons),
             exclusion_reasons=reasons,
+            adverse_impact=impact,
         )
     return results

@@ -1,49 +1,66 @@
 """Validation gates a model must pass before it may be registered for deployment.
 
-Four families, each a list of :class:`Gate` (name, measured value, threshold, comparison, passed):
+Every gate is a :class:`Gate` (name, measured value, threshold, comparison, status). Its status is one of:
 
-* performance: test AUC-ROC >= ``min_auc``; false-positive rate of the decline decision <= ``max_fpr``
-  (a non-defaulter declined is a false positive). Gini, KS, precision, recall, F1 and Brier are reported.
-* fairness (fairlearn, :mod:`creditops.governance.fairness`): per protected attribute, demographic parity
-  difference and equal opportunity difference of the decline decision <= their thresholds, judged with their
-  sampling uncertainty (below).
-* stability: mean |change in PD| under small random noise on the numeric inputs <= ``max_perturbation_shift``;
-  adversarial nudges along each declared monotone direction never lower the PD.
-* monotonicity: on a grid over each declared feature (for a sample of rows) PD moves only in the declared
-  direction.
+* ``pass`` / ``fail``: the value was measured and judged against the threshold;
+* ``not_applicable``: there is nothing to judge (no monotone direction declared, no baseline or raw-score AUC
+  in the training evidence, no numeric input to perturb); the value is NaN, never a fake ``0.0`` pass;
+* ``not_assessed``: there is something to judge but too little data (a fairness measure with fewer than two
+  groups of enough support). It lets the model through unless ``GatesConfig.fairness_fail_unassessed``, and
+  :meth:`GateReport.summary` and the model card always say which protected attribute was not assessed.
 
-Fairness rule. A disparity measured on a test set is noisy: with 30 defaulters per group a true-positive rate
-has a standard error near 0.09, so the spread between five groups of a perfectly fair model exceeds 0.10 in
-most test sets. Each disparity ``D`` (point estimate, the gate's ``value``) therefore carries a 95% stratified
-bootstrap interval ``[low, high]`` (:mod:`creditops.governance.fairness`), and with ``t`` its threshold:
+The gates, in report order:
 
-* FAIL when ``low > t``: the disparity is significantly above the threshold, however small the test set;
-* FAIL when ``D > t`` and ``(high - low) / 2 <= fairness_precise_half_width`` (0.05): the estimate is precise
-  enough to be taken at face value, so a material excess fails even if not formally significant;
-* otherwise PASS. When ``D > t`` but the interval is wide, the gate passes as *inconclusive* and the report's
-  notes say so (collect more outcomes, monitor in production); a disparity that cannot be measured (fewer
-  than two groups with ``fairness_min_group_size`` rows and, for equal opportunity,
-  ``fairness_min_group_defaulters`` defaulters) has value NaN and passes as *not assessed* with a note,
-  unless ``fairness_fail_unassessed``.
+* ``auc`` (>= ``min_auc``), by this rule: the judged value is the lowest of the available estimates among
 
-So a fair model is not blocked by noise (a true disparity at least ``fairness_precise_half_width`` below the
-threshold is practically never failed), a clearly unfair one is blocked on any test set large enough to show
-it, and a borderline one is decided by its point estimate once the test set measures it precisely. The
-interval is in ``GateReport.metrics`` (``<gate>.ci_low`` / ``<gate>.ci_high``) and in each gate's description,
-which also names the most and least affected groups and the groups left out for lack of support.
+  - the mean cross-validated AUC (``GateEvidence.cv_auc``, when the training workflow supplies it), and
+  - the test AUC, when the test set is large enough (at least ``auc_small_test_class_size`` defaulters and
+    non-defaulters); on a smaller test set its point estimate is never judged alone: it is replaced by the
+    lower bound of its DeLong confidence interval (``auc_confidence``) when there is no CV estimate, and
+    left to the CV estimate otherwise.
+
+  So one lucky small split cannot carry the gate (test AUC 0.806 with a CV AUC of 0.742 fails 0.80), and the
+  interval and the fold AUCs are printed in the gate's detail.
+* ``fpr_at_threshold`` (<= ``max_fpr``) and ``recall_at_threshold`` (>= ``min_recall``): the decline
+  decision at the bundle's operating point (its thresholds, set by the policy of
+  :class:`~creditops.config.ScoringConfig` on the validation split) judged on the test set: the share of
+  non-defaulters declined, and the share of defaulters caught. Precision and the approve / review / decline
+  shares are in the detail and the metrics. A target-FPR policy keeps the first near its target on new
+  data, so the second is what a weak model fails; a PD cut-off policy fails the first when the model's PDs are
+  too high (miscalibrated).
+* ``baseline_not_worse`` (>= ``-baseline_tolerance``): model AUC minus the best baseline's
+  (``GateEvidence.baselines``), on the same estimate for both: CV means when all are known, else the AUC on
+  the same test frame.
+* ``calibration_ranking`` (<= ``max_calibration_auc_change``): |test AUC of the calibrated PD - test AUC of
+  the raw score|; the raw AUC comes from ``GateEvidence.raw_test_auc`` or, failing that, the bundle's
+  ``predict_raw``. An isotonic step function ties whole blocks of applicants and loses ranking.
+* fairness (fairlearn, :mod:`creditops.governance.fairness`), per protected attribute: the demographic parity
+  difference (spread of decline rates), the equal opportunity difference (spread of true-positive rates),
+  each <= its threshold, and the adverse impact ratio (lowest group approval rate over the highest) >=
+  ``min_adverse_impact_ratio`` (0.80, the four-fifths screen). The point estimate decides: a disparity above
+  its threshold fails. Its 95% stratified bootstrap interval is reported beside it (``GateReport.metrics``
+  ``<gate>.ci_low`` / ``<gate>.ci_high`` and the detail), so a reader sees how firmly the test set supports
+  the verdict. Groups with fewer than ``fairness_min_group_size`` rows (or, for equal opportunity,
+  ``fairness_min_group_defaulters`` defaulters) are not assessed and named; a measure left with fewer than
+  two groups is ``not_assessed``.
+* ``perturbation_shift`` (<= ``max_perturbation_shift``): mean |change in PD| under small random noise on the
+  numeric inputs.
+* ``adversarial_monotone`` and ``monotonicity`` (<= 0): nudges along each declared monotone direction never
+  lower the PD, and on a grid over each declared feature PD moves only in the declared direction.
 
 A failed gate is never fatal here: the caller (registry, pipeline) decides, and :meth:`GateReport.summary`
-says which gate failed, by how much.
+says which gate failed, by how much, and what was not assessed or not applicable.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal, Protocol
 
 import numpy as np
 import pandas as pd
+from scipy.stats import norm, rankdata
 from sklearn.metrics import (
     brier_score_loss,
     f1_score,
@@ -55,7 +72,7 @@ from sklearn.metrics import (
 
 from creditops.config import GatesConfig
 from creditops.errors import DataError
-from creditops.governance.fairness import Disparity, FairnessResult, assess_fairness
+from creditops.governance.fairness import AdverseImpact, Disparity, FairnessResult, assess_fairness
 
 # PD changes smaller than this are float noise (isotonic calibration and xgboost's float32 margins), not a
 # violation of a monotone direction.
@@ -170,6 +187,10 @@ class Gate:
         return cls(
             name, float("nan"), float(threshold), op, "not_applicable", detail=f"not applicable: {why}"
         )
+
+    def with_interval(self, low: float, high: float) -> Gate:
+        """The same gate with the value's confidence interval attached."""
+        return replace(self, ci_low=float(low), ci_high=float(high))
 
     @property
     def passed(self) -> bool:
@@ -320,6 +341,7 @@ class GateReport:
                     "equal_opportunity": _disparity_dict(r.equal_opportunity),
                     "excluded_groups": r.excluded_groups,
                     "exclusion_reasons": dict(r.exclusion_reasons),
+                    "adverse_impact": _json_ready(asdict(r.adverse_impact)),
                     "by_group": {
                         str(group): {k: _clean(v) for k, v in row.items()}
                         for group, row in r.by_group.to_dict(orient="index").items()
@@ -345,6 +367,19 @@ class GateReport:
                 d["highest"],
                 d["lowest"],
                 tuple(d["groups"]),
+            )
+
+        def impact(d: dict[str, Any] | None) -> AdverseImpact:
+            if not d:  # a report written before the impact ratio existed
+                return AdverseImpact.not_assessed(float("nan"))
+            return AdverseImpact(
+                _num(d["value"]),
+                _num(d["ci_low"]),
+                _num(d["ci_high"]),
+                _num(d["confidence"]),
+                d.get("reference"),
+                d.get("lowest"),
+                {k: _num(v) for k, v in (d.get("ratios") or {}).items()},
             )
 
         def status(g: dict[str, Any]) -> GateStatus:
@@ -377,6 +412,7 @@ class GateReport:
                 by_group=pd.DataFrame.from_dict(r["by_group"], orient="index").astype(float),
                 excluded_groups=list(r["excluded_groups"]),
                 exclusion_reasons=dict(r.get("exclusion_reasons", {})),
+                adverse_impact=impact(r.get("adverse_impact")),
             )
             for name, r in data.get("fairness", {}).items()
         }
@@ -424,26 +460,26 @@ def fairness_gate(
     threshold: float,
     gates: GatesConfig,
     exclusion_reasons: dict[str, str] | None = None,
-) -> tuple[Gate, str | None]:
-    """Judge one disparity by the module's fairness rule (significant excess, or precise excess).
+) -> Gate:
+    """Judge one disparity: its point estimate above ``threshold`` fails; the interval is reported beside it.
 
     Args:
         name: gate name, e.g. ``equal_opportunity_difference.race``.
         disparity: the point estimate and its confidence interval.
         threshold: the largest acceptable disparity.
-        gates: the fairness settings (precision tolerance, whether an unmeasurable disparity fails).
+        gates: the fairness settings (whether an unmeasurable disparity blocks).
         exclusion_reasons: groups left out of this disparity -> why (named in the gate's detail).
 
     Returns:
-        The gate (``value`` = point estimate, with the interval) and a note for the report when the verdict
-        needs one (inconclusive or not assessed), else None.
+        The gate: ``pass`` / ``fail`` on the point estimate, or ``not_assessed`` (value NaN) when fewer than
+        two groups had enough support.
     """
     excluded = "; ".join(f"{g} ({why})" for g, why in (exclusion_reasons or {}).items())
-    left_out = f"; left out: {excluded}" if excluded else ""
+    left_out = f"; not assessed: {excluded}" if excluded else ""
     if not disparity.assessed:
         groups = ", ".join(disparity.groups) or "none"
-        detail = f"not assessed: fewer than two groups with enough support (eligible: {groups}){left_out}"
-        gate = Gate(
+        detail = f"fewer than two groups with enough support (eligible: {groups}){left_out}"
+        return Gate(
             name,
             float("nan"),
             float(threshold),
@@ -452,38 +488,160 @@ def fairness_gate(
             detail=detail,
             unassessed_blocks=gates.fairness_fail_unassessed,
         )
-        return gate, f"{name} {detail}"
-    level = f"{disparity.confidence:.0%}"
-    interval = f"{level} CI [{disparity.ci_low:.3g}, {disparity.ci_high:.3g}]"
+    interval = f"{disparity.confidence:.0%} CI [{disparity.ci_low:.3g}, {disparity.ci_high:.3g}]"
     groups = f"highest {disparity.highest}, lowest {disparity.lowest}"
-    significant = disparity.ci_low > threshold
-    precise = disparity.half_width <= gates.fairness_precise_half_width
     above = disparity.value > threshold
-    note = None
-    if significant:
-        why = "significantly above the threshold"
-    elif above and precise:
-        why = f"above the threshold, estimate precise (half-width {disparity.half_width:.3g})"
+    if above and disparity.ci_low <= threshold:
+        why = "above the threshold (the interval reaches below it: more outcomes would firm this up)"
     elif above:
-        why = f"inconclusive: above the threshold but not significantly ({interval})"
-        note = (
-            f"{name} = {disparity.value:.3g} exceeds {threshold:.3g} but the test set is too small to tell "
-            f"it from noise ({interval}, {groups}); confirm on more outcomes"
-        )
+        why = "above the threshold, the whole interval too"
+    elif disparity.ci_high > threshold:
+        why = "within the threshold (the interval reaches above it)"
     else:
-        why = "within the threshold"
-    detail = f"{interval}; {groups}; {why}{left_out}"
-    gate = Gate(
+        why = "within the threshold, the whole interval too"
+    return Gate(
         name,
         disparity.value,
         float(threshold),
         "<=",
-        "fail" if significant or (above and precise) else "pass",
+        "fail" if above else "pass",
         disparity.ci_low,
         disparity.ci_high,
-        detail,
+        f"{interval}; {groups}; {why}{left_out}",
     )
-    return gate, note
+
+
+def adverse_impact_gate(name: str, impact: AdverseImpact, threshold: float, gates: GatesConfig) -> Gate:
+    """Judge the adverse impact ratio: a point estimate below ``threshold`` (four-fifths: 0.80) fails."""
+    if not impact.assessed:
+        return Gate(
+            name,
+            float("nan"),
+            float(threshold),
+            ">=",
+            "not_assessed",
+            detail="fewer than two groups with enough rows, or no group approved at all",
+            unassessed_blocks=gates.fairness_fail_unassessed,
+        )
+    ratios = ", ".join(f"{g} {r:.3g}" for g, r in impact.ratios.items())
+    detail = (
+        f"{impact.confidence:.0%} CI [{impact.ci_low:.3g}, {impact.ci_high:.3g}]; approval rate of "
+        f"{impact.lowest} over {impact.reference} (most approved); ratios: {ratios}"
+    )
+    return Gate.check(name, impact.value, threshold, ">=", detail=detail).with_interval(
+        impact.ci_low, impact.ci_high
+    )
+
+
+def auc_interval(y_true: np.ndarray, score: np.ndarray, confidence: float) -> tuple[float, float, float]:
+    """AUC-ROC with DeLong's standard error: (auc, lower, upper), the interval clipped to [0, 1].
+
+    DeLong, DeLong & Clarke-Pearson (1988): the AUC is the mean placement of the defaulters among the
+    non-defaulters (ties count half); its variance is that of the placements, per class.
+    """
+    y = np.asarray(y_true).astype(int)
+    score = np.asarray(score, dtype=float)
+    pos, neg = score[y == 1], score[y == 0]
+    m, n = len(pos), len(neg)
+    if m < 2 or n < 2:
+        return float("nan"), float("nan"), float("nan")
+    ranks = rankdata(np.concatenate([pos, neg]))
+    v10 = (ranks[:m] - rankdata(pos)) / n  # share of non-defaulters scored below each defaulter
+    v01 = 1.0 - (ranks[m:] - rankdata(neg)) / m  # share of defaulters scored above each non-defaulter
+    auc = float(v10.mean())
+    se = math.sqrt(v10.var(ddof=1) / m + v01.var(ddof=1) / n)
+    z = float(norm.ppf(0.5 + confidence / 2))
+    return auc, max(0.0, auc - z * se), min(1.0, auc + z * se)
+
+
+def auc_gate(
+    y: np.ndarray, pd_: np.ndarray, gates: GatesConfig, evidence: GateEvidence, metrics: dict[str, float]
+) -> Gate:
+    """The AUC gate by the module's rule: CV estimate, test AUC, or the test AUC's lower bound when small.
+
+    Adds ``auc_ci_low``, ``auc_ci_high``, ``cv_auc_mean``, ``cv_auc_sd`` and ``auc_judged`` to ``metrics``.
+    """
+    auc, low, high = auc_interval(y, pd_, gates.auc_confidence)
+    minority = int(min(np.sum(y == 1), np.sum(y == 0)))
+    small = minority < gates.auc_small_test_class_size
+    folds = [a for a in evidence.cv_auc if not math.isnan(a)]
+    metrics.update({"auc_ci_low": low, "auc_ci_high": high, "auc_test_minority_class": float(minority)})
+    estimates: dict[str, float] = {}
+    if folds:
+        metrics.update({"cv_auc_mean": float(np.mean(folds)), "cv_auc_sd": float(np.std(folds))})
+        estimates["cross-validated mean"] = float(np.mean(folds))
+    if not small:
+        estimates["test AUC"] = metrics["auc"]
+    elif not folds:
+        estimates["test AUC lower bound"] = low
+    judged, value = min(estimates.items(), key=lambda kv: kv[1])
+    metrics["auc_judged"] = value
+    size = f"{minority} in its smaller class"
+    parts = [f"judged: {judged}"]
+    if folds:
+        parts.append(f"CV AUC {np.mean(folds):.4g} +- {np.std(folds):.3g} over {len(folds)} folds")
+    parts.append(
+        f"test AUC {metrics['auc']:.4g}, {gates.auc_confidence:.0%} DeLong CI [{low:.4g}, {high:.4g}]"
+    )
+    parts.append(
+        f"test set small ({size} < {gates.auc_small_test_class_size}): its point estimate is not judged"
+        if small
+        else f"test set {size}"
+    )
+    gate = Gate.check("auc", value, gates.min_auc, ">=", detail="; ".join(parts))
+    return gate.with_interval(low, high) if judged.startswith("test") else gate
+
+
+def baseline_gate(gates: GatesConfig, evidence: GateEvidence, metrics: dict[str, float]) -> Gate:
+    """``baseline_not_worse``: the model's AUC minus the best baseline's must reach ``-baseline_tolerance``.
+
+    Both sides use the same estimate: the CV means when the model's CV AUCs and every baseline's
+    ``cv_auc_mean`` are known, else the AUC on the same test frame.
+    """
+    name, threshold = "baseline_not_worse", -gates.baseline_tolerance
+    baselines = {
+        b: m for b, m in evidence.baselines.items() if not math.isnan(float(m.get("auc", float("nan"))))
+    }
+    if not baselines:
+        return Gate.not_applicable(name, threshold, ">=", "no baseline model in the training evidence")
+    folds = [a for a in evidence.cv_auc if not math.isnan(a)]
+    use_cv = bool(folds) and all(
+        not math.isnan(float(m.get("cv_auc_mean", float("nan")))) for m in baselines.values()
+    )
+    key, estimate = ("cv_auc_mean", "CV AUC") if use_cv else ("auc", "test AUC")
+    model = float(np.mean(folds)) if use_cv else metrics["auc"]
+    scores = {b: float(m[key]) for b, m in baselines.items()}
+    best = max(scores, key=lambda b: scores[b])
+    for b, v in scores.items():
+        metrics[f"baseline.{b}.{key}"] = v
+    others = ", ".join(f"{b} {v:.4g}" for b, v in scores.items())
+    detail = f"{estimate}: model {model:.4g} vs best baseline {best} {scores[best]:.4g} (baselines: {others})"
+    return Gate.check(name, model - scores[best], threshold, ">=", detail=detail)
+
+
+def calibration_gate(
+    bundle: BundleLike,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    gates: GatesConfig,
+    evidence: GateEvidence,
+    metrics: dict[str, float],
+) -> Gate:
+    """``calibration_ranking``: |AUC of the calibrated PD - AUC of the raw score| on the test frame.
+
+    The raw AUC comes from the evidence, else from the bundle's ``predict_raw`` when it has one.
+    """
+    name, threshold = "calibration_ranking", gates.max_calibration_auc_change
+    raw_auc, source = evidence.raw_test_auc, "training evidence"
+    if math.isnan(raw_auc) and callable(getattr(bundle, "predict_raw", None)) and len(np.unique(y)) == 2:
+        raw_auc = float(roc_auc_score(y, np.asarray(bundle.predict_raw(X), dtype=float)))  # type: ignore[attr-defined]
+        source = "the bundle's raw score"
+    if math.isnan(raw_auc):
+        return Gate.not_applicable(name, threshold, "<=", "no raw-score AUC on this test frame")
+    metrics["raw_test_auc"] = raw_auc
+    change = abs(metrics["auc"] - raw_auc)
+    detail = f"calibrated PD AUC {metrics['auc']:.5g} vs raw score AUC {raw_auc:.5g} ({source})"
+    return Gate.check(name, change, threshold, "<=", detail=detail)
 
 
 def declined(bundle: BundleLike, pd_: np.ndarray) -> np.ndarray:
@@ -649,6 +807,18 @@ def monotonicity_violations(
     return out
 
 
+def _unassessed_text(result: FairnessResult, gates_: list[Gate]) -> str | None:
+    """Why (part of) one attribute's fairness was not assessed, or None when every measure and group was."""
+    missing = [g.name.split(".")[0] for g in gates_ if g.status == "not_assessed"]
+    groups = result.not_assessed_groups
+    parts = []
+    if missing:
+        parts.append("not assessed: " + ", ".join(missing))
+    if groups:
+        parts.append("groups not assessed: " + ", ".join(f"{g} ({why})" for g, why in groups.items()))
+    return "; ".join(parts) or None
+
+
 def evaluate_gates(
     bundle: BundleLike,
     test_df: pd.DataFrame,
@@ -656,26 +826,26 @@ def evaluate_gates(
     target: str | None = None,
     protected: list[str] | None = None,
     *,
+    evidence: GateEvidence | None = None,
     stability_rows: int = 1000,
     monotonicity_rows: int = 50,
     seed: int = 0,
-    evidence: GateEvidence | None = None,
 ) -> GateReport:
     """Run every gate on a held-out test frame.
 
     Args:
         bundle: the model bundle (:class:`creditops.artifact.Bundle`).
         test_df: held-out rows with the model features, the target and the protected attributes.
-        gates: the thresholds and the fairness settings (group support, bootstrap, precision).
+        gates: the thresholds and the fairness settings (group support, bootstrap).
         target: target column (1 = defaulted); default: the manifest's target.
         protected: protected attributes to assess; every one must be in ``test_df`` and is gated. Default: the
-            manifest's attributes that ``test_df`` holds (at least one; the absent ones are listed in
-            ``GateReport.notes``).
+            manifest's attributes that ``test_df`` holds (at least one; the absent ones are reported as not
+            assessed).
+        evidence: what training measured beyond the test set (CV AUCs, raw-score AUC, baselines); the gates
+            that need it are ``not_applicable`` without it.
         stability_rows: rows sampled for the perturbation and adversarial checks.
         monotonicity_rows: rows sampled for the monotonicity grid.
         seed: seed for sampling rows, noise and the fairness bootstrap.
-        evidence: what training measured beyond the test set (CV AUCs, raw-score AUC, baselines); the gates
-            that need it are ``not_applicable`` without it.
 
     Returns:
         The :class:`GateReport`; ``passed`` is False when any gate failed.
@@ -683,22 +853,24 @@ def evaluate_gates(
     Raises:
         DataError: the test frame lacks a model feature, the target or a protected attribute.
     """
+    evidence = evidence or GateEvidence()
     manifest = bundle.manifest
     features = list(manifest.features)
     directions = {f: int(d) for f, d in dict(manifest.directions).items()}
     target = target or manifest.target
     notes: list[str] = []
+    unassessed: dict[str, str] = {}
     if protected is None:
         declared = list(getattr(manifest, "protected", []) or [])
         protected = [c for c in declared if c in test_df.columns]
         absent = [c for c in declared if c not in test_df.columns]
         if declared and not protected:
             raise DataError(f"test frame holds none of the model's protected attributes {declared}")
-        if absent:
-            notes.append(
-                f"protected attributes declared but absent from the test data (not assessed): {absent}"
-            )
+        for column in absent:
+            unassessed[column] = "absent from the test data"
     protected = list(protected)
+    if not protected:
+        unassessed["(none declared)"] = "no protected attribute was given: fairness was not measured"
     missing = [c for c in [*features, target, *protected] if c not in test_df.columns]
     if missing:
         raise DataError(f"test frame lacks columns needed by the gates: {missing}")
@@ -711,15 +883,36 @@ def evaluate_gates(
     X = df[features]
     y = df[target].astype(int).to_numpy()
     pd_ = np.asarray(bundle.predict_pd(X), dtype=float)
-    decline = declined(bundle, pd_)
+    decisions = np.asarray(bundle.decide(pd_), dtype=object)
+    decline = (decisions == "decline").astype(int)
+    approve = (decisions == "approve").astype(int)
 
     metrics = performance_metrics(y, pd_, decline)
+    metrics["approve_rate"] = float(approve.mean())
+    metrics["review_rate"] = float(1.0 - approve.mean() - decline.mean())
+    operating_point: dict[str, Any] = {}
     thresholds = getattr(manifest, "thresholds", None)
     if thresholds is not None:
+        metrics["approve_threshold_pd"] = float(thresholds.approve_below_pd)
         metrics["decline_threshold_pd"] = float(thresholds.decline_at_or_above_pd)
+        operating_point = {
+            "rule": str(getattr(thresholds, "rule", "") or "not recorded"),
+            "approve_below_pd": float(thresholds.approve_below_pd),
+            "decline_at_or_above_pd": float(thresholds.decline_at_or_above_pd),
+        }
+    operating_point.update(
+        {k: metrics[k] for k in ("approve_rate", "review_rate", "decline_rate", "fpr", "recall", "precision")}
+    )
+    at = (
+        f"test decisions: approve {metrics['approve_rate']:.1%}, review {metrics['review_rate']:.1%}, "
+        f"decline {metrics['decline_rate']:.1%}; precision {metrics['precision']:.3g}"
+    )
     report_gates = [
-        Gate.check("auc", metrics["auc"], gates.min_auc, ">="),
-        Gate.check("fpr_at_threshold", metrics["fpr"], gates.max_fpr, "<="),
+        auc_gate(y, pd_, gates, evidence, metrics),
+        Gate.check("fpr_at_threshold", metrics["fpr"], gates.max_fpr, "<=", detail=at),
+        Gate.check("recall_at_threshold", metrics["recall"], gates.min_recall, ">=", detail=at),
+        baseline_gate(gates, evidence, metrics),
+        calibration_gate(bundle, X, y, gates, evidence, metrics),
     ]
 
     fairness = assess_fairness(
@@ -733,15 +926,16 @@ def evaluate_gates(
         n_resamples=gates.fairness_bootstrap_resamples,
         confidence=gates.fairness_confidence,
         seed=seed,
+        y_approved=approve,
     )
     for attribute, result in fairness.items():
-        too_small = {g: r for g, r in result.exclusion_reasons.items() if "equal opportunity only" not in r}
+        attribute_gates = []
         for metric, disparity, threshold, excluded in [
             (
                 "demographic_parity_difference",
                 result.demographic_parity,
                 gates.max_demographic_parity_difference,
-                too_small,
+                result.not_assessed_groups,
             ),
             (
                 "equal_opportunity_difference",
@@ -751,8 +945,7 @@ def evaluate_gates(
             ),
         ]:
             name = f"{metric}.{attribute}"
-            gate, note = fairness_gate(name, disparity, threshold, gates, excluded)
-            report_gates.append(gate)
+            attribute_gates.append(fairness_gate(name, disparity, threshold, gates, excluded))
             metrics.update(
                 {
                     name: disparity.value,
@@ -760,35 +953,84 @@ def evaluate_gates(
                     f"{name}.ci_high": disparity.ci_high,
                 }
             )
-            if note:
-                notes.append(note)
+        name = f"adverse_impact_ratio.{attribute}"
+        impact = result.adverse_impact
+        attribute_gates.append(adverse_impact_gate(name, impact, gates.min_adverse_impact_ratio, gates))
+        metrics.update(
+            {name: impact.value, f"{name}.ci_low": impact.ci_low, f"{name}.ci_high": impact.ci_high}
+        )
+        report_gates += attribute_gates
+        why = _unassessed_text(result, attribute_gates)
+        if why:
+            unassessed[attribute] = why
 
     rng = np.random.default_rng(seed)
     stab = X.iloc[rng.permutation(len(X))[:stability_rows]].reset_index(drop=True)
-    shift = perturbation_shift(bundle, stab, gates.perturbation_scale, seed=seed)
-    adv_share, adv_worst = adversarial_violations(bundle, stab, directions, gates.perturbation_scale)
     mono_sample = X.iloc[rng.permutation(len(X))[:monotonicity_rows]].reset_index(drop=True)
-    mono = monotonicity_violations(bundle, mono_sample, directions)
-    mono_worst = max(mono.values(), default=0.0)
-    metrics.update(
-        {
-            "perturbation_shift": shift,
-            "adversarial_violation_share": adv_share,
-            "adversarial_worst_pd_drop": adv_worst,
-            "monotonicity_worst_violation": mono_worst,
-            "monotonicity_features_violated": float(sum(v > 0 for v in mono.values())),
-        }
-    )
-    metrics.update({f"monotonicity_violation.{f}": v for f, v in mono.items() if v > 0})
-    report_gates += [
-        Gate.check("perturbation_shift", shift, gates.max_perturbation_shift, "<="),
-        Gate.check("adversarial_monotone", adv_worst, 0.0, "<="),
-        Gate.check("monotonicity", mono_worst, 0.0, "<="),
-    ]
+    if _numeric_features(stab):
+        shift = perturbation_shift(bundle, stab, gates.perturbation_scale, seed=seed)
+        metrics["perturbation_shift"] = shift
+        report_gates.append(
+            Gate.check(
+                "perturbation_shift",
+                shift,
+                gates.max_perturbation_shift,
+                "<=",
+                detail=f"mean |PD change| under noise of {gates.perturbation_scale:g} sd per numeric input",
+            )
+        )
+    else:
+        report_gates.append(
+            Gate.not_applicable("perturbation_shift", gates.max_perturbation_shift, "<=", "no numeric input")
+        )
+    declared = sorted(f for f, d in directions.items() if d != 0 and f in X.columns)
+    if declared:
+        adv_share, adv_worst = adversarial_violations(bundle, stab, directions, gates.perturbation_scale)
+        mono = monotonicity_violations(bundle, mono_sample, directions)
+        mono_worst = max(mono.values(), default=0.0)
+        metrics.update(
+            {
+                "adversarial_violation_share": adv_share,
+                "adversarial_worst_pd_drop": adv_worst,
+                "monotonicity_worst_violation": mono_worst,
+                "monotonicity_features_violated": float(sum(v > 0 for v in mono.values())),
+            }
+        )
+        metrics.update({f"monotonicity_violation.{f}": v for f, v in mono.items() if v > 0})
+        violated = ", ".join(f"{f} {v:.3g}" for f, v in mono.items() if v > 0) or "none"
+        report_gates += [
+            Gate.check(
+                "adversarial_monotone",
+                adv_worst,
+                0.0,
+                "<=",
+                detail=f"largest PD drop when nudging a declared feature towards risk; share of nudges "
+                f"lowering PD {adv_share:.3g}",
+            ),
+            Gate.check(
+                "monotonicity",
+                mono_worst,
+                0.0,
+                "<=",
+                detail=f"declared directions on {', '.join(declared)}; violated: {violated}",
+            ),
+        ]
+    else:
+        why = "no feature has a declared monotone direction"
+        report_gates += [
+            Gate.not_applicable("adversarial_monotone", 0.0, "<=", why),
+            Gate.not_applicable("monotonicity", 0.0, "<=", why),
+        ]
+    if unassessed:
+        notes.append(
+            "fairness not (fully) assessed: " + "; ".join(f"{a}: {why}" for a, why in unassessed.items())
+        )
     return GateReport(
         passed=all(g.passed for g in report_gates),
         gates=report_gates,
         metrics=metrics,
         fairness=fairness,
         notes=notes,
+        unassessed=unassessed,
+        operating_point=operating_point,
     )

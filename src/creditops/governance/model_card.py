@@ -25,7 +25,7 @@ from matplotlib.figure import Figure
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import roc_curve
 
-from creditops.governance.gates import GateReport
+from creditops.governance.gates import Gate, GateReport
 
 DEFAULT_INTENDED_USE = (
     "Estimate the probability that a consumer credit applicant defaults within 12 months, to support an "
@@ -200,17 +200,69 @@ def _plots(
 
 
 def _gate_table(report: GateReport) -> pd.DataFrame:
+    """One row per gate with its status word (pass, FAIL by how much, not applicable, not assessed)."""
+
+    def result(g: Gate) -> str:
+        if g.status == "fail":
+            return f"FAIL (by {g.margin:.4g})" if not math.isnan(g.value) else "FAIL"
+        return g.verdict
+
     return pd.DataFrame(
         [
             {
                 "gate": g.name,
                 "value": g.value,
                 "required": f"{g.op} {g.threshold:.4g}",
-                "result": "pass" if g.passed else f"FAIL (by {g.margin:.4g})",
+                "result": result(g),
+                "detail": g.detail,
             }
             for g in report.gates
         ]
     )
+
+
+def _verdict(report: GateReport) -> str:
+    if not report.passed:
+        return f"FAILED {len(report.failed)} of {len(report.gates)} gates"
+    if all(g.status == "pass" for g in report.gates):
+        return "PASSED all gates"
+    return f"PASSED all gates that could be judged ({report.counts()})"
+
+
+def _interval(value: float, low: float, high: float) -> str:
+    if math.isnan(value):
+        return "not assessed"
+    if math.isnan(low) or math.isnan(high):
+        return f"{value:.3g}"
+    return f"{value:.3g} [{low:.3g}, {high:.3g}]"
+
+
+def _decision_policy(m: Any, report: GateReport) -> _Section:
+    """The operating point: policy, thresholds, and what they do on the test set."""
+    section = _Section("Decision policy")
+    thresholds = _get(m, "thresholds", None)
+    op = report.operating_point
+    approve = _get(thresholds, "approve_below_pd", op.get("approve_below_pd", float("nan")))
+    decline = _get(thresholds, "decline_at_or_above_pd", op.get("decline_at_or_above_pd", float("nan")))
+    rule = _get(thresholds, "rule", "") or op.get("rule", "") or "not recorded"
+    section.blocks.append(
+        f"Approve when PD < {_fmt(float(approve))}; refer to an underwriter (review) when "
+        f"{_fmt(float(approve))} <= PD < {_fmt(float(decline))}; decline when PD >= {_fmt(float(decline))}."
+    )
+    section.blocks.append(f"How the thresholds were set: {rule}.")
+    metrics = report.metrics
+    rows = [
+        ("approve rate (test)", metrics.get("approve_rate")),
+        ("review rate (test)", metrics.get("review_rate")),
+        ("decline rate (test)", metrics.get("decline_rate")),
+        ("false-positive rate: non-defaulters declined", metrics.get("fpr")),
+        ("recall: defaulters declined", metrics.get("recall")),
+        ("precision: declined who defaulted", metrics.get("precision")),
+    ]
+    section.blocks.append(
+        _Table(pd.DataFrame([{"at the operating point": k, "value": v} for k, v in rows if v is not None]))
+    )
+    return section
 
 
 def _build_sections(
@@ -229,6 +281,7 @@ def _build_sections(
     lineage: dict[str, Any],
     model_version: str | None,
     top_k: int,
+    dataset: dict[str, Any] | None = None,
 ) -> tuple[str, list[_Section]]:
     m = bundle.manifest
     name = _get(m, "model_name", "model")
@@ -236,13 +289,17 @@ def _build_sections(
     directions = dict(_get(m, "directions", {}) or {})
     reasons = dict(_get(m, "reasons", {}) or {})
     protected = list(_get(m, "protected", []) or [])
-    verdict = (
-        "PASSED all gates" if report.passed else f"FAILED {len(report.failed)} of {len(report.gates)} gates"
+    verdict = _verdict(report)
+    monotone = sorted(f for f, d in directions.items() if int(d) != 0)
+    constraints = (
+        f"monotone constraints on {len(monotone)} of {len(features)} features"
+        if monotone
+        else "no monotone constraints (no feature declares a direction)"
     )
 
     overview = _Section("Overview")
     overview.blocks.append(
-        "Gradient-boosted trees (XGBoost) with monotone constraints and isotonic calibration, predicting "
+        f"Gradient-boosted trees (XGBoost) with {constraints} and isotonic calibration, predicting "
         f"the probability of default (PD) from {len(features)} features of the feature service "
         f"`{_get(m, 'feature_service', 'n/a')}`. Validation verdict: **{verdict}**."
     )
@@ -251,7 +308,7 @@ def _build_sections(
             [
                 f"Model name: {name}" + (f", version {model_version}" if model_version else ""),
                 f"Created: {_get(m, 'created_at', 'n/a')}",
-                f"Target: `{_get(m, 'target', 'n/a')}` (1 = default within 12 months)",
+                f"Target: `{_get(m, 'target', 'n/a')}` ({_target_meaning(dataset)})",
                 f"Decision thresholds: {_fmt(_get(m, 'thresholds', 'n/a'))}",
                 f"Score scaling: {_fmt(_get(m, 'score_scaling', 'n/a'))}",
                 f"Library versions: {_fmt(_get(m, 'library_versions', 'n/a'))}",
@@ -263,7 +320,7 @@ def _build_sections(
     risk.blocks.append(
         _Bullets(
             [
-                f"Intended use: {intended_use}",
+                f"Intended use: {_intended_use(intended_use, dataset)}",
                 f"Out of scope: {out_of_scope}",
                 f"Owner: {owner}",
                 "Validation: automated gates on a held-out test set (below); a model failing any gate is not "
@@ -277,7 +334,8 @@ def _build_sections(
     risk.blocks.append(_Table(_gate_table(report)))
 
     data = _Section("Training data")
-    lineage_items = [f"Data version: `{_get(m, 'data_version', 'n/a')}`"]
+    lineage_items = _dataset_items(dataset)
+    lineage_items += [f"Data version: `{_get(m, 'data_version', 'n/a')}`"]
     lineage_items += [f"{k}: `{v}`" for k, v in lineage.items()]
     reference = getattr(bundle, "reference", None)
     if reference is not None:
@@ -288,7 +346,7 @@ def _build_sections(
         f"Test set: {len(test_df)} rows"
         + (f", observed default rate {float(np.mean(y)):.2%}" if y is not None and len(y) else "")
     )
-    if protected:
+    if protected and not (dataset and "protected_lineage" in dataset):
         lineage_items.append(
             f"Protected attributes ({', '.join(protected)}) ride along for fairness testing and are never "
             "model inputs."
@@ -352,26 +410,57 @@ def _build_sections(
     ]
 
     fair = _Section("Fairness")
+    if not report.fairness:
+        fair.blocks.append(
+            "**Not assessed.** No protected attribute was assessed for this model (the dataset declares "
+            "none, or none had groups large enough): nothing here shows the model is fair."
+        )
     fair.blocks.append(
         "Decline is the positive prediction. Demographic parity difference = spread of decline rates between "
         "groups; equal opportunity difference = spread of true-positive rates (share of actual defaulters "
         "declined)."
     )
+    fair.blocks.append(
+        "Adverse impact ratio = each group's approval rate (outright approve) over the most-approved "
+        "group's; below the four-fifths line it fails. A measure fails when its point estimate is beyond its "
+        "threshold; the 95% bootstrap interval is shown beside it in brackets. Groups with too few rows or "
+        "defaulters are not assessed."
+    )
+    if report.unassessed:
+        fair.blocks.append(
+            "**Fairness not (fully) assessed**: "
+            + "; ".join(f"{a}: {why}" for a, why in report.unassessed.items())
+            + "."
+        )
+    status = {g.name: g.verdict for g in report.gates}
     rows = []
     for attr, result in report.fairness.items():
+        dp, eo, air = result.demographic_parity, result.equal_opportunity, result.adverse_impact
         rows.append(
             {
                 "attribute": attr,
-                "demographic parity diff": result.demographic_parity_difference,
-                "equal opportunity diff": result.equal_opportunity_difference,
-                "groups left out (too small)": ", ".join(result.excluded_groups) or "none",
+                "demographic parity diff": _interval(dp.value, dp.ci_low, dp.ci_high),
+                "result (DP)": status.get(f"demographic_parity_difference.{attr}", "n/a"),
+                "equal opportunity diff": _interval(eo.value, eo.ci_low, eo.ci_high),
+                "result (EO)": status.get(f"equal_opportunity_difference.{attr}", "n/a"),
+                "adverse impact ratio": _interval(air.value, air.ci_low, air.ci_high),
+                "result (AIR)": status.get(f"adverse_impact_ratio.{attr}", "n/a"),
+                "groups not assessed": ", ".join(
+                    f"{g} ({why})" for g, why in result.exclusion_reasons.items()
+                )
+                or "none",
             }
         )
     if rows:
         fair.blocks.append(_Table(pd.DataFrame(rows)))
     for attr, frame in fairness_frames.items():
         fair.blocks.append(f"By {attr}:")
-        fair.blocks.append(_Table(frame.reset_index().rename(columns={frame.index.name or "index": "group"})))
+        table = frame.reset_index().rename(columns={frame.index.name or "index": "group"})
+        reasons = report.fairness[attr].exclusion_reasons if attr in report.fairness else {}
+        table["assessed"] = [
+            ("not assessed: " + reasons[str(g)]) if str(g) in reasons else "yes" for g in table["group"]
+        ]
+        fair.blocks.append(_Table(table))
     fair.blocks.append(_Image("fairness", "Decline rate and TPR by group"))
 
     limits = _Section("Limitations")
@@ -393,8 +482,14 @@ def _build_sections(
     ethics.blocks.append(
         _Bullets(
             [
-                "Protected attributes are excluded from the inputs, but other features can act as proxies; "
-                "fairness is therefore measured on outcomes, per protected attribute, and gated.",
+                (
+                    "Protected attributes and the columns they are derived from are excluded from the "
+                    "inputs, but other features can act as proxies; fairness is therefore measured on "
+                    f"outcomes and gated, for: {', '.join(report.fairness)}."
+                    if report.fairness
+                    else "No protected attribute was assessed, so fairness was neither measured nor gated: "
+                    "the model may treat groups differently without this card showing it."
+                ),
                 "Every decline carries plain-language reason codes so the applicant can be told why (adverse "
                 "action notice) and can contest the decision.",
                 "Applications in the review band go to a human underwriter; the model supports, not "
@@ -403,7 +498,53 @@ def _build_sections(
             ]
         )
     )
-    return title, [overview, risk, data, perf, explain, fair, limits, ethics]
+    policy = _decision_policy(m, report)
+    return title, [overview, risk, data, perf, policy, explain, fair, limits, ethics]
+
+
+def _target_meaning(dataset: dict[str, Any] | None) -> str:
+    if dataset and dataset.get("target_meaning"):
+        return str(dataset["target_meaning"])
+    return "1 = default within 12 months"
+
+
+def _intended_use(intended_use: str, dataset: dict[str, Any] | None) -> str:
+    """The dataset's own purpose unless the caller gave a use other than the synthetic world's default."""
+    if intended_use == DEFAULT_INTENDED_USE and dataset and dataset.get("purpose"):
+        return str(dataset["purpose"])
+    return intended_use
+
+
+def _dataset_items(dataset: dict[str, Any] | None) -> list[str]:
+    """Bullets describing the training dataset: name, description, target, protected lineage, opt-ins."""
+    if not dataset:
+        return []
+    items = [
+        f"Dataset: **{dataset.get('name', 'n/a')}**"
+        + (f". {dataset['description']}" if dataset.get("description") else "")
+    ]
+    if dataset.get("target"):
+        items.append(
+            f"Target: `{dataset['target']}`, positive value {dataset.get('positive_value')!r} "
+            f"({_target_meaning(dataset)})"
+        )
+    lineage = dict(dataset.get("protected_lineage") or {})
+    if lineage:
+        parts = [
+            f"`{attr}`" + (f" (from {', '.join(f'`{c}`' for c in cols[1:])})" if len(cols) > 1 else "")
+            for attr, cols in lineage.items()
+        ]
+        items.append(
+            f"Protected attributes: {', '.join(parts)}. They and the columns they are derived from ride "
+            "along for fairness testing and are never model inputs."
+        )
+    elif "protected_lineage" in dataset:
+        items.append("Protected attributes: none declared by the dataset spec, so fairness was not assessed.")
+    for feature, why in dict(dataset.get("justifications") or {}).items():
+        items.append(
+            f"Feature `{feature}` is used despite standing for a prohibited basis. Justification: {why}"
+        )
+    return items
 
 
 def _md_table(frame: pd.DataFrame) -> str:
@@ -497,6 +638,7 @@ def render(
     monitoring_plan: str = DEFAULT_MONITORING_PLAN,
     lineage: dict[str, Any] | None = None,
     model_version: str | None = None,
+    dataset: dict[str, Any] | None = None,
     image_dir: str | Path | None = None,
     max_rows: int = 2000,
     top_k: int = 15,
@@ -517,6 +659,9 @@ def render(
         monitoring_plan: how the model is watched in production.
         lineage: e.g. data_version, feature_service, run_id (shown under training data).
         model_version: registry version, when known.
+        dataset: what the model was trained on (:func:`creditops.data.ingest.describe_source`): name,
+            description, purpose (replaces the default intended use), target meaning, protected lineage and
+            justified opt-in features.
         image_dir: when given, every plot is also written there as ``<name>.png`` and the Markdown links it
             as ``<image_dir name>/<name>.png`` (so keep the Markdown in ``image_dir``'s parent); otherwise the
             Markdown omits the plots.
@@ -564,6 +709,7 @@ def render(
         lineage=lineage or {},
         model_version=model_version,
         top_k=top_k,
+        dataset=dataset,
     )
     sections = _with_baselines(sections, baselines or {})
     return _to_markdown(title, sections, images, image_links), _to_html(title, sections, images)

@@ -173,7 +173,7 @@ def register(
             Metric(f"test.{k}", float(v), now, 0) for k, v in gate_report.metrics.items() if _finite(v)
         ]
         metrics += [Metric(f"gate.{g.name}", g.value, now, 0) for g in gate_report.gates if _finite(g.value)]
-        tags = [RunTag(f"gate.{g.name}", "pass" if g.passed else "fail") for g in gate_report.gates]
+        tags = [RunTag(f"gate.{g.name}", g.status) for g in gate_report.gates]
         tags += [RunTag(f"lineage.{k}", _tag_value(v)) for k, v in chain.items() if v is not None]
         tags.append(RunTag("gates_passed", "true"))
         for start in range(0, len(metrics), 1000):  # MLflow caps a batch at 1000 metrics

@@ -10,11 +10,11 @@ Steps of :func:`fit_model`:
    strictly increasing so the calibrated PD ranks applicants as the raw score does;
 4. decision thresholds on the calibrated validation PDs (rule below); 5. test metrics.
 
-Threshold rule (when not fixed in :class:`~creditops.config.ScoringConfig`): the validation false-positive
-rate FPR(t) is the share of non-defaulters with PD >= t (declined although they would have repaid).
-``decline_at_or_above_pd`` is the lowest t with FPR(t) <= ``target_fpr``; ``approve_below_pd`` is the lowest t
-with FPR(t) <= 2 x ``target_fpr`` (capped at the decline threshold), so the band between them, which holds
-about ``target_fpr`` of the good applicants plus the borderline defaulters, goes to manual review.
+Operating point (:func:`choose_thresholds`): the policy of :class:`~creditops.config.ScoringConfig`, a PD
+cut-off pair, a target false-positive rate or a target approval rate, with a review band between the approve
+and the decline threshold (approve < ``approve_below_pd`` <= review < ``decline_at_or_above_pd`` <= decline).
+The data-driven policies are fitted on the calibrated validation PDs, never on the test set, which the gates
+use to judge the model at that operating point.
 """
 
 from __future__ import annotations
@@ -242,26 +242,88 @@ def lowest_threshold_at_fpr(pd_: np.ndarray, y: np.ndarray, target_fpr: float) -
     return float(min(1.0, np.nextafter(candidates[-1], np.inf)))
 
 
+def _cut_candidates(pd_: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Possible thresholds (every observed PD, and just above the highest) and the share of PDs below each."""
+    ordered = np.sort(np.asarray(pd_, dtype=np.float64))
+    top = min(1.0, float(np.nextafter(ordered[-1], np.inf)))
+    candidates = np.unique(np.append(ordered, top))
+    return candidates, np.searchsorted(ordered, candidates, side="left") / len(ordered)
+
+
+def threshold_at_share_below(
+    pd_: np.ndarray, share: float, *, low: float = 0.0, high: float = 1.0, avoid: float | None = None
+) -> float:
+    """The threshold t in [low, high] among observed PDs whose share of PDs below t is closest to ``share``.
+
+    Ties in PD (an isotonic calibration is a step function) make some shares unreachable: the closest one
+    is taken. ``avoid`` is skipped when another candidate exists, so a review band asked for is never empty
+    just because two thresholds landed on the same PD step.
+
+    Raises:
+        DataError: no PDs.
+    """
+    if len(pd_) == 0:
+        raise DataError("cannot choose a threshold: no validation predictions")
+    candidates, below = _cut_candidates(pd_)
+    keep = (candidates >= low) & (candidates <= high)
+    if avoid is not None and np.count_nonzero(keep & (candidates != avoid)):
+        keep &= candidates != avoid
+    if not keep.any():
+        return float(low)
+    idx = np.flatnonzero(keep)
+    return float(candidates[idx[np.argmin(np.abs(below[idx] - share))]])
+
+
+def _share_below(pd_: np.ndarray, t: float) -> float:
+    return float(np.mean(np.asarray(pd_) < t))
+
+
 def choose_thresholds(pd_valid: np.ndarray, y_valid: np.ndarray, scoring: ScoringConfig) -> Thresholds:
-    """Decision thresholds: configured values win; otherwise the FPR rule of this module's docstring."""
-    decline = scoring.decline_at_or_above_pd
-    rule = []
-    if decline is None:
+    """Decision thresholds from the policy of :class:`~creditops.config.ScoringConfig`, on validation PDs.
+
+    ``pd_cutoff`` takes the configured PDs. ``target_fpr`` declines at the lowest PD with validation FPR at
+    most ``target_fpr`` and ``approval_rate`` approves the ``target_approval_rate`` lowest-PD share; then the
+    other threshold is placed so that the review band holds ``review_share`` of the validation applicants.
+    The rule text records the policy and what it achieved on validation.
+    """
+    pd_valid = np.asarray(pd_valid, dtype=np.float64)
+    y_valid = np.asarray(y_valid)
+    policy = scoring.policy
+    review = scoring.review_share
+    if policy == "pd_cutoff":
+        approve, decline = float(scoring.approve_below_pd), float(scoring.decline_at_or_above_pd)  # type: ignore[arg-type]
+        head = f"policy pd_cutoff: approve below PD {approve:.4g}, decline at or above {decline:.4g}"
+    elif policy == "approval_rate":
+        rate = float(scoring.target_approval_rate)  # type: ignore[arg-type]
+        approve = threshold_at_share_below(pd_valid, rate)
+        decline = approve
+        if review > 0:
+            decline = threshold_at_share_below(
+                pd_valid, _share_below(pd_valid, approve) + review, low=approve, avoid=approve
+            )
+        head = f"policy approval_rate: approve the {rate:.0%} of validation applicants with the lowest PD"
+    elif policy == "target_fpr":
         decline = lowest_threshold_at_fpr(pd_valid, y_valid, scoring.target_fpr)
-        rule.append(f"decline: lowest PD with validation FPR <= {scoring.target_fpr}")
-    else:
-        rule.append("decline: configured")
-    approve = scoring.approve_below_pd
-    if approve is None:
-        approve = min(lowest_threshold_at_fpr(pd_valid, y_valid, 2 * scoring.target_fpr), decline)
-        rule.append(f"approve: lowest PD with validation FPR <= {2 * scoring.target_fpr} (capped at decline)")
-    else:
-        rule.append("approve: configured")
+        approve = decline
+        if review > 0:
+            approve = threshold_at_share_below(
+                pd_valid, _share_below(pd_valid, decline) - review, high=decline, avoid=decline
+            )
+        head = f"policy target_fpr: decline at the lowest PD with validation FPR <= {scoring.target_fpr:.4g}"
+    else:  # pragma: no cover - ScoringConfig resolves the policy
+        raise ConfigError(f"scoring.policy must be pd_cutoff, target_fpr or approval_rate, got {policy!r}")
     if approve > decline:
         raise ConfigError(f"scoring.approve_below_pd ({approve}) exceeds decline_at_or_above_pd ({decline})")
-    return Thresholds(
-        approve_below_pd=float(approve), decline_at_or_above_pd=float(decline), rule="; ".join(rule)
+    achieved = (
+        f"on validation: approve {_share_below(pd_valid, approve):.1%}, "
+        f"review {_share_below(pd_valid, decline) - _share_below(pd_valid, approve):.1%}, "
+        f"decline {1 - _share_below(pd_valid, decline):.1%}, "
+        f"FPR {false_positive_rate(pd_valid, y_valid, decline):.3g}"
     )
+    rule = f"{head}; review band [{approve:.4g}, {decline:.4g}) asked to hold {review:.0%}; {achieved}"
+    if policy == "pd_cutoff":
+        rule = f"{head}; {achieved}"
+    return Thresholds(approve_below_pd=float(approve), decline_at_or_above_pd=float(decline), rule=rule)
 
 
 def cross_validate(

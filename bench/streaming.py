@@ -1,0 +1,207 @@
+"""Streaming benchmark: sustained ingest rate into the Redis online store and event-to-online freshness.
+
+    .venv/bin/python bench/streaming.py [--applicants 20000] [--events 100000] [--rate 1000] [--seconds 60]
+
+Real parts only: NATS JetStream (127.0.0.1:4222), Redis (state + Feast online store, a fresh project and
+key prefix), the Feast file offline store (part files per batch). The world's transactions seed the state
+first, as the daily pipeline does.
+
+1. Ingest: ``--events`` transaction events are published to the stream, then one consumer drains it;
+   rate = events / seconds from first fetch to last acknowledgement (the stream processor's whole path:
+   validation, idempotent state, behavioural + derived recomputation, online + offline writes, acks).
+2. Freshness: a publisher sends ``--rate`` events/s for ``--seconds`` while the consumer runs; each event
+   carries its send time in a header, and the consumer records ``online write done - sent`` per event.
+   RSS of the process is sampled every 10 s (memory must stay flat).
+
+The last line printed is one JSON object with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import tempfile
+import time
+import uuid
+
+import numpy as np
+import pandas as pd
+import psutil
+import redis
+
+from creditops.config import FeastConfig, Settings, StreamingConfig
+from creditops.data.synthetic import generate_world
+from creditops.features.build import build_feature_tables
+from creditops.features.registry import JOIN_KEY
+from creditops.streaming.broker import NatsBroker, consume
+from creditops.streaming.events import encode_transactions
+from creditops.streaming.replay import synthetic_transactions
+from creditops.streaming.state import RedisEventState
+from feast_repo import store as fs
+from feast_repo.stream import stream_processor
+
+NATS = "nats://127.0.0.1:4222"
+
+
+async def _ingest(processor, run: str, events: list[bytes], batch: int) -> dict:
+    broker = await NatsBroker(NATS, run, durable="bench").connect()
+    t = time.perf_counter()
+    await broker.publish(events)
+    publish_s = time.perf_counter() - t
+    first = {}
+
+    def mark(outcome, messages):
+        first.setdefault("t", time.perf_counter())
+
+    t = time.perf_counter()
+    stats = await consume(
+        broker, processor, batch_size=batch, fetch_timeout=1.0, stop_when_idle=True, on_batch=mark
+    )
+    seconds = time.perf_counter() - first.get("t", t)
+    await broker.close()
+    return {
+        "events": stats.events,
+        "publish_events_per_s": round(len(events) / publish_s),
+        "ingest_seconds": round(seconds, 2),
+        "ingest_events_per_s": round(stats.events / seconds),
+        "batches": stats.batches,
+        "applied": stats.applied,
+        "dead_lettered": stats.dead_lettered,
+    }
+
+
+async def _freshness(
+    processor, run: str, frame: pd.DataFrame, rate: float, seconds: float, batch: int
+) -> dict:
+    import nats
+
+    broker = await NatsBroker(NATS, run, durable="fresh").connect()
+    nc = await nats.connect(NATS)
+    events = encode_transactions(frame)
+    subject = f"{run}.events.transaction"
+    latencies: list[float] = []
+    rss: list[float] = []
+    proc = psutil.Process()
+    done = {"publishing": True}
+
+    async def publish() -> None:
+        start = time.perf_counter()
+        for i, event in enumerate(events):
+            due = start + i / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await nc.publish(subject, event, headers={"sent": repr(time.time())})
+            if i % 100 == 0:
+                await nc.flush()
+        await nc.flush()
+        done["publishing"] = False
+
+    def record(outcome, messages) -> None:
+        now = time.time()
+        latencies.extend(
+            now - float(m.headers["sent"]) for m in messages if m.headers and "sent" in m.headers
+        )
+
+    async def sample() -> None:
+        while done["publishing"]:
+            rss.append(proc.memory_info().rss / 2**20)
+            await asyncio.sleep(10)
+
+    task = asyncio.create_task(publish())
+    sampler = asyncio.create_task(sample())
+    stats = await consume(
+        broker,
+        processor,
+        batch_size=batch,
+        fetch_timeout=0.005,
+        on_batch=record,
+        should_stop=lambda: not done["publishing"] and len(latencies) >= len(events),
+    )
+    await task
+    await sampler
+    await nc.close()
+    await broker.close()
+    ms = np.array(latencies) * 1000
+    return {
+        "fresh_events": stats.events,
+        "fresh_rate": rate,
+        "fresh_p50_ms": round(float(np.percentile(ms, 50)), 2),
+        "fresh_p99_ms": round(float(np.percentile(ms, 99)), 2),
+        "fresh_max_ms": round(float(ms.max()), 2),
+        "rss_mb_samples": [round(x) for x in rss],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--applicants", type=int, default=20_000)
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--rate", type=float, default=1000.0)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--batch", type=int, default=1000)
+    args = parser.parse_args()
+
+    run = f"creditops_bench_stream_{uuid.uuid4().hex[:8]}"
+    tmp = tempfile.mkdtemp(prefix=run)
+    client = redis.Redis()
+    store = None
+    try:
+        t = time.perf_counter()
+        world = generate_world(args.applicants, seed=7)
+        tables = build_feature_tables(world)
+        store = fs.open_store(config=FeastConfig(project=run, online_store="redis"), data_dir=tmp)
+        fs.write_offline(tables, store)
+        fs.apply(store)
+        fs.materialize(store, world.as_of.to_pydatetime(), tables=tables)
+        settings = Settings(streaming=StreamingConfig(stream=run, state_prefix=f"{run}:state:"))
+        processor = stream_processor(settings, store, client)
+        seeded = RedisEventState(client, prefix=f"{run}:state:").seed(world.transactions)
+        setup_s = time.perf_counter() - t
+        print(
+            f"setup {setup_s:.1f} s: {args.applicants} applicants, {seeded:,} transactions seeded", flush=True
+        )
+
+        ids = world.applications[JOIN_KEY].to_numpy()
+        start = world.as_of + pd.Timedelta(minutes=1)
+        ingest_frame = synthetic_transactions(ids, args.events, start, rate=1000.0, seed=1)
+        out = {"applicants": args.applicants, "seeded_transactions": seeded, "batch": args.batch}
+        out.update(asyncio.run(_ingest(processor, run, encode_transactions(ingest_frame), args.batch)))
+        print(f"ingest: {out['ingest_events_per_s']:,} events/s over {out['events']:,} events", flush=True)
+
+        n = int(args.rate * args.seconds)
+        fresh_start = start + pd.Timedelta(seconds=args.events / 1000.0 + 60)
+        fresh = synthetic_transactions(
+            ids, n, fresh_start, rate=args.rate, seed=2, first_transaction_id=2 * 10**12
+        )
+        out.update(asyncio.run(_freshness(processor, run, fresh, args.rate, args.seconds, args.batch)))
+        print(
+            f"freshness at {args.rate:.0f}/s: p50 {out['fresh_p50_ms']} ms, p99 {out['fresh_p99_ms']} ms",
+            flush=True,
+        )
+        print(json.dumps(out))
+    finally:
+
+        async def drop() -> None:
+            broker = await NatsBroker(NATS, run).connect()
+            await broker.close(delete=True)
+
+        asyncio.run(drop())
+        if store is not None:
+            fs.teardown(store)
+        for key_batch in _chunks(list(client.scan_iter(match=f"*{run}*", count=5000)), 5000):
+            client.delete(*key_batch)
+        shutil.rmtree(tmp, ignore_errors=True)
+        os.environ.pop("unused", None)
+
+
+def _chunks(items: list, n: int):
+    for i in range(0, len(items), n):
+        yield items[i : i + n]
+
+
+if __name__ == "__main__":
+    main()

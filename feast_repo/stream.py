@@ -1,0 +1,213 @@
+"""Feast adapters of the stream processor (:mod:`creditops.streaming`): online sink, offline sink, context.
+
+* :class:`OnlineSink` writes recomputed rows into Feast's Redis online store in Feast's exact layout (the
+  bulk writer's encoder, :mod:`feast_repo.bulk`), one pipelined write per batch. The stream is the authority
+  for the views it feeds: a row replaces what is stored even when its event time is not newer (a late
+  transaction changes the window of the applicant's newest event).
+* :class:`OfflineSink` keeps every written row for the offline store, so training sees what serving saw:
+  one Parquet part file per batch under ``<data_dir>/stream/<view>/`` (written before the batch is
+  acknowledged; renamed into place, so a crash leaves no half file), folded into Feast's offline store by
+  :func:`fold_offline` (``store.write_to_offline_store``, then the parts are removed).
+* :func:`context_reader` reads the identity and bureau features the derived features need, and
+  :func:`known_applicants` tells which applicants the online store holds (the stream's ``orphan`` rule).
+
+The views fed by the stream are declared stream-fed to Feast by a ``PushSource`` over each view's batch
+source (:func:`feast_repo.definitions.push_sources`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from feast import FeatureStore
+from feast.infra.online_stores.helpers import compute_versioned_name
+from feast.infra.online_stores.redis import RedisOnlineStore
+
+from feast_repo.bulk import _RedisWriter, _ViewEncoder, bulk_redis, entity_key_prefix, supported
+from feast_repo.direct import RedisServiceReader
+
+_FAR = pd.Timestamp("2262-01-01", tz="UTC").to_pydatetime()
+_EPOCH = pd.Timestamp("1970-01-01", tz="UTC").to_pydatetime()
+
+
+class OnlineSink:
+    """Recomputed feature rows -> the online store (views ``<group>_fv``).
+
+    On Redis the rows go straight into Feast's hashes; any other online store (the embedded SQLite) is
+    written through Feast's ``write_to_online_store``.
+    """
+
+    def __init__(self, store: FeatureStore):
+        self.store = store
+        self.redis = bulk_redis(store)
+        self.client = RedisOnlineStore()._get_client(store.config.online_store) if self.redis else None
+        versioning = bool(getattr(store.config.registry, "enable_online_feature_view_versioning", False))
+        self.views = {}
+        for fv in store.list_feature_views():
+            if fv.name.endswith("_fv") and (supported(fv) or not self.redis):
+                self.views[fv.name[: -len("_fv")]] = (fv, compute_versioned_name(fv, versioning))
+
+    def write(self, tables: Mapping[str, pd.DataFrame]) -> None:
+        """Write each group's rows (latest per applicant) into its view, all views of an applicant at once."""
+        if not self.redis:
+            for group, table in tables.items():
+                if group in self.views and len(table):
+                    latest = table.drop_duplicates(table.columns[0], keep="last")
+                    self.store.write_to_online_store(f"{group}_fv", latest, allow_registry_cache=True)
+            return
+        encoders = [
+            _ViewEncoder(self.views[g][0], self.views[g][1], t, _EPOCH, _FAR)
+            for g, t in tables.items()
+            if g in self.views and len(t)
+        ]
+        if not encoders:
+            return
+        writer = _RedisWriter(self.store, encoders, client=self.client, dedup=False)
+        writer.run(connections=1, chunk_entities=max(1, len(writer.ids)))
+
+    def close(self) -> None:
+        """Close the Redis connection."""
+        if self.client is not None:
+            self.client.close()
+
+
+class OfflineSink:
+    """Recomputed rows -> Parquet part files, folded into the offline store by :func:`fold_offline`."""
+
+    def __init__(self, data_dir: str | Path):
+        self.root = Path(data_dir) / "stream"
+
+    def write(self, tables: Mapping[str, pd.DataFrame]) -> None:
+        """One part file per view and batch, named by its content (a replayed batch rewrites it)."""
+        for group, table in tables.items():
+            if not len(table):
+                continue
+            folder = self.root / f"{group}_fv"
+            folder.mkdir(parents=True, exist_ok=True)
+            digest = hashlib.sha256(pd.util.hash_pandas_object(table, index=False).to_numpy().tobytes())
+            target = folder / f"part-{digest.hexdigest()[:24]}.parquet"
+            tmp = target.with_suffix(".tmp")
+            table.to_parquet(tmp, index=False)
+            os.replace(tmp, target)
+
+    def parts(self) -> dict[str, list[Path]]:
+        """View name -> its pending part files."""
+        if not self.root.exists():
+            return {}
+        return {d.name: sorted(d.glob("part-*.parquet")) for d in sorted(self.root.iterdir()) if d.is_dir()}
+
+
+def fold_offline(store: FeatureStore, sink: OfflineSink) -> dict[str, int]:
+    """Append the pending streamed rows to each view's offline source; returns rows per view."""
+    out = {}
+    for view, files in sink.parts().items():
+        if not files:
+            continue
+        frame = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True).drop_duplicates(
+            ignore_index=True
+        )
+        fv = store.get_feature_view(view)
+        frame = frame[
+            [c.name for c in fv.entity_columns]
+            + [fv.batch_source.timestamp_field]
+            + [f.name for f in fv.features]
+        ]
+        store.write_to_offline_store(view, frame, allow_registry_cache=False)
+        for f in files:
+            f.unlink()
+        out[view] = len(frame)
+    return out
+
+
+def context_reader(store: FeatureStore, groups: tuple[str, ...] = ("identity", "bureau")):
+    """Reader: ids -> frame of the features of ``groups`` from the online store (derived inputs)."""
+    views = [store.get_feature_view(f"{g}_fv") for g in groups]
+    names = [f.name for fv in views for f in fv.features]
+    if bulk_redis(store):
+        reader = RedisServiceReader(store, views, names)
+
+        def read(ids: np.ndarray) -> pd.DataFrame:
+            return pd.DataFrame(reader([int(i) for i in ids]), columns=names)
+
+        return read
+    refs = [f"{fv.name}:{f.name}" for fv in views for f in fv.features]
+
+    def read_sdk(ids: np.ndarray) -> pd.DataFrame:
+        rows = [{"applicant_id": int(i)} for i in ids]
+        got = store.get_online_features(features=refs, entity_rows=rows).to_df()
+        return got[names].astype(float).reset_index(drop=True)
+
+    return read_sdk
+
+
+def known_applicants(store: FeatureStore, join_key: str = "applicant_id"):
+    """Reader: ids -> mask of applicants with identity features in the online store."""
+    if not bulk_redis(store):
+        feature = f"identity_fv:{store.get_feature_view('identity_fv').features[0].name}"
+
+        def known_sdk(ids: np.ndarray) -> np.ndarray:
+            got = store.get_online_features(features=[feature], entity_rows=[{join_key: int(i)} for i in ids])
+            return got.to_df().iloc[:, -1].notna().to_numpy()
+
+        return known_sdk
+    config = store.config
+    prefix = entity_key_prefix(config, join_key)
+    project = config.project.encode("utf-8")
+    client = RedisOnlineStore()._get_client(config.online_store)
+
+    def known(ids: np.ndarray) -> np.ndarray:
+        with client.pipeline(transaction=False) as pipe:
+            for i in ids:
+                pipe.exists(prefix + int(i).to_bytes(8, "little", signed=True) + project)
+            return np.asarray(pipe.execute(), dtype=bool)
+
+    return known
+
+
+def stream_processor(settings, store: FeatureStore, client=None):
+    """The processor of ``settings.streaming`` over ``store``: Redis state, both sinks, context."""
+    import redis
+
+    from creditops.streaming.consumer import StreamProcessor
+    from creditops.streaming.state import RedisEventState
+
+    cfg = settings.streaming
+    client = client or redis.Redis.from_url(cfg.state_redis_url)
+    state = RedisEventState(client, prefix=cfg.state_prefix)
+    sinks = [OnlineSink(store), OfflineSink(store.creditops_env["CREDITOPS_FEAST_DATA_DIR"])]
+    return StreamProcessor(
+        state, sinks, context=context_reader(store), known_applicants=known_applicants(store)
+    )
+
+
+async def run(
+    settings, *, stop_when_idle: bool = False, max_events: int | None = None, on_batch=None, should_stop=None
+):
+    """Consume ``settings.streaming``'s stream into the feature store of ``settings.feast`` until stopped."""
+    from creditops.streaming.broker import NatsBroker, consume
+    from feast_repo.store import open_store
+
+    cfg = settings.streaming
+    store = open_store(config=settings.feast, data_dir=settings.feast.data_dir)
+    processor = stream_processor(settings, store)
+    broker = await NatsBroker(cfg.url, cfg.stream, cfg.durable, cfg.ack_wait_seconds).connect()
+    try:
+        return await consume(
+            broker,
+            processor,
+            batch_size=cfg.batch_size,
+            stop_when_idle=stop_when_idle,
+            max_events=max_events,
+            on_batch=on_batch,
+            should_stop=should_stop,
+        )
+    finally:
+        await broker.close()
+        for sink in processor.sinks:
+            if hasattr(sink, "close"):
+                sink.close()

@@ -1,0 +1,206 @@
+"""The event broker behind a small interface, and the consumer loop that drives a :class:`StreamProcessor`.
+
+:class:`Broker` is what the loop needs: fetch a batch, acknowledge it, dead-letter an event with its reason,
+publish. :class:`NatsBroker` implements it on NATS JetStream (a stream ``<name>`` with subjects
+``<name>.events.*`` read by one durable pull consumer, and a dead-letter stream ``<name>_dlq`` on
+``<name>.dead``). Acknowledgement comes after the batch's features are written, so a consumer killed mid-batch
+leaves its batch unacknowledged and JetStream redelivers it; the processor's state makes that harmless.
+A dead-lettered event carries ``Nats-Msg-Id`` = its stream sequence, so redelivery does not dead-letter it
+twice (JetStream's duplicate window).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from creditops.streaming.consumer import BatchOutcome, StreamProcessor
+
+
+class Message(Protocol):
+    """A fetched event: its bytes and a way to acknowledge it."""
+
+    data: bytes
+
+
+class Broker(Protocol):
+    """What the consumer loop needs from a broker."""
+
+    async def fetch(self, max_events: int, timeout: float) -> list[Any]:  # noqa: D102
+        ...
+
+    async def ack(self, messages: Sequence[Any]) -> None:  # noqa: D102
+        ...
+
+    async def dead_letter(self, message: Any, reason: str) -> None:  # noqa: D102
+        ...
+
+    async def publish(self, events: Sequence[bytes], subject: str = "transaction") -> None:  # noqa: D102
+        ...
+
+
+class NatsBroker:
+    """NATS JetStream: events stream, dead-letter stream, one durable pull consumer.
+
+    Args:
+        url: NATS server, e.g. ``nats://127.0.0.1:4222``.
+        stream: stream name (subjects ``<stream>.events.*``; dead letters on ``<stream>.dead``).
+        durable: durable consumer name (one per consumer group).
+        ack_wait: seconds before an unacknowledged batch is redelivered.
+    """
+
+    def __init__(self, url: str, stream: str, durable: str = "features", ack_wait: float = 30.0):
+        self.url = url
+        self.stream = stream
+        self.durable = durable
+        self.ack_wait = ack_wait
+        self.nc: Any = None
+        self.js: Any = None
+        self._sub: Any = None
+
+    async def connect(self) -> NatsBroker:
+        """Connect and create the streams and the consumer when they do not exist."""
+        import nats
+        from nats.js import api
+        from nats.js.errors import NotFoundError
+
+        self.nc = await nats.connect(self.url, connect_timeout=5, max_reconnect_attempts=3)
+        self.js = self.nc.jetstream()
+        for name, subjects in (
+            (self.stream, [f"{self.stream}.events.*"]),
+            (f"{self.stream}_dlq", [f"{self.stream}.dead"]),
+        ):
+            try:
+                await self.js.stream_info(name)
+            except NotFoundError:
+                await self.js.add_stream(
+                    api.StreamConfig(name=name, subjects=subjects, duplicate_window=120.0)
+                )
+        config = api.ConsumerConfig(
+            ack_policy=api.AckPolicy.EXPLICIT,
+            ack_wait=self.ack_wait,
+            max_ack_pending=100_000,
+            deliver_policy=api.DeliverPolicy.ALL,
+        )
+        self._sub = await self.js.pull_subscribe(
+            f"{self.stream}.events.*", durable=self.durable, stream=self.stream, config=config
+        )
+        return self
+
+    async def fetch(self, max_events: int, timeout: float) -> list[Any]:
+        """Up to ``max_events`` messages, waiting at most ``timeout`` seconds for the first."""
+        from nats.errors import TimeoutError as NatsTimeout
+
+        try:
+            return await self._sub.fetch(max_events, timeout=timeout)
+        except (TimeoutError, NatsTimeout):
+            return []
+
+    async def ack(self, messages: Sequence[Any]) -> None:
+        """Acknowledge every message (after its batch's features are written)."""
+        for m in messages:
+            await m.ack()
+
+    async def dead_letter(self, message: Any, reason: str) -> None:
+        """Store the event and its reason in the dead-letter stream (deduplicated by stream sequence)."""
+        seq = message.metadata.sequence.stream
+        headers = {"Nats-Msg-Id": f"{self.stream}:{seq}", "Creditops-Reason": reason[:4000]}
+        await self.js.publish(f"{self.stream}.dead", message.data, headers=headers)
+
+    async def publish(self, events: Sequence[bytes], subject: str = "transaction") -> None:
+        """Publish events (fire-and-forget core publishes captured by the stream, then one flush)."""
+        target = f"{self.stream}.events.{subject}"
+        for event in events:
+            await self.nc.publish(target, event)
+        await self.nc.flush()
+
+    async def dead_letters(self) -> list[tuple[bytes, str]]:
+        """Every dead-lettered event and its reason (for reports and tests)."""
+        info = await self.js.stream_info(f"{self.stream}_dlq")
+        out = []
+        for seq in range(info.state.first_seq, info.state.last_seq + 1) if info.state.messages else []:
+            msg = await self.js.get_msg(f"{self.stream}_dlq", seq)
+            out.append((msg.data, (msg.headers or {}).get("Creditops-Reason", "")))
+        return out
+
+    async def close(self, delete: bool = False) -> None:
+        """Disconnect; with ``delete`` remove both streams (tests)."""
+        if self.js is not None and delete:
+            for name in (self.stream, f"{self.stream}_dlq"):
+                try:
+                    await self.js.delete_stream(name)
+                except Exception:  # noqa: BLE001 - already gone
+                    pass
+        if self.nc is not None:
+            await self.nc.close()
+
+
+@dataclass
+class ConsumerStats:
+    """Totals of a consumer run (``events == applied + duplicates + expired + dead_lettered``)."""
+
+    batches: int = 0
+    events: int = 0
+    applied: int = 0
+    duplicates: int = 0
+    expired: int = 0
+    dead_lettered: int = 0
+    applicants: int = 0
+    seconds: float = 0.0
+    outcomes: list[BatchOutcome] = field(default_factory=list)
+
+    def add(self, outcome: BatchOutcome) -> None:
+        """Count one batch."""
+        self.batches += 1
+        self.events += outcome.events
+        self.applied += outcome.applied
+        self.duplicates += outcome.duplicates
+        self.expired += outcome.expired
+        self.dead_lettered += outcome.dead_lettered
+        self.applicants += outcome.applicants
+
+
+async def consume(
+    broker: Broker,
+    processor: StreamProcessor,
+    *,
+    batch_size: int = 1000,
+    fetch_timeout: float = 0.5,
+    stop_when_idle: bool = False,
+    max_events: int | None = None,
+    on_batch: Callable[[BatchOutcome, Sequence[Any]], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> ConsumerStats:
+    """Fetch, process, dead-letter, acknowledge, until stopped.
+
+    Args:
+        broker: the connected broker.
+        processor: the stream processor.
+        batch_size: events per fetch.
+        fetch_timeout: seconds to wait for a batch.
+        stop_when_idle: return after a fetch that brings nothing.
+        max_events: return once this many events were processed.
+        on_batch: called after each batch is written and before it is acknowledged (metrics, tests).
+        should_stop: polled between batches (signal handling).
+    """
+    stats = ConsumerStats()
+    start = time.perf_counter()
+    while not (should_stop and should_stop()):
+        messages = await broker.fetch(batch_size, fetch_timeout)
+        if not messages:
+            if stop_when_idle:
+                break
+            continue
+        outcome = processor.process([m.data for m in messages])
+        for position, rejected in outcome.rejected:
+            await broker.dead_letter(messages[position], rejected.reason)
+        if on_batch is not None:
+            on_batch(outcome, messages)
+        await broker.ack(messages)
+        stats.add(outcome)
+        if max_events is not None and stats.events >= max_events:
+            break
+    stats.seconds = time.perf_counter() - start
+    return stats

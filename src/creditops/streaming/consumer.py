@@ -1,0 +1,184 @@
+"""The stream processor: one batch of events in, features of the applicants it touched out.
+
+For a batch (in this order, so a crash at any point loses nothing and double-counts nothing):
+
+1. validate every event with the batch rules (:func:`creditops.streaming.events.validate_events`); a bad
+   event is returned for the dead-letter stream with its reason;
+2. add the transactions to the idempotent state (a redelivered event changes nothing; the same transaction
+   id with other content is a ``duplicate_key`` rejection) and the applications;
+3. recompute, for every applicant the batch touched (redelivered events included, since the crash may have
+   come before step 4), the behavioural features from the applicant's whole stored history with the batch
+   functions (:class:`~creditops.features.behavioural.TransactionWindow`, ``compute_group``), as of the
+   applicant's newest event; the derived features from them and the applicant's identity and bureau features
+   (read from the online store); the identity features of new applications;
+4. write those rows to the online (and, when given, offline) store;
+5. only then may the caller acknowledge the batch to the broker.
+
+Counts: ``events == applied + duplicates + expired + dead_lettered`` for every batch (:class:`BatchOutcome`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+
+from creditops.features.build import behavioural_table, compute_group, identity_table
+from creditops.features.registry import JOIN_KEY, TIMESTAMP, features_in
+from creditops.streaming.events import Rejected, validate_events
+from creditops.streaming.state import RedisEventState
+
+STREAM_GROUPS = ("identity", "behavioural", "derived")
+"""Feature groups the stream writes (bureau snapshots arrive in batch)."""
+
+
+class FeatureSink(Protocol):
+    """Where recomputed feature rows go: ``group -> frame`` (``applicant_id, event_timestamp, features``)."""
+
+    def write(self, tables: dict[str, pd.DataFrame]) -> None:  # noqa: D102
+        ...
+
+
+ContextReader = Callable[[np.ndarray], pd.DataFrame]
+"""ids -> frame of the identity and bureau features of those applicants (NaN where unknown), id order."""
+
+
+@dataclass
+class BatchOutcome:
+    """What one batch did.
+
+    Attributes:
+        events: events in the batch.
+        applied: events that changed the state (new transactions, applications).
+        duplicates: redelivered events recognised by their id (nothing changed).
+        expired: valid transactions older than any window the applicant's features can still see.
+        dead_lettered: events rejected, each with its reason (``rejected``).
+        applicants: applicants whose features were recomputed and written.
+        rejected: (position in the batch, rejection).
+        tables: the feature rows written, by group.
+    """
+
+    events: int
+    applied: int = 0
+    duplicates: int = 0
+    expired: int = 0
+    dead_lettered: int = 0
+    applicants: int = 0
+    rejected: list[tuple[int, Rejected]] = field(default_factory=list)
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+
+class StreamProcessor:
+    """Validate, apply and featurise batches of events (see the module docstring).
+
+    Args:
+        state: the idempotent event state.
+        sinks: feature sinks written in order (online store first, then the offline store).
+        context: reader of the identity and bureau features the derived features need; None writes the
+            behavioural and identity views only.
+        known_applicants: ids -> mask of applicants known outside the stream (e.g. present in the online
+            store); the stream's own applications always count. None accepts any applicant id.
+        now: clock for the ``future_timestamp`` rule (None skips it).
+    """
+
+    def __init__(
+        self,
+        state: RedisEventState,
+        sinks: Sequence[FeatureSink] = (),
+        context: ContextReader | None = None,
+        known_applicants: Callable[[np.ndarray], np.ndarray] | None = None,
+        now: Callable[[], pd.Timestamp] | None = None,
+    ):
+        self.state = state
+        self.sinks = list(sinks)
+        self.context = context
+        self.known_applicants = known_applicants
+        self.now = now
+
+    def _known(self, ids: np.ndarray) -> np.ndarray:
+        known = self.state.known(ids)
+        if self.known_applicants is not None and not known.all():
+            known |= np.asarray(self.known_applicants(ids), dtype=bool)
+        return known
+
+    def process(self, raws: Sequence[bytes]) -> BatchOutcome:
+        """Run steps 1-4 on one batch; acknowledge it only after this returns."""
+        now = self.now() if self.now else None
+        checked = self._known if self.known_applicants is not None else None
+        batch = validate_events(raws, now=now, known_applicants=checked)
+        outcome = BatchOutcome(events=len(raws), rejected=list(batch.rejected))
+        transactions = batch.tables.get("transactions", pd.DataFrame())
+        applications = batch.tables.get("applications", pd.DataFrame())
+        if len(transactions):
+            added = self.state.add_transactions(transactions)
+            for r in transactions.loc[added.conflict].itertuples(index=False):
+                detail = f"transaction_id {r.transaction_id} already applied with other content"
+                outcome.rejected.append(
+                    (int(r.event_index), Rejected(raws[r.event_index], "duplicate_key", detail))
+                )
+            outcome.applied += int(added.new.sum())
+            outcome.duplicates += int(added.duplicate.sum())
+            outcome.expired += int(added.expired.sum())
+            transactions = transactions.loc[~added.conflict]
+        if len(applications):
+            self.state.add_applications(applications)
+            outcome.applied += len(applications)
+        outcome.rejected.sort(key=lambda item: item[0])
+        outcome.dead_lettered = len(outcome.rejected)
+        ids = np.unique(
+            np.concatenate(
+                [
+                    transactions["applicant_id"].to_numpy(np.int64)
+                    if len(transactions)
+                    else np.empty(0, np.int64),
+                    applications["applicant_id"].to_numpy(np.int64)
+                    if len(applications)
+                    else np.empty(0, np.int64),
+                ]
+            )
+        )
+        if len(ids):
+            outcome.tables = self.features(ids, applications)
+            outcome.applicants = len(ids)
+            for sink in self.sinks:
+                sink.write(outcome.tables)
+        if outcome.events != outcome.applied + outcome.duplicates + outcome.expired + outcome.dead_lettered:
+            raise RuntimeError(f"stream batch lost events: {outcome}")
+        return outcome
+
+    def features(self, ids: np.ndarray, applications: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
+        """Identity (new applications), behavioural and derived rows of ``ids`` from the stored state.
+
+        Each applicant's behavioural row is as of its newest stored event (transaction or application).
+        """
+        history = self.state.transactions(ids)
+        newest = pd.Series(pd.NaT, index=ids, dtype="datetime64[ns, UTC]")
+        if len(history):
+            newest = newest.combine_first(history.groupby("applicant_id")["transaction_ts"].max())
+        stored_apps = self.state.applications(ids)
+        if len(stored_apps):
+            app_ts = pd.to_datetime(stored_apps["application_ts"], utc=True)
+            by_app = pd.Series(app_ts.to_numpy(), index=stored_apps["applicant_id"].astype(np.int64))
+            newest = pd.concat([newest, by_app], axis=1).max(axis=1)
+        newest = newest.reindex(ids)
+        points = pd.DataFrame({JOIN_KEY: ids, "as_of": pd.DatetimeIndex(newest, tz="UTC")}).dropna()
+        tables: dict[str, pd.DataFrame] = {}
+        if applications is not None and len(applications):
+            apps = applications.drop(columns=["event_index"]).reset_index(drop=True)
+            tables["identity"] = identity_table(apps)
+        behavioural = behavioural_table(history, points.reset_index(drop=True))
+        tables["behavioural"] = behavioural
+        if self.context is not None and len(behavioural):
+            context = self.context(behavioural[JOIN_KEY].to_numpy(np.int64)).reset_index(drop=True)
+            if "identity" in tables:  # a fresh application beats what the online store held
+                fresh = tables["identity"].drop_duplicates(JOIN_KEY, keep="last").set_index(JOIN_KEY)
+                idx = pd.Index(behavioural[JOIN_KEY]).get_indexer(fresh.index)
+                for column in [f.name for f in features_in("identity")]:
+                    context.loc[idx[idx >= 0], column] = fresh[column].to_numpy()[idx >= 0]
+            frame = pd.concat([behavioural.reset_index(drop=True), context], axis=1)
+            derived = compute_group("derived", frame).fillna(0.0)
+            tables["derived"] = pd.concat([behavioural[[JOIN_KEY, TIMESTAMP]], derived], axis=1)
+        return tables

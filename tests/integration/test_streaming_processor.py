@@ -1,0 +1,155 @@
+"""The stream processor on real Redis: same features as batch, idempotent, nothing dropped."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import redis
+from streaming_helpers import (
+    application_events,
+    batch_answer,
+    context_at,
+    latest_rows,
+    newest_event,
+    transaction_events,
+)
+
+from creditops.data.synthetic import generate_world
+from creditops.features.registry import JOIN_KEY, TIMESTAMP, features_in
+from creditops.streaming.consumer import StreamProcessor
+from creditops.streaming.state import RedisEventState
+
+
+@pytest.fixture(scope="module")
+def world():
+    return generate_world(150, seed=11)
+
+
+@pytest.fixture
+def state(redis_url, run_id, request):
+    client = redis.Redis.from_url(redis_url)
+    st = RedisEventState(client, prefix=f"creditops_test_{run_id}:{request.node.name}:")
+    st.clear()
+    yield st
+    st.clear()
+    client.close()
+
+
+def _stream(world, state, transactions, batch=400, seed=0, context=None):
+    """Applications first, then the transactions in a shuffled order, in batches."""
+    processor = StreamProcessor(state, context=context)
+    outcomes = [processor.process(application_events(world.applications))]
+    order = np.random.default_rng(seed).permutation(len(transactions))
+    events = transaction_events(transactions.iloc[order])
+    for lo in range(0, len(events), batch):
+        outcomes.append(processor.process(events[lo : lo + batch]))
+    return processor, outcomes
+
+
+def test_stream_equals_batch_for_every_feature(world, state):
+    transactions = world.transactions
+    points = newest_event(world, transactions)
+    processor, outcomes = _stream(world, state, transactions, context=context_at(world, points))
+    expected = batch_answer(world, transactions, points)
+    for group in ("behavioural", "derived"):
+        got = latest_rows(outcomes, group)
+        # the last write of an applicant saw its whole history: recompute from state to compare all at once
+        final = (
+            processor.features(points[JOIN_KEY].to_numpy())[group]
+            .sort_values(JOIN_KEY)
+            .reset_index(drop=True)
+        )
+        want = expected[group].sort_values(JOIN_KEY).reset_index(drop=True)
+        assert len(want) == len(points) == len(final)
+        assert (final[JOIN_KEY].to_numpy() == want[JOIN_KEY].to_numpy()).all()
+        assert (final[TIMESTAMP].to_numpy() == want[TIMESTAMP].to_numpy()).all()
+        for feature in features_in(group):
+            np.testing.assert_allclose(
+                final[feature.name].to_numpy(float), want[feature.name].to_numpy(float), rtol=1e-9, atol=1e-9,
+                err_msg=f"{group}.{feature.name}",
+            )  # fmt: skip
+        # and what was written last for each applicant is that same final row
+        last = got.set_index(JOIN_KEY).loc[final[JOIN_KEY]]
+        touched = last[TIMESTAMP].to_numpy() == final[TIMESTAMP].to_numpy()
+        assert touched.mean() > 0.5
+    total = sum(o.events for o in outcomes)
+    assert total == len(world.applications) + len(transactions)
+    # shuffled: a transaction older than any window its applicant's newest event allows is counted expired
+    assert sum(o.applied + o.expired for o in outcomes) == total
+    assert sum(o.duplicates for o in outcomes) == 0
+    assert sum(o.dead_lettered for o in outcomes) == 0
+
+
+def test_a_late_transaction_changes_the_newest_window(world, state):
+    """An out-of-order event inside the window must change the features, not be ignored as older."""
+    processor = StreamProcessor(state)
+    processor.process(application_events(world.applications))
+    applicant = int(world.transactions["applicant_id"].value_counts().index[0])
+    txs = world.transactions[world.transactions["applicant_id"] == applicant].sort_values("transaction_ts")
+    late = txs.iloc[[-2]]  # older than the newest, inside its window
+    processor.process(transaction_events(txs.drop(index=late.index)))
+    before = processor.features(np.array([applicant]))["behavioural"]
+    out = processor.process(transaction_events(late))
+    after = out.tables["behavioural"]
+    assert before[TIMESTAMP].iloc[0] == after[TIMESTAMP].iloc[0]
+    assert before["monthly_transaction_count"].iloc[0] < after["monthly_transaction_count"].iloc[0]
+
+
+def test_redelivered_events_change_nothing(world, state):
+    processor = StreamProcessor(state)
+    processor.process(application_events(world.applications))
+    events = transaction_events(world.transactions.iloc[:600])
+    first = processor.process(events)
+    again = processor.process(events)
+    assert (first.applied, first.duplicates) == (600, 0)
+    assert (again.applied, again.dead_lettered) == (0, 0)
+    assert again.duplicates + again.expired == 600
+    assert again.duplicates > 0
+    for group in ("behavioural",):
+        pd.testing.assert_frame_equal(first.tables[group], again.tables[group])
+    third = processor.process(events)
+    assert (third.applied, third.duplicates, third.expired) == (0, again.duplicates, again.expired)
+    stored = state.transactions(world.transactions["applicant_id"].unique(), prune=False)
+    assert len(stored) == 600 - again.expired
+
+
+def test_corrupted_stream_dead_letters_every_bad_event_with_its_reason(world, state):
+    known = world.applications["applicant_id"].to_numpy()
+    processor = StreamProcessor(state, known_applicants=lambda ids: np.isin(ids, known))
+    newest = world.transactions.sort_values("transaction_ts").groupby("applicant_id").tail(3)
+    good = newest.iloc[:50]  # inside their applicants' windows: none can expire
+    events = transaction_events(good)
+    template = json.loads(events[0])
+    ts = "transaction_ts"
+    bad = {
+        "not json": b"{not json",
+        "a list": b"[1, 2]",
+        "unknown kind": json.dumps({**template, "kind": "payment"}).encode(),
+        "negative amount": json.dumps({**template, "transaction_id": 10**9, "amount": -5.0}).encode(),
+        "unknown type": json.dumps({**template, "transaction_id": 10**9 + 1, "type": "bitcoin"}).encode(),
+        "orphan": json.dumps({**template, "transaction_id": 10**9 + 2, "applicant_id": 10**8}).encode(),
+        "future": json.dumps({**template, "transaction_id": 10**9+3, ts: "2031-01-01T00:00:00Z"}).encode(),
+        "bad ts": json.dumps({**template, "transaction_id": 10**9 + 4, ts: "yesterday"}).encode(),
+        "null id": json.dumps({**template, "transaction_id": None}).encode(),
+        "extra field": json.dumps({**template, "transaction_id": 10**9 + 5, "colour": "red"}).encode(),
+        "conflict": json.dumps({**template, "amount": template["amount"] + 1}).encode(),
+    }  # fmt: skip
+    processor.now = lambda: pd.Timestamp("2030-01-01", tz="UTC")
+    processor.process(events)  # the good ones first; "conflict" reuses the first id with other content
+    out = processor.process([*events[:10], *bad.values(), events[0]])  # events[0] twice in one batch
+    assert out.events == 11 + len(bad)
+    assert out.duplicates == 11 and out.applied == 0 and out.expired == 0
+    assert out.dead_lettered == len(bad)
+    assert out.events == out.applied + out.duplicates + out.dead_lettered
+    reasons = {name: r.reason for name, (pos, r) in zip(bad, out.rejected, strict=True)}
+    assert [pos for pos, _ in out.rejected] == list(range(10, 10 + len(bad)))
+    expected_rule = {
+        "not json": "schema", "a list": "schema", "unknown kind": "schema", "negative amount": "range",
+        "unknown type": "category", "orphan": "orphan", "future": "future_timestamp", "bad ts": "type",
+        "null id": "null", "extra field": "schema", "conflict": "duplicate_key",
+    }  # fmt: skip
+    for name, rule in expected_rule.items():
+        assert reasons[name].startswith(rule), (name, reasons[name])
