@@ -13,11 +13,15 @@ def evaluate_gates(
     config: str,
     model: Input[Model],
     test: Input[Dataset],
+    evidence: Input[Artifact],
     gate_report: Output[Artifact],
     gate_summary: Output[Markdown],
     metrics: Output[Metrics],
 ) -> NamedTuple("GateOutputs", [("passed", bool), ("summary", str)]):
-    """Evaluate every gate; the summary names each failed gate with its measured value and threshold."""
+    """Evaluate every gate; the summary names each failed gate with its measured value and threshold.
+
+    ``evidence`` is the training step's (CV AUCs, raw-score AUC, baselines); gates that need it judge it.
+    """
     import json
     from collections import namedtuple
     from pathlib import Path
@@ -26,11 +30,14 @@ def evaluate_gates(
 
     from creditops.artifact import load_bundle
     from creditops.config import Settings
+    from creditops.governance.gates import GateEvidence
     from creditops.governance.gates import evaluate_gates as run_gates
+    from creditops.training.workflow import read_evidence
 
     settings = Settings.model_validate_json(config)
     bundle = load_bundle(model.path)
-    report = run_gates(bundle, pd.read_parquet(test.path), settings.gates)
+    proof = GateEvidence.from_dict(read_evidence(evidence.path))
+    report = run_gates(bundle, pd.read_parquet(test.path), settings.gates, evidence=proof)
     Path(gate_report.path).write_text(json.dumps(report.to_dict(), indent=2))
     Path(gate_summary.path).write_text(report.summary())
     for gate in report.gates:

@@ -12,10 +12,11 @@ def write_model_card(
     model: Input[Model],
     test: Input[Dataset],
     gate_report: Input[Artifact],
+    evidence: Input[Artifact],
     card_markdown: Output[Markdown],
     card_html: Output[HTML],
 ):
-    """Render overview, data, performance, fairness, limitations, ethics and model-risk sections."""
+    """Render overview, data, performance beside the baselines, fairness, limitations, ethics, model risk."""
     import json
     from pathlib import Path
 
@@ -26,13 +27,20 @@ def write_model_card(
     from creditops.data.ingest import describe_source
     from creditops.governance.gates import GateReport
     from creditops.governance.model_card import render
+    from creditops.training.workflow import comparison, read_evidence
 
     bundle = load_bundle(model.path)
     report = GateReport.from_dict(json.loads(Path(gate_report.path).read_text()))
     settings = Settings.model_validate_json(config)
     dataset = describe_source(settings.data.source, settings.data.spec_path)
+    compared = comparison(read_evidence(evidence.path))
     markdown, html = render(
-        bundle, report, report.fairness_frames, pd.read_parquet(test.path), dataset=dataset
+        bundle,
+        report,
+        report.fairness_frames,
+        pd.read_parquet(test.path),
+        dataset=dataset,
+        baselines=compared,
     )
     Path(card_markdown.path).write_text(markdown)
     Path(card_html.path).write_text(html)

@@ -15,6 +15,7 @@ def register_model(
     card_markdown: Input[Markdown],
     card_html: Input[HTML],
     entities: Input[Dataset],
+    evidence: Input[Artifact],
 ) -> str:
     """Register the bundle (with card, gates and lineage) if every gate passed.
 
@@ -32,5 +33,6 @@ def register_model(
         gate_report_path=gate_report.path,
         card_paths={"markdown": card_markdown.path, "html": card_html.path},
         entities_path=entities.path,
+        evidence_path=evidence.path,
     )
     return summary.model_dump_json()

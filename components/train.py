@@ -1,4 +1,4 @@
-"""Step 6: refit with the best parameters (monotone constraints), 5-fold CV, calibration, save the bundle."""
+"""Step 6: refit with the tuned parameters (monotone), 5-fold CV, calibration, baselines, the bundle."""
 
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output
@@ -12,11 +12,16 @@ def train_model(
     run_id: str,
     train: Input[Dataset],
     valid: Input[Dataset],
+    test: Input[Dataset],
     best_params: Input[Artifact],
     model: Output[Model],
+    evidence: Output[Artifact],
     metrics: Output[Metrics],
 ) -> float:
     """Fit the final model and write the self-describing bundle (model + manifest + reference sample).
+
+    The baselines are fitted on the same train split; ``evidence`` (CV AUCs, raw-score test AUC, baseline and
+    tuned-model test metrics) carries what the gate step cannot measure on the test set alone.
 
     Returns:
         Mean cross-validated AUC-ROC.
@@ -41,6 +46,8 @@ def train_model(
         run_id=run_id,
         bundle_dir=model.path,
         contract=FeatureContract.model_validate(train.metadata["contract"]),
+        test=pd.read_parquet(test.path),
+        evidence_path=evidence.path,
     )
     for name, value in manifest.metrics.items():
         metrics.log_metric(name, float(value))

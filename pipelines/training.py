@@ -36,14 +36,21 @@ def training_pipeline(config: str) -> str:
         run_id=tune.outputs["run_id"],
         train=training_set.outputs["train"],
         valid=training_set.outputs["valid"],
+        test=training_set.outputs["test"],
         best_params=tune.outputs["best_params"],
     )
-    gates = evaluate_gates(config=config, model=train.outputs["model"], test=training_set.outputs["test"])
+    gates = evaluate_gates(
+        config=config,
+        model=train.outputs["model"],
+        test=training_set.outputs["test"],
+        evidence=train.outputs["evidence"],
+    )
     card = write_model_card(
         config=config,
         model=train.outputs["model"],
         test=training_set.outputs["test"],
         gate_report=gates.outputs["gate_report"],
+        evidence=train.outputs["evidence"],
     )
     register = register_model(
         config=config,
@@ -53,6 +60,7 @@ def training_pipeline(config: str) -> str:
         card_markdown=card.outputs["card_markdown"],
         card_html=card.outputs["card_html"],
         entities=features.outputs["entities"],
+        evidence=train.outputs["evidence"],
     )
     return register.output
 

@@ -13,8 +13,8 @@ import pandas as pd
 
 from creditops.artifact import load_bundle
 from creditops.config import Settings
-from creditops.governance.gates import GateReport, evaluate_gates
-from creditops.training.workflow import RunSummary, register_if_passed
+from creditops.governance.gates import GateEvidence, GateReport, evaluate_gates
+from creditops.training.workflow import RunSummary, read_evidence, register_if_passed
 
 
 def regate_and_register(
@@ -24,7 +24,11 @@ def regate_and_register(
     run_root = Path(summary["model_card_html"]).parents[1]
     bundle_dir = run_root / "train-model" / "model"
     test = pd.read_parquet(run_root / "build-training-set" / "test")
-    report = evaluate_gates(load_bundle(bundle_dir), test, settings.gates.model_copy(update=gates))
+    evidence_path = run_root / "train-model" / "evidence"
+    evidence = GateEvidence.from_dict(read_evidence(evidence_path))  # what the gate step judged with
+    report = evaluate_gates(
+        load_bundle(bundle_dir), test, settings.gates.model_copy(update=gates), evidence=evidence
+    )
     report_path = tmp_path / "gates.json"
     report_path.write_text(json.dumps(report.to_dict()))
     result = register_if_passed(
@@ -33,5 +37,6 @@ def regate_and_register(
         bundle_dir,
         report_path,
         {"markdown": summary["model_card_markdown"], "html": summary["model_card_html"]},
+        evidence_path=evidence_path,
     )
     return report, result

@@ -201,6 +201,14 @@ def print_summary(summary: dict[str, Any], out: Any = None) -> None:
         mark = f"[{colour}]{word}[/]"
         value = "n/a" if gate["value"] is None or gate["value"] != gate["value"] else f"{gate['value']:.4f}"
         table.add_row(gate["name"], f"{mark}  {value} {gate['op']} {gate['threshold']}")
+    for model, row in summary.get("comparison", {}).items():  # tuned model vs baselines, same test frame
+        cells = "  ".join(
+            f"{k}={row[k]:.4f}" for k in ("auc", "gini", "ks", "brier") if row.get(k) is not None
+        )
+        cv = (
+            f"cv_auc={row.get('cv_auc_mean') or float('nan'):.4f}+-{row.get('cv_auc_sd') or float('nan'):.4f}"
+        )
+        table.add_row(model, f"{cells}  {cv}")
     version = summary.get("registered_version")
     registered = (
         f"{summary.get('model_name')} v{version} (alias challenger)"
@@ -218,9 +226,10 @@ def print_summary(summary: dict[str, Any], out: Any = None) -> None:
 
 def cmd_compile(args: argparse.Namespace) -> int:
     """Compile the pipelines to KFP YAML."""
-    from pipelines.training import compile_pipeline
+    from pipelines import daily, training
 
-    console.print(f"wrote {compile_pipeline()}")
+    for module in (training, daily):
+        console.print(f"wrote {module.compile_pipeline()}")
     return 0
 
 

@@ -73,7 +73,17 @@ class FeastConfig(_Section):
 
 
 class TrainingConfig(_Section):
-    """Tuning and fitting."""
+    """Tuning and fitting.
+
+    Attributes:
+        objective: what a trial is scored by: ``valid`` (validation AUC), ``cv`` (mean k-fold AUC on
+            train + valid) or ``auto`` (``cv`` below ``small_data_rows`` rows, where one small validation
+            split is noise).
+        small_data_rows: rows of train + valid below which ``auto`` cross-validates and the tuner searches
+            its more strongly regularised small-data space.
+        min_trees: no tuned model has fewer trees (early stopping cannot end below it).
+        early_stopping_rounds: rounds without held-out improvement before a trial stops.
+    """
 
     n_trials: int = Field(100, ge=1)
     split: Literal["random", "out_of_time"] = "random"
@@ -82,6 +92,10 @@ class TrainingConfig(_Section):
     seed: int = 7
     distributed: Literal["none", "dask"] = "none"
     dask_workers: int = Field(2, ge=1)
+    objective: Literal["auto", "valid", "cv"] = "auto"
+    small_data_rows: int = Field(10_000, ge=0)
+    min_trees: int = Field(50, ge=1)
+    early_stopping_rounds: int = Field(30, ge=1)
 
 
 class GatesConfig(_Section):

@@ -11,7 +11,7 @@ import pytest
 from governance_helpers import PROTECTED, TARGET, make_bundle
 from mlflow import MlflowClient
 
-from creditops.artifact import load_bundle
+from creditops.artifact import BUNDLE_FILES, load_bundle
 from creditops.config import GatesConfig
 from creditops.errors import GateFailure
 from creditops.governance import registry
@@ -30,7 +30,8 @@ def tracking_uri(pg_url: str) -> str:
 
 
 def _digest(directory: Path) -> dict[str, str]:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(directory.iterdir())}
+    """Hashes of the bundle's own files (the registered copy adds MLflow's MLmodel + requirements.txt)."""
+    return {name: hashlib.sha256((directory / name).read_bytes()).hexdigest() for name in BUNDLE_FILES}
 
 
 def test_register_promote_resolve_on_postgres(tracking_uri: str, pg_url: str, tmp_path: Path) -> None:
@@ -71,3 +72,25 @@ def test_register_promote_resolve_on_postgres(tracking_uri: str, pg_url: str, tm
             (name,),
         ).fetchall()
     assert rows == [(3, "challenger"), (1, "champion")]
+
+
+def test_challenger_loads_with_mlflow_pyfunc_from_postgres(
+    tracking_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mlflow
+    import numpy as np
+
+    bundle_dir, test = make_bundle(tmp_path / "bundle")
+    bundle = load_bundle(bundle_dir)
+    report = evaluate_gates(bundle, test, GatesConfig(), TARGET, PROTECTED)
+    name = "credit-pd-pyfunc-pg"
+    registry.register(bundle_dir, report, tracking_uri, name, artifact_location=(tmp_path / "art").as_uri())
+    uri = registry.tracking_uri_for(tracking_uri)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", uri)
+    model = mlflow.pyfunc.load_model(f"models:/{name}@challenger")
+    frame = test[bundle.features].head(25)
+    scored = model.predict(frame)
+    assert list(scored.columns) == ["pd", "score", "decision"]
+    np.testing.assert_allclose(scored["pd"].to_numpy(), bundle.predict_pd(frame))
+    assert model.metadata.get_input_schema().input_names() == bundle.features

@@ -1,10 +1,11 @@
 """The training pipeline on a dataset-spec source (German Credit), through Feast, on the KFP local runner.
 
-One small run (1,000 rows, 3 trials) at the default gates: the model must come from the spec's FeatureService
-``german_credit_v1`` without protected inputs, and the gates must decide (registered iff all passed, every
-failed gate named). German Credit cross-validates near AUC 0.76, but its 100-row test set is noisy, so the
-same bundle is also re-evaluated under a strict AUC gate (refused, gate named) and a lenient config
-(registered): the gates, not the data source, decide.
+One small run (1,000 rows, 10 trials on the cross-validated small-data objective) at the default gates: the
+model must come from the spec's FeatureService ``german_credit_v1`` without protected inputs, and the outcome
+is definite: German Credit cross-validates near AUC 0.77, below the default 0.80, and with fewer than 100
+applicants per class in its 100-row test set the AUC gate judges the CV estimate, so the model is NOT
+registered and the ``auc`` gate is named. The same bundle is re-evaluated under a strict AUC gate (refused,
+gate named) and a lenient config (registered): the gates, not the data source, decide.
 """
 
 from pathlib import Path
@@ -19,7 +20,7 @@ from creditops.artifact import load_bundle
 from creditops.config import Settings, load_config
 from creditops.governance.registry import tracking_uri_for
 
-SMALL_RUN = {"data": {"source": "german_credit"}, "training": {"n_trials": 3, "cv_folds": 3}}
+SMALL_RUN = {"data": {"source": "german_credit"}, "training": {"n_trials": 10}}
 
 
 @pytest.fixture(scope="module")
@@ -57,14 +58,19 @@ def test_pipeline_trains_on_the_spec_feature_service(
     assert set(test["creditability"]) == {0, 1}
 
 
-def test_default_gates_decide_and_name_what_failed(german_run: tuple[Settings, dict[str, Any], Path]) -> None:
+def test_default_gates_refuse_german_credit_on_its_cross_validated_auc(
+    german_run: tuple[Settings, dict[str, Any], Path],
+) -> None:
     _, summary, _ = german_run
     failed = [g["name"] for g in summary["gates"] if not g["passed"]]
-    assert summary["gates_passed"] == (not failed)
-    assert (summary["registered_version"] is None) == bool(failed)
-    for name in failed:
-        assert name in summary["gate_summary"]
-    assert 0.6 < summary["metrics"]["cv_auc_mean"] < 0.85  # German Credit: ~0.76 cross-validated
+    assert summary["registered_version"] is None and not summary["gates_passed"]
+    assert "auc" in failed and "auc" in summary["gate_summary"]
+    auc = next(g for g in summary["gates"] if g["name"] == "auc")
+    assert auc["value"] == pytest.approx(summary["metrics"]["cv_auc_mean"], abs=1e-9)  # judged on CV
+    assert 0.6 < summary["metrics"]["cv_auc_mean"] < 0.8
+    assert summary["metrics"]["n_trees"] >= 50
+    # the tuned model and both baselines are on the record side by side
+    assert list(summary["comparison"]) == ["tuned_xgboost", "logistic_regression", "xgboost_default"]
 
 
 def _register_under(
@@ -89,7 +95,13 @@ def test_lenient_gates_register_the_same_model(
     # 100 test rows: one false positive moves the FPR by ~0.014 and perturbation noise is large relative to
     # the few rows, so the lenient config widens those two as well as the AUC.
     report, result = _register_under(
-        german_run, tmp_path, min_auc=0.7, max_fpr=0.15, max_perturbation_shift=0.05
+        german_run,
+        tmp_path,
+        min_auc=0.7,
+        max_fpr=0.15,
+        max_perturbation_shift=0.05,
+        baseline_tolerance=0.05,
+        min_recall=0.0,
     )
     assert report.passed, report.summary()
     assert result.registered_version is not None

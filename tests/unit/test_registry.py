@@ -8,7 +8,7 @@ import pytest
 from governance_helpers import PROTECTED, TARGET, make_bundle
 from mlflow import MlflowClient
 
-from creditops.artifact import load_bundle
+from creditops.artifact import BUNDLE_FILES, load_bundle
 from creditops.config import GatesConfig, MlflowConfig
 from creditops.errors import BundleError, GateFailure
 from creditops.governance import model_card, registry
@@ -16,9 +16,8 @@ from creditops.governance.gates import Gate, GateReport, evaluate_gates
 
 
 def _digest(directory: Path) -> dict[str, str]:
-    return {
-        p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(directory.iterdir()) if p.is_file()
-    }
+    """Hashes of the bundle's own files (the registered copy adds MLflow's MLmodel + requirements.txt)."""
+    return {name: hashlib.sha256((directory / name).read_bytes()).hexdigest() for name in BUNDLE_FILES}
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +125,13 @@ def test_run_holds_bundle_card_gates_metrics_and_lineage(setup: dict) -> None:
     cards = {a.path for a in client.list_artifacts(mv.run_id, "model_card")}
     assert cards == {"model_card/model_card.md", "model_card/model_card.html"}
     bundle_files = {a.path for a in client.list_artifacts(mv.run_id, "bundle")}
-    assert bundle_files == {"bundle/model.ubj", "bundle/manifest.json", "bundle/reference.parquet"}
+    assert bundle_files == {
+        "bundle/model.ubj",
+        "bundle/manifest.json",
+        "bundle/reference.parquet",
+        "bundle/MLmodel",
+        "bundle/requirements.txt",
+    }
     # artifacts sit next to the SQLite database, not in the working directory
     assert (setup["root"] / "mlartifacts").is_dir()
 
@@ -176,3 +181,49 @@ def test_bad_references_and_unguarded_versions(setup: dict, tmp_path: Path) -> N
 )
 def test_tracking_uri_for(given: str, expected: str) -> None:
     assert registry.tracking_uri_for(given) == expected
+
+
+def test_registered_version_is_an_mlflow_pyfunc_model(
+    setup: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mlflow
+    from mlflow.models import Model
+
+    uri, name = setup["uri"], "pyfunc-model"
+    registry.register(setup["bundle_dir"], setup["report"], uri, name)
+    local = registry.resolve(uri, f"models:/{name}@challenger", dst_path=tmp_path / "dl")
+    meta = Model.load(str(local / "MLmodel"))
+    assert meta.flavors["python_function"]["loader_module"] == registry.PYFUNC_LOADER_MODULE
+    bundle = load_bundle(setup["bundle_dir"])
+    assert meta.signature.inputs.input_names() == bundle.features
+    assert meta.signature.outputs.input_names() == ["pd", "score", "decision"]
+
+    # MLflow's own loader, by registry alias, the way a user of the MLflow UI would load it
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", uri)
+    model = mlflow.pyfunc.load_model(f"models:/{name}@challenger")
+    frame = setup["test"][bundle.features].head(50)
+    scored = model.predict(frame)
+    np.testing.assert_allclose(scored["pd"].to_numpy(), bundle.predict_pd(frame))
+    assert list(scored["decision"]) == list(bundle.decide(bundle.predict_pd(frame)))
+    assert set(scored["decision"]) <= {"approve", "review", "decline"}
+    # the signature is enforced: a frame without a model input is refused
+    with pytest.raises(Exception, match="utilisation"):
+        model.predict(frame.drop(columns=["utilisation"]))
+
+
+def test_card_files_without_a_suffix_are_logged_with_previewable_names(setup: dict, tmp_path: Path) -> None:
+    md, html = (Path(p) for p in sorted(map(str, setup["cards"])))  # model_card.html, model_card.md
+    bare_md, bare_html = tmp_path / "card_markdown", tmp_path / "card_html"  # as KFP names its outputs
+    bare_md.write_text(Path(md if str(md).endswith(".md") else html).read_text())
+    bare_html.write_text(Path(html if str(html).endswith(".html") else md).read_text())
+    assert registry.card_file_name(bare_md) == "model_card.md"
+    assert registry.card_file_name(bare_html) == "model_card.html"
+    uri = setup["uri"]
+    version = registry.register(
+        setup["bundle_dir"], setup["report"], uri, "card-names", model_card_paths=[bare_md, bare_html]
+    )
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    run_id = client.get_model_version("card-names", version).run_id
+    cards = {a.path for a in client.list_artifacts(run_id, "model_card")}
+    assert cards == {"model_card/model_card.md", "model_card/model_card.html"}

@@ -12,7 +12,7 @@ import base64
 import html
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -642,6 +642,7 @@ def render(
     image_dir: str | Path | None = None,
     max_rows: int = 2000,
     top_k: int = 15,
+    baselines: Mapping[str, Mapping[str, float | None]] | None = None,
 ) -> tuple[str, str]:
     """Render the model card.
 
@@ -666,6 +667,9 @@ def render(
             Markdown omits the plots.
         max_rows: the test frame is sampled down to this many rows for plots (keeps rendering fast).
         top_k: features shown in the explainability plots and table.
+        baselines: model name -> test metrics (``auc``, ``gini``, ``ks``, ``brier``, ``cv_auc_mean``,
+            ``cv_auc_sd``), the tuned model first (:func:`creditops.training.workflow.comparison`); shown as a
+            "Baselines" section after "Performance".
 
     Returns:
         (markdown, html); the HTML embeds every plot as a base64 PNG.
@@ -707,7 +711,36 @@ def render(
         top_k=top_k,
         dataset=dataset,
     )
+    sections = _with_baselines(sections, baselines or {})
     return _to_markdown(title, sections, images, image_links), _to_html(title, sections, images)
+
+
+def _with_baselines(
+    sections: list[_Section], baselines: Mapping[str, Mapping[str, float | None]]
+) -> list[_Section]:
+    """Insert the side-by-side table of the tuned model and its baselines after the Performance section."""
+    if not baselines:
+        return sections
+    columns = ["auc", "gini", "ks", "brier", "cv_auc_mean", "cv_auc_sd"]
+    table = pd.DataFrame(
+        [[_num_or_nan(row.get(c)) for c in columns] for row in baselines.values()],
+        index=pd.Index(list(baselines), name="model"),
+        columns=["AUC", "Gini", "KS", "Brier", "CV AUC mean", "CV AUC sd"],
+    ).round(4)
+    section = _Section("Baselines")
+    section.blocks.append(
+        "The tuned model beside a logistic regression (standardised inputs, one-hot categoricals) and "
+        "XGBoost with default parameters, fitted on the same training split and scored on the same test "
+        "frame; the cross-validated AUC uses the same folds of train + validation for every model."
+    )
+    section.blocks.append(_Table(table.reset_index()))
+    names = [s.title for s in sections]
+    at = names.index("Performance") + 1 if "Performance" in names else len(sections)
+    return [*sections[:at], section, *sections[at:]]
+
+
+def _num_or_nan(value: float | None) -> float:
+    return float("nan") if value is None else float(value)
 
 
 def write(out_dir: str | Path, markdown: str, html_text: str, stem: str = "model_card") -> list[Path]:

@@ -3,7 +3,10 @@
 Aliases, not stages: a new version enters as ``challenger``; only :func:`promote` moves ``champion`` (and
 records who and when). The registered version's source is the run's ``bundle`` artifact directory, so what
 serving downloads is byte-for-byte the directory that was validated (model.ubj, manifest.json,
-reference.parquet).
+reference.parquet). Beside those files the directory holds an ``MLmodel`` (a ``python_function`` flavour
+whose loader is this module, with an input/output signature, no pickle), so it is also an MLflow model:
+``mlflow.pyfunc.load_model("models:/credit-pd@challenger").predict(frame)`` returns PD, score points and
+decision per row. Model card files are logged with ``.md`` / ``.html`` names, which the MLflow UI previews.
 
 Every call talks to the tracking URI it is given through an :class:`mlflow.MlflowClient`; nothing touches the
 process-wide MLflow tracking URI, so several registries can be used side by side (tests, staging vs prod).
@@ -16,6 +19,7 @@ import json
 import math
 import os
 import re
+import shutil
 import tempfile
 import time
 from collections.abc import Iterable
@@ -23,11 +27,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from mlflow import MlflowClient
 from mlflow.entities import Metric, RunTag
 from mlflow.exceptions import MlflowException
 
-from creditops.artifact import BUNDLE_FILES, MANIFEST_FILE, read_manifest
+from creditops.artifact import BUNDLE_FILES, MANIFEST_FILE, Bundle, load_bundle, read_manifest
 from creditops.errors import BundleError, GateFailure
 from creditops.governance.gates import GateReport
 
@@ -36,6 +41,8 @@ CHAMPION = "champion"
 BUNDLE_ARTIFACT_PATH = "bundle"
 MODEL_CARD_ARTIFACT_PATH = "model_card"
 GATE_REPORT_ARTIFACT = "gates/gate_report.json"
+#: The module MLflow imports to load a registered bundle as a pyfunc model (its ``_load_pyfunc``).
+PYFUNC_LOADER_MODULE = "creditops.governance.registry"
 
 _MODEL_REF = re.compile(r"^(?:models:/)?(?P<name>[^@/]+)(?:@(?P<alias>[\w-]+)|/(?P<version>\d+))$")
 
@@ -150,9 +157,16 @@ def register(
     chain["run_id"] = run_id
 
     try:
-        client.log_artifacts(run_id, str(bundle), BUNDLE_ARTIFACT_PATH)
-        for card in model_card_paths:
-            client.log_artifact(run_id, str(card), MODEL_CARD_ARTIFACT_PATH)
+        with tempfile.TemporaryDirectory(prefix="creditops-register-") as tmp:
+            model_dir = Path(tmp) / BUNDLE_ARTIFACT_PATH
+            shutil.copytree(bundle, model_dir)
+            write_mlmodel(model_dir)
+            client.log_artifacts(run_id, str(model_dir), BUNDLE_ARTIFACT_PATH)
+            for card in model_card_paths:
+                named = Path(tmp) / "cards" / card_file_name(card)
+                named.parent.mkdir(exist_ok=True)
+                shutil.copyfile(card, named)
+                client.log_artifact(run_id, str(named), MODEL_CARD_ARTIFACT_PATH)
         client.log_dict(run_id, gate_report.to_dict(), GATE_REPORT_ARTIFACT)
         now = int(time.time() * 1000)
         metrics = [
@@ -191,6 +205,75 @@ def register(
     client.set_tag(run_id, "lineage.model", f"{model_name}/{version}")
     client.set_registered_model_alias(model_name, CHALLENGER, version)
     return version
+
+
+def card_file_name(path: str | Path) -> str:
+    """The name a model card file is logged under (the MLflow UI previews ``.md`` / ``.html`` files).
+
+    A file with a suffix keeps its name; KFP output artifacts have none, so they become ``model_card.html``
+    or ``model_card.md`` by their content.
+    """
+    path = Path(path)
+    if path.suffix:
+        return path.name
+    head = path.read_text(encoding="utf-8", errors="replace")[:512].lstrip().lower()
+    return "model_card.html" if head.startswith(("<!doctype html", "<html")) else "model_card.md"
+
+
+class PyfuncBundle:
+    """A bundle as an MLflow ``python_function`` model: a frame of features in, a frame of decisions out."""
+
+    def __init__(self, bundle: Bundle) -> None:
+        self.bundle = bundle
+
+    def predict(self, model_input: Any, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        """Columns ``pd`` (calibrated probability of default), ``score`` (points) and ``decision``."""
+        frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
+        pd_ = self.bundle.predict_pd(frame)
+        return pd.DataFrame(
+            {
+                "pd": pd_,
+                "score": self.bundle.score_points(pd_),
+                "decision": pd.Series(self.bundle.decide(pd_), dtype=str),
+            },
+            index=frame.index,
+        )
+
+
+def _load_pyfunc(data_path: str) -> PyfuncBundle:
+    """MLflow's pyfunc entry point (``loader_module``): load the bundle in ``data_path``."""
+    return PyfuncBundle(load_bundle(data_path))
+
+
+def write_mlmodel(bundle_dir: str | Path) -> Path:
+    """Write an ``MLmodel`` (pyfunc flavour, signature from the manifest's features) into a bundle directory.
+
+    Returns:
+        The path of the ``MLmodel`` file.
+    """
+    from importlib import metadata
+
+    from mlflow.models import Model, ModelSignature
+    from mlflow.pyfunc import add_to_model
+    from mlflow.types import ColSpec, Schema
+
+    root = Path(bundle_dir)
+    manifest = read_manifest(root)
+    # The contract's dtypes: MLflow refuses int64 -> float64 as unsafe, so integer features are "long".
+    inputs = Schema(
+        [ColSpec("long" if manifest.dtypes.get(f) == "int" else "double", f) for f in manifest.features]
+    )
+    outputs = Schema([ColSpec("double", "pd"), ColSpec("double", "score"), ColSpec("string", "decision")])
+    model = Model(signature=ModelSignature(inputs=inputs, outputs=outputs))
+    try:
+        version = metadata.version("creditops")
+    except metadata.PackageNotFoundError:  # a source checkout without an installed distribution
+        version = None
+    (root / "requirements.txt").write_text(f"creditops=={version}\n" if version else "creditops\n")
+    add_to_model(model, loader_module=PYFUNC_LOADER_MODULE, data=".")
+    path = root / "MLmodel"
+    model.save(str(path))
+    return path
 
 
 def alias_version(tracking_uri: str, model_name: str, alias: str) -> str | None:

@@ -16,7 +16,7 @@ from creditops.errors import CreditOpsError, DataError
 DEFAULT_PROTECTED: tuple[str, ...] = ("sex", "age_band", "race", "ethnicity", "religion", "marital_status")
 
 #: Keys of a parameter dict that are not xgboost booster parameters.
-_NON_BOOSTER_KEYS = frozenset({"n_estimators", "early_stopping_rounds", "best_iteration"})
+_NON_BOOSTER_KEYS = frozenset({"n_estimators", "n_trees", "early_stopping_rounds", "best_iteration"})
 
 
 class ProtectedAttributeError(CreditOpsError, ValueError):

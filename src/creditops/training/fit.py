@@ -2,10 +2,12 @@
 
 Steps of :func:`fit_model`:
 
-1. train on ``split.train`` with the declared monotone constraints, early stopping on ``split.valid``; keep
-   the trees up to the best round;
+1. train on ``split.train`` with the declared monotone constraints: exactly ``params["n_trees"]`` trees
+   when the tuner chose the number, else early stopping on ``split.valid``, keeping the trees up to the best
+   round but never fewer than ``min_trees``;
 2. stratified k-fold CV on train + valid with that number of rounds (mean and std of AUC-ROC);
-3. isotonic calibration fitted on the validation predictions (x/y arrays, applied with ``np.interp``);
+3. isotonic calibration fitted on the validation predictions (x/y arrays, applied with ``np.interp``), made
+   strictly increasing so the calibrated PD ranks applicants as the raw score does;
 4. decision thresholds on the calibrated validation PDs (rule below); 5. test metrics.
 
 Operating point (:func:`choose_thresholds`): the policy of :class:`~creditops.config.ScoringConfig`, a PD
@@ -44,6 +46,10 @@ from creditops.training.split import Split
 
 DEFAULT_ROUNDS = 500
 EARLY_STOPPING_ROUNDS = 50
+#: No fitted model has fewer trees (the tuner's floor; a 5-tree model gives coarse, shared PDs).
+MIN_TREES = 50
+#: Share of the raw score blended into the isotonic calibration so that it is strictly increasing.
+CALIBRATION_TIE_BREAK = 1e-3
 
 
 @dataclass(frozen=True)
@@ -189,11 +195,23 @@ def make_trainer(
     raise ConfigError(f"training.distributed must be 'none' or 'dask', got {distributed!r}")
 
 
-def fit_isotonic(raw: np.ndarray, y: np.ndarray) -> Calibration:
-    """Isotonic regression raw probability -> observed default rate, as x/y knots."""
+def fit_isotonic(raw: np.ndarray, y: np.ndarray, tie_break: float = CALIBRATION_TIE_BREAK) -> Calibration:
+    """Isotonic regression raw probability -> observed default rate, as x/y knots, made strictly increasing.
+
+    Plain isotonic regression is a step function: every raw score inside one block gets the same PD, so the
+    calibrated PD ties applicants the model ranks apart (and loses AUC). The knots here span [0, 1] and
+    blend ``tie_break`` of the identity into the isotonic fit,
+    ``pd = (1 - tie_break) * iso(raw) + tie_break * raw``, which ``np.interp`` reproduces exactly between
+    knots: strictly increasing in the raw score, so the ranking (and the AUC) of the raw score survives
+    calibration, and the PD moves by at most ``tie_break``.
+    """
     iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip", increasing=True)
     iso.fit(np.asarray(raw, dtype=np.float64), np.asarray(y, dtype=np.float64))
-    return Calibration(x=[float(v) for v in iso.X_thresholds_], y=[float(v) for v in iso.y_thresholds_])
+    knots = np.unique(np.concatenate([[0.0], np.asarray(iso.X_thresholds_, dtype=np.float64), [1.0]]))
+    knots = knots[(knots >= 0.0) & (knots <= 1.0)]
+    values = (1.0 - tie_break) * iso.predict(knots) + tie_break * knots
+    values = np.clip(np.maximum.accumulate(values), 0.0, 1.0)
+    return Calibration(x=[float(v) for v in knots], y=[float(v) for v in values])
 
 
 def apply_calibration(raw: np.ndarray, calibration: Calibration) -> np.ndarray:
@@ -345,6 +363,7 @@ def fit_model(
     protected: Sequence[str] = DEFAULT_PROTECTED,
     early_stopping_rounds: int = EARLY_STOPPING_ROUNDS,
     nthread: int | None = None,
+    min_trees: int = MIN_TREES,
 ) -> FittedModel:
     """Refit the tuned model and derive calibration, thresholds and metrics.
 
@@ -353,7 +372,8 @@ def fit_model(
         features: ordered model inputs (never protected attributes).
         directions: feature -> +1 (higher value, higher PD) / -1 / 0; becomes ``monotone_constraints``.
         target: 0/1 default label.
-        params: tuned hyperparameters (``TuneResult.best_params``); ``n_estimators`` caps the rounds.
+        params: tuned hyperparameters (``TuneResult.best_params``): ``n_trees`` fixes the number of trees;
+            without it ``n_estimators`` caps the rounds of early stopping.
         scoring: score scaling, fixed thresholds or the target FPR (default ``ScoringConfig()``).
         cv_folds: folds of the stratified cross-validation on train + valid.
         seed: xgboost and fold seed.
@@ -361,8 +381,9 @@ def fit_model(
         dask_workers: local Dask workers (``TrainingConfig.dask_workers``).
         scheduler_address: an existing Dask scheduler instead of a local cluster.
         protected: attributes refused as inputs.
-        early_stopping_rounds: rounds without validation improvement before stopping.
+        early_stopping_rounds: rounds without validation improvement before stopping (without ``n_trees``).
         nthread: xgboost threads for the single-process trainer.
+        min_trees: floor on the number of trees kept after early stopping.
 
     Raises:
         ProtectedAttributeError: a protected attribute or the target is among ``features``.
@@ -374,12 +395,18 @@ def fit_model(
     for part in (split.train, split.valid, *([split.test] if has_test else [])):
         check_inputs(part, features, target, protected)
     bparams = booster_params(params, features, directions, seed, nthread)
-    rounds = int(params.get("n_estimators", DEFAULT_ROUNDS))
+    n_trees = params.get("n_trees")
     with make_trainer(distributed, dask_workers, scheduler_address) as trainer:
-        full = trainer.train(
-            bparams, split.train, split.valid, features, target, rounds, early_stopping_rounds
-        )
-        best_iteration = int(getattr(full, "best_iteration", rounds - 1))
+        if n_trees:
+            full = trainer.train(bparams, split.train, None, features, target, int(n_trees))
+            best_iteration = full.num_boosted_rounds() - 1
+        else:
+            rounds = int(params.get("n_estimators", DEFAULT_ROUNDS))
+            full = trainer.train(
+                bparams, split.train, split.valid, features, target, rounds, early_stopping_rounds
+            )
+            stopped_at = int(getattr(full, "best_iteration", rounds - 1))
+            best_iteration = min(max(stopped_at, min_trees - 1), full.num_boosted_rounds() - 1)
         booster = full[: best_iteration + 1]
         booster.feature_names = features
         cv = cross_validate(
@@ -404,6 +431,7 @@ def fit_model(
         "cv_auc_mean": cv.mean,
         "cv_auc_std": cv.std,
         "best_iteration": float(best_iteration),
+        "n_trees": float(best_iteration + 1),
         "n_train": float(len(split.train)),
         "n_valid": float(len(split.valid)),
     }
@@ -415,6 +443,7 @@ def fit_model(
             "test_auc": _auc(y_test, raw_test),
             "test_auc_calibrated": _auc(y_test, pd_test),
             "test_brier": float(brier_score_loss(y_test, pd_test)),
+            "test_ks": ks_statistic(y_test, pd_test),
             "test_fpr_at_decline": false_positive_rate(pd_test, y_test, thresholds.decline_at_or_above_pd),
             "test_decline_rate": float(np.mean(pd_test >= thresholds.decline_at_or_above_pd)),
             "test_approve_rate": float(np.mean(pd_test < thresholds.approve_below_pd)),
@@ -436,6 +465,18 @@ def fit_model(
         # Recorded: the protected attributes present in the training frame (fairness gates evaluate these).
         protected=[p for p in protected if p in split.train.columns],
     )
+
+
+def ks_statistic(y: np.ndarray, score: np.ndarray) -> float:
+    """Kolmogorov-Smirnov separation: max distance between the score CDFs of defaulters and non-defaulters."""
+    y, score = np.asarray(y), np.asarray(score, dtype=np.float64)
+    bad, good = np.sort(score[y == 1]), np.sort(score[y == 0])
+    if len(bad) == 0 or len(good) == 0:
+        return float("nan")
+    grid = np.unique(score)
+    cdf_bad = np.searchsorted(bad, grid, side="right") / len(bad)
+    cdf_good = np.searchsorted(good, grid, side="right") / len(good)
+    return float(np.max(np.abs(cdf_bad - cdf_good)))
 
 
 def _auc(y: np.ndarray, score: np.ndarray) -> float:
