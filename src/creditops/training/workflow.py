@@ -22,6 +22,7 @@ from creditops.config import Settings
 from creditops.features.contract import FeatureContract, builtin_contract
 from creditops.governance.gates import GateReport
 from creditops.governance.registry import register, tracking_uri_for
+from creditops.monitoring.reference import write_bundle_reference
 from creditops.training._common import DEFAULT_PROTECTED
 from creditops.training.fit import fit_model
 from creditops.training.split import Split
@@ -111,6 +112,7 @@ def train_bundle(
     )
     reference = train[features].sample(min(REFERENCE_ROWS, len(train)), random_state=settings.training.seed)
     save_bundle(bundle_dir, fitted.booster, manifest, reference.reset_index(drop=True))
+    write_bundle_reference(bundle_dir, train[features], valid, contract.target)  # monitoring reference
     client = MlflowClient(tracking_uri=tracking_uri_for(settings.mlflow.tracking_uri))
     for name, value in manifest.metrics.items():
         client.log_metric(run_id, f"train.{name}", float(value))
