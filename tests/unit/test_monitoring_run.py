@@ -162,3 +162,33 @@ def test_concept_drift_in_outcomes_lowers_the_matured_auc(world):
 def test_bundle_reference_labels_follow_the_bundle(world):
     ref = bundle_reference(world["bundle"], world["train"][FEATURES], make_frame(500, 9), TARGET)
     assert ref.labels == world["ref"].labels
+
+
+def test_report_has_every_section_with_plots(world, tmp_path):
+    from creditops.monitoring.report import latency_from_metrics, render_report
+
+    d = read_audit_decisions(world["url"], FEATURES)
+    decisions = pd.DataFrame({"prediction_id": d.prediction_id, "ts": d.ts, "pd": d.pd})
+    joined = join_outcomes(
+        d.prediction_id, d.applicant_id, d.ts, synthetic_outcomes(decisions, horizon_days=30)
+    )
+    run = run_monitoring(d, ReferenceSet([world["ref"]]), outcomes=joined, protected=world["apps"][["sex"]])
+    metrics_text = (
+        "# TYPE creditops_predictor_request_seconds histogram\n"
+        'creditops_predictor_request_seconds_bucket{model="m",protocol="v1",le="0.001"} 50\n'
+        'creditops_predictor_request_seconds_bucket{model="m",protocol="v1",le="0.005"} 95\n'
+        'creditops_predictor_request_seconds_bucket{model="m",protocol="v1",le="0.01"} 100\n'
+        'creditops_predictor_request_seconds_bucket{model="m",protocol="v1",le="+Inf"} 100\n'
+        'creditops_predictor_request_seconds_count{model="m",protocol="v1"} 100\n'
+        'creditops_predictor_request_seconds_sum{model="m",protocol="v1"} 0.2\n'
+    )
+    latency = latency_from_metrics(metrics_text)
+    assert latency == {"m": {"p50": 0.001, "p90": 0.005, "p99": 0.01}}
+    html = render_report(run, tmp_path / "monitoring.html", latency=latency).read_text()
+    for section in (
+        "Drift per feature over time", "Score distribution", "Approval / review / decline rates",
+        "Discrimination as outcomes mature", "Calibration per grade", "Fairness over time", "Vintage curves",
+        "Predictor latency", "FeatureDriftAct",
+    ):  # fmt: skip
+        assert section in html, section
+    assert html.count("data:image/png;base64,") >= 8

@@ -125,6 +125,7 @@ class WindowReport:
     reference_decision_rates: dict[str, float]
     reason_mix: dict[str, float]
     anomalies: list[Anomaly] = field(default_factory=list)
+    score_shares: list[float] = field(default_factory=list)
     performance: dict[str, Any] | None = None
     calibration: list[dict[str, Any]] | None = None
     fairness: list[dict[str, Any]] | None = None
@@ -336,6 +337,7 @@ def analyse_window(
         decision_rates=rates,
         reference_decision_rates=dict(reference.decision_rates),
         reason_mix=dict(sorted(mix.items(), key=lambda kv: -kv[1])),
+        score_shares=(score_counts / max(n, 1)).tolist(),
         anomalies=request_anomalies(
             window,
             burst_min=burst_min,
