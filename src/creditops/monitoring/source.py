@@ -185,7 +185,7 @@ def _lines_postgres(url: str, sql: str, params: Sequence[Any]) -> Iterator[bytes
     import psycopg
 
     with psycopg.connect(url) as conn, conn.cursor() as cur:
-        query = cur.mogrify(sql, tuple(params))
+        query = psycopg.ClientCursor(conn).mogrify(sql, tuple(params))
         # CSV with a quote and a delimiter that canonical JSON never contains: each value comes out verbatim.
         copy_sql = f"COPY ({query}) TO STDOUT WITH (FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02')"
         pending = b""
@@ -289,3 +289,26 @@ def _columns(table: pa.Table, features: Sequence[str]) -> AuditDecisions:
         applicant_id=strings("a"),
         model_version=strings("v"),
     )
+
+
+def served_versions(url: str, *, start: Any = None, end: Any = None) -> list[str]:
+    """Distinct model versions with audited decisions in ``[start, end)``."""
+    where, params = [], []
+    if start is not None:
+        where.append("ts >= %s")
+        params.append(_iso(start))
+    if end is not None:
+        where.append("ts < %s")
+        params.append(_iso(end))
+    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    sql = f"SELECT DISTINCT model_version FROM {TABLE} {clause}"
+    if url.startswith("sqlite:///"):
+        conn = sqlite3.connect(url[len("sqlite:///") :])
+        try:
+            return sorted(r[0] for r in conn.execute(sql.replace("%s", "?"), params))
+        finally:
+            conn.close()
+    import psycopg
+
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+        return sorted(r[0] for r in conn.execute(sql, params))
