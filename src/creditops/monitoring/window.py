@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from scipy import stats
 
 from creditops.monitoring.drift import (
@@ -153,28 +154,45 @@ class WindowReport:
         return out
 
 
+def _sketch_cdf(sketch: np.ndarray, x: np.ndarray, side: str) -> np.ndarray:
+    """Reference CDF read off its quantile sketch: left or right limit at ``x``.
+
+    The sketch's k-th point is the k/(K-1) quantile. At a (tied) sketch value the right limit is the last such
+    k and the left limit the first; between two distinct sketch values the CDF is interpolated linearly (the
+    CDF of a continuous feature).
+    """
+    k = sketch.size - 1
+    hi = np.searchsorted(sketch, x, side=side)  # type: ignore[call-overload]
+    lo = np.clip(hi - 1, 0, k)
+    hi_c = np.clip(hi, 0, k)
+    span = sketch[hi_c] - sketch[lo]
+    frac = np.where(span > 0, (x - sketch[lo]) / np.where(span > 0, span, 1.0), 0.0)
+    f = (lo + frac * (hi_c - lo)) / k
+    f[hi == 0] = 0.0
+    f[hi > k] = 1.0
+    return f
+
+
 def _ks_against_sketch(ref: FeatureReference, values: np.ndarray) -> tuple[float, float]:
-    """KS statistic of ``values`` against the reference CDF read off its quantile sketch, asymptotic p."""
+    """KS statistic of ``values`` against the reference CDF read off its quantile sketch, asymptotic p.
+
+    Both CDFs are monotone and the window's is a step function, so the supremum of their gap is reached at
+    the window's distinct values, comparing left limits with left limits and right with right.
+    """
     sketch = np.asarray(ref.sketch, dtype=float)
     cur = np.sort(values[~np.isnan(values)])
     n_ref = round(ref.n * (1.0 - ref.shares[-1]))
     m = cur.size
     if sketch.size < 2 or m == 0 or n_ref == 0:
         return 0.0, 1.0
-    grid = np.concatenate([sketch, cur])
-    # The sketch's k-th point is the k/(K-1) quantile: at a (tied) sketch value the CDF is the last such k,
-    # between two distinct sketch values it is interpolated linearly (the CDF of a continuous feature).
-    k = sketch.size - 1
-    hi = np.searchsorted(sketch, grid, side="right")
-    lo = np.clip(hi - 1, 0, k)
-    hi_c = np.clip(hi, 0, k)
-    span = sketch[hi_c] - sketch[lo]
-    frac = np.where(span > 0, (grid - sketch[lo]) / np.where(span > 0, span, 1.0), 0.0)
-    f_ref = (lo + frac * (hi_c - lo)) / k
-    f_ref[hi == 0] = 0.0
-    f_ref[hi > k] = 1.0
-    f_cur = np.searchsorted(cur, grid, side="right") / m
-    d = float(np.max(np.abs(f_ref - f_cur)))
+    first = np.flatnonzero(np.r_[True, cur[1:] != cur[:-1]])
+    unique = cur[first]
+    below = first / m  # window CDF just below each distinct value
+    at = np.r_[first[1:], m] / m  # and at it
+    d = max(
+        float(np.max(np.abs(_sketch_cdf(sketch, unique, "left") - below))),
+        float(np.max(np.abs(_sketch_cdf(sketch, unique, "right") - at))),
+    )
     return d, float(stats.kstwo.sf(d, max(round(n_ref * m / (n_ref + m)), 1)))
 
 
@@ -197,7 +215,7 @@ def feature_stats(
         warn: Business PSI threshold for a warning.
         act: Business PSI threshold for action.
     """
-    X = np.asarray(X, dtype=float)
+    X = np.asfortranarray(X, dtype=float)  # column-major: every pass below reads one column
     m = X.shape[0]
     rows: list[dict[str, Any]] = []
     p_values = []
@@ -252,11 +270,13 @@ def request_anomalies(
     n = len(window)
     if n == 0:
         return out
-    X = np.ascontiguousarray(np.nan_to_num(np.asarray(window.X, dtype=np.float32), nan=np.float32(-3.4e38)))
-    rows = X.view(np.dtype((np.void, X.dtype.itemsize * X.shape[1]))).ravel()
-    _, inverse, counts = np.unique(rows, return_inverse=True, return_counts=True)
+    # One 64-bit hash per input row (pandas' per-column hashes combined): identical requests share it.
+    frame = pd.DataFrame(np.asarray(window.X))
+    row_hash = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+    inverse, uniques = pd.factorize(row_hash)
+    counts = np.bincount(inverse, minlength=uniques.size)
     for k in np.flatnonzero(counts >= burst_min):
-        callers = np.unique(window.caller_id[inverse == k])
+        callers = pd.unique(window.caller_id[inverse == k])
         out.append(
             Anomaly(
                 "identical_requests", f"{int(counts[k])} identical requests", int(counts[k]),
@@ -265,7 +285,7 @@ def request_anomalies(
         )  # fmt: skip
     declined = window.decision == "decline"
     baseline = caller_baseline or {}
-    names, inv = np.unique(window.caller_id.astype(str), return_inverse=True)
+    inv, names = pd.factorize(window.caller_id.astype(str))
     n_by = np.bincount(inv, minlength=names.size)
     d_by = np.bincount(inv, weights=declined, minlength=names.size)
     for i, caller in enumerate(names):
@@ -321,8 +341,8 @@ def analyse_window(
     score_psi = psi_from_shares(np.asarray(reference.score.shares), score_counts)
     score_crit = psi_critical_value(reference.score.n, n, reference.score.n_bins, quantile)
     rates = {d: float(np.mean(window.decision == d)) if n else 0.0 for d in DECISIONS}
-    reasons, counts = np.unique(window.reason.astype(str), return_counts=True)
-    mix = {str(r): float(c / n) for r, c in zip(reasons, counts, strict=True) if r}
+    reason_counts = pd.Series(window.reason).value_counts()
+    mix = {str(r): float(c / n) for r, c in reason_counts.items() if r}
     return WindowReport(
         model_version=window.model_version,
         start=window.start,
