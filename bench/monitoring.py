@@ -302,14 +302,16 @@ def cmd_detection(args: argparse.Namespace) -> dict:
         undrifted["defaulted"].to_numpy(), base["pd"].to_numpy(), n_boot=0
     )
     crit = ref.features[j]
-    print(
-        f"window {n:,} decisions vs reference {crit.n:,} rows; PSI critical value {stats.chi2.ppf(0.95, 9) * (1 / crit.n + 1 / n):.4f}"
-    )
+    critical = stats.chi2.ppf(0.95, 9) * (1 / crit.n + 1 / n)
+    print(f"window {n:,} decisions vs reference {crit.n:,} rows; PSI critical value {critical:.4f}")
     for k in judges:
-        print(f"  {k:16s} smallest shift caught (>=80%): {smallest[k]} SD; false alarm over "
-              f"{args.null_windows} null windows (any of {len(names)} features): {false_alarm[k]:.0%}")  # fmt: skip
+        print(
+            f"  {k:16s} smallest shift caught (>=80%): {smallest[k]} SD; false alarm over "
+            f"{args.null_windows} null windows (any of {len(names)} features): {false_alarm[k]:.0%}"
+        )
     print(
-        f"  calibration: amber at x{cal['amber']}, red at x{cal['red']} default rate; null non-green {cal_null}"
+        f"  calibration: amber at x{cal['amber']}, red at x{cal['red']} default rate; "
+        f"null non-green {cal_null}"
     )
     print(f"  AUC < 0.78 (base {base_auc['auc']:.3f}): concept drift weight {auc_smallest}")
     return {
@@ -319,6 +321,7 @@ def cmd_detection(args: argparse.Namespace) -> dict:
         "false_alarm_per_feature": per_feature_rate,
         "calibration_smallest_multiplier": cal, "calibration_null_non_green": cal_null / args.null_windows,
         "auc_floor_concept_drift": auc_smallest, "auc_base": round(base_auc["auc"], 4),
+        "psi_critical_value": round(float(critical), 5),
     }  # fmt: skip
 
 
