@@ -119,3 +119,12 @@ def test_ks_against_the_sketch_agrees_with_scipy() -> None:
         expected = stats.ks_2samp(ref_values, cur, method="asymp")
         assert d == pytest.approx(expected.statistic, abs=0.002)
         assert math.log10(p) == pytest.approx(math.log10(expected.pvalue), abs=0.3)
+
+
+@pytest.mark.parametrize("kind", ["numeric", "categorical"])
+def test_sorted_bin_counts_equal_direct_bin_counts(kind: str) -> None:
+    rng = np.random.default_rng(8)
+    ref = feature_reference("x", rng.poisson(2.0, 5000).astype(float), kind=kind)
+    values = np.r_[rng.poisson(2.5, 3000).astype(float), [np.nan] * 7, [-1.0, 99.0]]
+    ok = np.sort(values[~np.isnan(values)])
+    assert ref.bin_counts_sorted(ok, 7).tolist() == ref.bin_counts(values).tolist()

@@ -257,7 +257,7 @@ def join_outcomes(
     if "prediction_id" in out.columns:
         by_pid = out.dropna(subset=["prediction_id"]).astype({"prediction_id": "string"})
         m = dec.merge(by_pid[["prediction_id", *cols]], left_on="pid", right_on="prediction_id", how="inner")
-        result.loc[m["row"].to_numpy(), cols] = m[cols].to_numpy()
+        _assign(result, m["row"].to_numpy(), m, cols)
     if "applicant_id" in out.columns:
         by_aid = out.dropna(subset=["applicant_id"]).astype({"applicant_id": "string"})
         by_aid = by_aid[by_aid["applicant_id"] != ""]
@@ -271,6 +271,15 @@ def join_outcomes(
             ).dropna(subset=["row"])  # fmt: skip
             # several outcomes on one decision: the latest report wins
             m = m.sort_values("outcome_date").drop_duplicates(subset=["row"], keep="last")
-            result.loc[m["row"].astype(int).to_numpy(), cols] = m[cols].to_numpy()
+            _assign(result, m["row"].astype(int).to_numpy(), m, cols)
     result["defaulted"] = result["defaulted"].astype(float)
     return result
+
+
+def _assign(result: pd.DataFrame, rows: np.ndarray, matched: pd.DataFrame, cols: list[str]) -> None:
+    """Copy matched outcome columns into ``result`` at ``rows``, keeping each column's dtype."""
+    result.loc[rows, "defaulted"] = matched["defaulted"].to_numpy(dtype=float)
+    for c in cols[1:]:
+        values = pd.to_datetime(matched[c], utc=True)
+        result[c] = result[c].astype("datetime64[ns, UTC]")
+        result.loc[rows, c] = values.to_numpy(dtype="datetime64[ns]")

@@ -88,6 +88,23 @@ class FeatureReference(_Strict):
         idx[np.isnan(values)] = n_bins - 1
         return np.bincount(idx, minlength=n_bins)
 
+    def bin_counts_sorted(self, ok_sorted: np.ndarray, n_missing: int) -> np.ndarray:
+        """Same as :meth:`bin_counts` from the sorted non-missing values (a few binary searches)."""
+        n_bins = len(self.shares)
+        counts = np.zeros(n_bins, dtype=np.int64)
+        m = ok_sorted.size
+        if self.kind == "numeric":
+            upto = np.searchsorted(ok_sorted, np.asarray(self.edges, dtype=float), side="right")
+            counts[: n_bins - 1] = np.diff(np.r_[0, upto, m])
+        else:
+            cats = np.asarray(self.categories, dtype=float)
+            lo = np.searchsorted(ok_sorted, cats, side="left")
+            hi = np.searchsorted(ok_sorted, cats, side="right")
+            counts[: cats.size] = hi - lo
+            counts[cats.size] = m - int((hi - lo).sum())  # unseen values
+        counts[-1] = n_missing
+        return counts
+
 
 class GradeReference(_Strict):
     """Validation figures of one score grade (PD band)."""
