@@ -52,12 +52,7 @@ def discrimination_with_intervals(
     }
     lo_q, hi_q = (1 - level) / 2, 1 - (1 - level) / 2
     if n_boot and not math.isnan(auc):
-        rng = np.random.default_rng(seed)
-        boots = np.array(
-            [discrimination(y[idx], p[idx]) for idx in rng.integers(0, y.size, (n_boot, y.size))], dtype=float
-        )
-        aucs, kss = boots[:, 0], boots[:, 1]
-        aucs, kss = aucs[~np.isnan(aucs)], kss[~np.isnan(kss)]
+        aucs, kss = _poisson_bootstrap(y.astype(bool), p, n_boot, seed)
         out.update(
             auc_lo=float(np.quantile(aucs, lo_q)), auc_hi=float(np.quantile(aucs, hi_q)),
             ks_lo=float(np.quantile(kss, lo_q)), ks_hi=float(np.quantile(kss, hi_q)),
@@ -67,6 +62,40 @@ def discrimination_with_intervals(
         for k in ("auc", "gini", "ks"):
             out[f"{k}_lo"] = out[f"{k}_hi"] = float("nan")
     return out
+
+
+_POISSON1_CDF = np.cumsum(stats.poisson.pmf(np.arange(12), 1.0))[:-1].astype(np.float32)
+
+
+def _poisson_bootstrap(y: np.ndarray, p: np.ndarray, n_boot: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """AUC and KS of ``n_boot`` Poisson-bootstrap resamples, all at once.
+
+    Each resample weights every row by an independent Poisson(1) count (the large-sample equivalent of
+    drawing n rows with replacement), so the rows keep one sort order: per run of tied PDs the resample's
+    bad and good weights are summed, and AUC (ties count half) and KS (max gap of the cumulative shares)
+    follow from cumulative sums, one matrix operation for all resamples.
+    """
+    order = np.argsort(p, kind="stable")
+    ps, ys = p[order], y[order]
+    starts = np.flatnonzero(np.r_[True, ps[1:] != ps[:-1]])
+    rng = np.random.default_rng(seed)
+    aucs, kss = [], []
+    for lo in range(0, n_boot, 50):  # blocks of 50 resamples bound the memory at 50 x n weights
+        # Poisson(1) counts by inverting its CDF on uniforms: several times faster than rng.poisson.
+        u = rng.random((min(50, n_boot - lo), ps.size), dtype=np.float32)
+        w = np.searchsorted(_POISSON1_CDF, u).astype(np.float32)
+        bad, good = w * ys, w * ~ys
+        if starts.size < ps.size:  # tied PDs: one column per run of ties
+            bad = np.add.reduceat(bad, starts, axis=1)
+            good = np.add.reduceat(good, starts, axis=1)
+        total_bad, total_good = bad.sum(axis=1), good.sum(axis=1)
+        cum_good = np.cumsum(good, axis=1)
+        below = cum_good - good
+        auc = (bad * (below + 0.5 * good)).sum(axis=1) / (total_bad * total_good)
+        ks = np.abs(np.cumsum(bad, axis=1) / total_bad[:, None] - cum_good / total_good[:, None]).max(axis=1)
+        aucs.append(auc)
+        kss.append(ks)
+    return np.concatenate(aucs), np.concatenate(kss)
 
 
 def traffic_light(p_value: float, amber: float = 0.05, red: float = 0.001) -> str:
