@@ -161,27 +161,31 @@ def cmd_postgres(args: argparse.Namespace) -> dict:
     from creditops.monitoring.source import read_audit_decisions
 
     admin = os.environ.get("CREDITOPS_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
-    db = f"creditops_bench_mon_{uuid.uuid4().hex[:8]}"
+    db = args.db or f"creditops_bench_mon_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{db}"')
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (db,)).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{db}"')
     url = admin.rsplit("/", 1)[0] + f"/{db}"
     try:
         t0 = pd.Timestamp("2026-01-01", tz="UTC")
         t_write = time.perf_counter()
         with AuditLog.open(url) as audit:
-            batch: list = []
-            for rec in _records(args.rows, 7, t0, args.days):
-                batch.append(rec)
-                if len(batch) == 50_000:
-                    audit.append(batch)
-                    batch = []
-            audit.append(batch)
+            have = audit.count()
+            if have < args.rows:  # a kept database (--db) is reused when it already holds the rows
+                batch: list = []
+                for rec in _records(args.rows - have, 7 + have, t0, args.days):
+                    batch.append(rec)
+                    if len(batch) == 50_000:
+                        audit.append(batch)
+                        batch = []
+                audit.append(batch)
         write_s = time.perf_counter() - t_write
-        print(f"wrote {args.rows:,} audit records in {write_s:.1f} s")
+        print(f"audit log holds {args.rows:,}+ records ({write_s:.1f} s to write what was missing)")
         ref = reference_for()
         rss0 = peak_rss_gb()
         t_run = time.perf_counter()
-        d = read_audit_decisions(url, feature_names())
+        d = read_audit_decisions(url, feature_names(), end=t0 + pd.Timedelta(days=args.days))
         read_s = time.perf_counter() - t_run
         frame = pd.DataFrame({"applicant_id": d.applicant_id, "ts": d.ts, "pd": d.pd})
         as_of = t0 + pd.Timedelta(days=args.days)
@@ -205,8 +209,9 @@ def cmd_postgres(args: argparse.Namespace) -> dict:
             "peak_rss_gb": round(peak_rss_gb(), 2), "peak_rss_before_run_gb": round(rss0, 2),
         }  # fmt: skip
     finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        if not args.db:
+            with psycopg.connect(admin, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
 
 
 def cmd_detection(args: argparse.Namespace) -> dict:
@@ -335,6 +340,7 @@ def main(argv: list[str] | None = None) -> dict:
     p = sub.add_parser("postgres")
     p.add_argument("--rows", type=int, default=1_000_000)
     p.add_argument("--days", type=int, default=30)
+    p.add_argument("--db", help="keep the audit database under this name and reuse it on the next run")
     p = sub.add_parser("detection")
     p.add_argument("--window-rows", type=int, default=2000)
     p.add_argument("--reps", type=int, default=50)

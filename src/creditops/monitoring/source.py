@@ -13,6 +13,7 @@ import io
 import json
 import sqlite3
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.json as pj
 
 from creditops.governance.audit import TABLE
@@ -36,18 +38,11 @@ def _iso(ts: str | datetime | pd.Timestamp | None) -> str | None:
     return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _line_sql(quote: str, with_applicant: bool, backend: str) -> str:
-    applicant = "null"
-    if with_applicant:
-        applicant = (
-            "json_quote(CAST(json_extract(inputs, '$.applicant_id') AS TEXT))"
-            if backend == "sqlite"
-            else "coalesce(to_json(inputs::json->>'applicant_id')::text, 'null')"
-        )
+def _line_sql(quote: str) -> str:
     q = quote
     return (
         f"""'{{"ts":' || {q}(ts) || ',"v":' || {q}(model_version) || ',"c":' || {q}(caller_id)"""
-        f""" || ',"p":' || {q}(prediction_id) || ',"d":' || {q}(decision) || ',"a":' || {applicant}"""
+        f""" || ',"p":' || {q}(prediction_id) || ',"d":' || {q}(decision)"""
         """ || ',"i":' || inputs || ',"o":' || output || ',"e":' || explanation || '}'"""
     )
 
@@ -110,7 +105,10 @@ def _naive(ts: Any) -> pd.Timestamp:
     return t.tz_convert("UTC").tz_localize(None) if t.tzinfo is not None else t
 
 
-def _schema(features: Sequence[str]) -> pa.Schema:
+def _schema(features: Sequence[str], applicant: pa.DataType | None = None) -> pa.Schema:
+    inputs = [(f, pa.float64()) for f in features if f != "applicant_id"]
+    if applicant is not None:
+        inputs.append(("applicant_id", applicant))
     return pa.schema(
         [
             ("ts", pa.timestamp("us", tz="UTC")),
@@ -118,8 +116,7 @@ def _schema(features: Sequence[str]) -> pa.Schema:
             ("c", pa.string()),
             ("p", pa.string()),
             ("d", pa.string()),
-            ("a", pa.string()),
-            ("i", pa.struct([(f, pa.float64()) for f in features])),
+            ("i", pa.struct(inputs)),
             ("o", pa.struct([("pd", pa.float64()), ("score", pa.float64())])),
             ("e", pa.list_(pa.struct([("feature", pa.string())]))),
         ]
@@ -128,6 +125,7 @@ def _schema(features: Sequence[str]) -> pa.Schema:
 
 def _parse_slow(buf: bytes, features: Sequence[str]) -> pa.Table:
     rows = []
+    names = [f for f in features if f != "applicant_id"]
     for line in buf.splitlines():
         if not line:
             continue
@@ -137,18 +135,21 @@ def _parse_slow(buf: bytes, features: Sequence[str]) -> pa.Table:
         first = (
             expl[0].get("feature") if isinstance(expl, list) and expl and isinstance(expl[0], dict) else None
         )
-        a = r.get("a")
+        a = inputs.get("applicant_id") if isinstance(inputs, dict) else None
         out = r.get("o") if isinstance(r.get("o"), dict) else {}
         rows.append(
             {
                 "ts": pd.Timestamp(r["ts"]), "v": r["v"], "c": r["c"], "p": r["p"], "d": r["d"],
-                "a": None if a is None else str(a),
-                "i": {f: _num(inputs.get(f)) for f in features},
+                "i": {**{f: _num(inputs.get(f)) for f in names}, "applicant_id": _text(a)},
                 "o": {"pd": _num(out.get("pd")), "score": _num(out.get("score"))},
                 "e": [{"feature": first}] if first else [],
             }
         )  # fmt: skip
-    return pa.Table.from_pylist(rows, schema=_schema(features))
+    return pa.Table.from_pylist(rows, schema=_schema(features, pa.string()))
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
 
 
 def _num(value: Any) -> float | None:
@@ -159,16 +160,29 @@ def _num(value: Any) -> float | None:
 
 
 def _parse(buf: bytes, features: Sequence[str]) -> pa.Table:
-    try:
-        return pj.read_json(
-            io.BytesIO(buf),
-            read_options=pj.ReadOptions(block_size=4 << 20),
-            parse_options=pj.ParseOptions(
-                explicit_schema=_schema(features), unexpected_field_behavior="ignore"
-            ),
+    # An applicant id is an int in one log and a string in another, and Arrow's JSON reader needs one type
+    # per column: try int, then string; anything else irregular goes to the per-row parser.
+    for applicant in (pa.int64(), pa.string()):
+        try:
+            table = pj.read_json(
+                io.BytesIO(buf),
+                read_options=pj.ReadOptions(block_size=4 << 20),
+                parse_options=pj.ParseOptions(
+                    explicit_schema=_schema(features, applicant), unexpected_field_behavior="ignore"
+                ),
+            )
+        except pa.ArrowInvalid:
+            continue
+        inputs = table.column("i").combine_chunks()
+        ids = inputs.field("applicant_id").cast(pa.string())
+        fields = [inputs.field(f) for f in features if f != "applicant_id"]
+        names = [f for f in features if f != "applicant_id"]
+        return table.set_column(
+            table.schema.get_field_index("i"),
+            "i",
+            pa.StructArray.from_arrays([*fields, ids], names=[*names, "applicant_id"]),
         )
-    except pa.ArrowInvalid:
-        return _parse_slow(buf, features)
+    return _parse_slow(buf, features)
 
 
 def _lines_sqlite(path: str, sql: str, params: Sequence[Any]) -> Iterator[bytes]:
@@ -212,7 +226,6 @@ def read_audit_decisions(
     start: Any = None,
     end: Any = None,
     model_versions: Sequence[str] | None = None,
-    with_applicant: bool = True,
 ) -> AuditDecisions:
     """Every audited decision in ``[start, end)`` with its served inputs and outputs, oldest first.
 
@@ -222,7 +235,6 @@ def read_audit_decisions(
         start: Earliest decision time (inclusive), None = from the beginning.
         end: Latest decision time (exclusive), None = up to now.
         model_versions: Only these served versions (None = all).
-        with_applicant: Also read ``inputs.applicant_id`` (needed to join outcomes by applicant).
 
     Raises:
         ValueError: an unsupported URL.
@@ -245,14 +257,17 @@ def read_audit_decisions(
         where.append("model_version IN (" + ", ".join(["%s"] * len(model_versions)) + ")")
         params.extend(model_versions)
     clause = f"WHERE {' AND '.join(where)}" if where else ""
-    sql = f"SELECT {_line_sql(quote, with_applicant, backend)} FROM {TABLE} {clause} ORDER BY ts, id"
+    sql = f"SELECT {_line_sql(quote)} FROM {TABLE} {clause} ORDER BY ts, id"
     lines = (
         _lines_sqlite(url[len("sqlite:///") :], sql, params)
         if backend == "sqlite"
         else _lines_postgres(url, sql, params)
     )
-    tables = [_parse(buf, features) for buf in lines if buf.strip()]
-    table = pa.concat_tables(tables) if tables else _schema(features).empty_table()
+    # Parse one chunk while the database streams the next (Arrow's parser releases the GIL).
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = [pool.submit(_parse, buf, features) for buf in lines if buf.strip()]
+        tables = [f.result() for f in futures]
+    table = pa.concat_tables(tables) if tables else _schema(features, pa.string()).empty_table()
     return _columns(table.combine_chunks(), features)
 
 
@@ -268,12 +283,25 @@ def _columns(table: pa.Table, features: Sequence[str]) -> AuditDecisions:
     if n:
         lengths = expl.value_lengths().fill_null(0).to_numpy()
         offsets = expl.offsets.to_numpy()[:-1]
-        flat = expl.flatten().field("feature").to_numpy(zero_copy_only=False)
+        first = pc.dictionary_encode(expl.flatten().field("feature"))
+        flat = (
+            np.asarray(first.dictionary.to_numpy(zero_copy_only=False), dtype=object)[
+                first.indices.fill_null(0).to_numpy()
+            ]
+            if len(first)
+            else np.empty(0, dtype=object)
+        )
         has = lengths > 0
-        reason[has] = flat[offsets[has]]
+        reason[has] = flat[offsets[has] - expl.offsets[0].as_py()]
 
     def strings(name: str) -> np.ndarray:
-        return np.asarray(table.column(name).fill_null("").to_numpy(zero_copy_only=False), dtype=object)
+        # Few distinct values (decision, caller, version): decode the dictionary once, then index into it.
+        encoded = pc.dictionary_encode(table.column(name).fill_null("")).combine_chunks()
+        values = np.asarray(encoded.dictionary.to_numpy(zero_copy_only=False), dtype=object)
+        return values[encoded.indices.to_numpy()]
+
+    def ids(column: pa.Array) -> np.ndarray:
+        return np.asarray(column.fill_null("").to_numpy(zero_copy_only=False), dtype=object)
 
     ts = table.column("ts").cast(pa.timestamp("ns")).to_numpy() if n else np.empty(0, "datetime64[ns]")
     return AuditDecisions(
@@ -285,8 +313,8 @@ def _columns(table: pa.Table, features: Sequence[str]) -> AuditDecisions:
         caller_id=strings("c"),
         reason=reason,
         ts=ts.astype("datetime64[ns]"),
-        prediction_id=strings("p"),
-        applicant_id=strings("a"),
+        prediction_id=ids(table.column("p").combine_chunks()) if n else np.empty(0, dtype=object),
+        applicant_id=ids(inputs.field("applicant_id")) if n else np.empty(0, dtype=object),
         model_version=strings("v"),
     )
 
