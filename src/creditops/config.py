@@ -160,6 +160,19 @@ class ServingConfig(_Section):
     max_batch_size: int = Field(1000, ge=1)
 
 
+class RetrainingConfig(_Section):
+    """When monitoring starts the retraining pipeline (:mod:`creditops.monitoring.trigger`)."""
+
+    persist_windows: int = Field(2, ge=1)
+    persistent_alerts: list[str] = ["FeatureDriftAct", "ScoreDrift", "CalibrationRed"]
+    auc_floor: float = Field(0.78, gt=0.0, lt=1.0)
+    min_auc_outcomes: int = Field(200, ge=1)
+    schedule_days: float | None = Field(30.0, gt=0)
+    cooldown_days: float = Field(7.0, ge=0)
+    min_new_outcomes: int = Field(500, ge=0)
+    auto_promote: bool = False
+
+
 class MonitoringConfig(_Section):
     """Monitoring of served decisions (``creditops monitor``): windows, judges, alerts, /metrics."""
 
@@ -182,6 +195,7 @@ class MonitoringConfig(_Section):
     port: int = Field(9108, ge=0, le=65535)
     webhook_url: str | None = None
     runbook_url: str = "docs/RUNBOOK.md#monitoring"
+    retraining: RetrainingConfig = RetrainingConfig()
 
 
 class Settings(_Section):
