@@ -71,7 +71,7 @@ def decisions(frame: pd.DataFrame, seed: int, pd_shift: float = 0.0) -> pd.DataF
     """PD, score and decision per row from a fixed logistic score of a few inputs."""
     rng = np.random.default_rng(seed + 1)
     z = frame["credit_score"].to_numpy() if "credit_score" in frame else rng.normal(size=len(frame))
-    logit = -2.3 - 0.9 * (z - z.mean()) / (z.std() + 1e-9) + 0.3 * rng.normal(size=len(frame)) + pd_shift
+    logit = -2.6 - 1.6 * (z - z.mean()) / (z.std() + 1e-9) + 0.3 * rng.normal(size=len(frame)) + pd_shift
     p = 1 / (1 + np.exp(-logit))
     out = pd.DataFrame({"pd": p})
     out["score"] = 600 + 20 / np.log(2) * np.log((1 - p) / p)
@@ -287,7 +287,7 @@ def cmd_detection(args: argparse.Namespace) -> dict:
     base = decisions(population(n, 3), 3)
     auc_hits = {}
     auc_smallest = None
-    for w in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7):
+    for w in (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7):
         hits = 0
         for r in range(max(reps // 2, 10)):
             frame = pd.DataFrame({"prediction_id": np.arange(n).astype(str), "ts": pd.Timestamp("2026-01-01"),
