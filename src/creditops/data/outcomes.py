@@ -278,8 +278,10 @@ def join_outcomes(
 
 def _assign(result: pd.DataFrame, rows: np.ndarray, matched: pd.DataFrame, cols: list[str]) -> None:
     """Copy matched outcome columns into ``result`` at ``rows``, keeping each column's dtype."""
-    result.loc[rows, "defaulted"] = matched["defaulted"].to_numpy(dtype=float)
+    y = result["defaulted"].to_numpy(dtype=float, copy=True)
+    y[rows] = matched["defaulted"].to_numpy(dtype=float)
+    result["defaulted"] = y
     for c in cols[1:]:
-        values = pd.to_datetime(matched[c], utc=True)
-        result[c] = result[c].astype("datetime64[ns, UTC]")
-        result.loc[rows, c] = values.to_numpy(dtype="datetime64[ns]")
+        ns = result[c].dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[ns]").copy()
+        ns[rows] = pd.to_datetime(matched[c], utc=True).dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
+        result[c] = pd.DatetimeIndex(ns).tz_localize("UTC")

@@ -137,10 +137,11 @@ def run_monitoring(
             run.windows.append(report)
     run.windows.sort(key=lambda r: (r.start, r.model_version))
     if outcomes is not None and "delinquency_date" in outcomes.columns:
-        event = outcomes["delinquency_date"]
+        event = pd.to_datetime(outcomes["delinquency_date"], utc=True)
         if "outcome_date" in outcomes.columns:
             # a default without a reported delinquency date still counts, at its default date
-            event = event.fillna(outcomes["outcome_date"].where(outcomes["defaulted"] == 1))
+            at_default = pd.to_datetime(outcomes["outcome_date"], utc=True).where(outcomes["defaulted"] == 1)
+            event = event.where(event.notna(), at_default)
         as_of = as_of if as_of is not None else pd.Timestamp(decisions.ts.max(), tz="UTC")
         run.vintages = vintage_curves(pd.to_datetime(decisions.ts, utc=True), event, as_of)
     run.seconds = time.perf_counter() - t0
