@@ -192,3 +192,24 @@ def test_report_has_every_section_with_plots(world, tmp_path):
     ):  # fmt: skip
         assert section in html, section
     assert html.count("data:image/png;base64,") >= 8
+
+
+def test_audit_source_sorts_late_arrivals_and_reads_string_ids(tmp_path):
+    from creditops.governance.audit import AuditRecord
+
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    with AuditLog.open(url) as audit:
+        audit.append(
+            AuditRecord(
+                prediction_id=f"p{i}", model_name="m", model_version="m@1",
+                inputs={"applicant_id": f"A-{i}", "utilisation": 0.1 * i},
+                output={"pd": 0.1, "score": 600.0}, explanation=[], decision="approve",
+                ts=f"2026-06-0{9 - i}T00:00:00.000000Z",
+            )
+            for i in range(3)
+        )  # fmt: skip
+    d = read_audit_decisions(url, ["utilisation", "income_k"])
+    assert d.prediction_id.tolist() == ["p2", "p1", "p0"]  # oldest first, whatever the insertion order
+    assert d.applicant_id.tolist() == ["A-2", "A-1", "A-0"]
+    assert np.isnan(d.X[:, 1]).all()  # a field the records lack reads as missing
+    assert d.reason.tolist() == ["", "", ""]
