@@ -625,6 +625,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sample", type=int, default=500, help="entities sampled from the online store")
     p.set_defaults(func=cmd_features_health)
     add_deploy_commands(sub)
+    add_monitoring_commands(sub)
     return parser
 
 
@@ -782,6 +783,200 @@ def add_deploy_commands(sub: Any) -> None:
         "--split", type=int, help="percent of applicants on the new version (default deploy.ab_split)"
     )
     p.set_defaults(func=cmd_rollout_experiment)
+
+
+# monitoring: `creditops monitor run|serve|receive`, `creditops outcomes generate|ingest`
+
+
+def _monitor_run(args: argparse.Namespace) -> Any:
+    from creditops.monitoring.app import monitor_once
+
+    return monitor_once(
+        _settings(args), args.reference or (), audit_url=args.audit_url, start=args.start, end=args.end,
+        applications=args.applications, as_of=args.as_of,
+    )  # fmt: skip
+
+
+def _dispatcher(settings: Settings) -> Any:
+    from creditops.monitoring.alerts import AlertDispatcher, LogSink, WebhookSink
+
+    sinks: list[Any] = [LogSink()]
+    if settings.monitoring.webhook_url:
+        sinks.append(WebhookSink(settings.monitoring.webhook_url))
+    return AlertDispatcher(sinks)
+
+
+def cmd_monitor_run(args: argparse.Namespace) -> int:
+    """One monitoring run over the audit log: print the windows, send alerts, write JSON / HTML."""
+    import logging
+
+    from creditops.monitoring.alerts import evaluate_alerts
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    settings = _settings(args)
+    run = _monitor_run(args)
+    table = Table(title=f"monitoring: {run.n_decisions:,} decisions in {run.seconds:.2f} s")
+    for col in ("version", "window", "n", "approve", "mean PD / expected", "score PSI", "drifted", "AUC"):
+        table.add_column(col)
+    for w in run.windows:
+        auc = (w.performance or {}).get("auc")
+        table.add_row(
+            w.model_version, w.start[:16], f"{w.n:,}", f"{w.approval_rate:.1%}", f"{w.mean_pd_ratio:.2f}",
+            f"{w.score_psi:.3f}", ", ".join(w.drifted()) or "-", "-" if auc is None else f"{auc:.3f}",
+        )  # fmt: skip
+    console.print(table)
+    alerts = [a for w in run.latest().values() for a in evaluate_alerts(w, settings.monitoring)]
+    _dispatcher(settings).process(alerts)
+    if args.json:
+        Path(args.json).write_text(json.dumps(run.to_dict(), default=str) + "\n")
+        console.print(f"wrote {args.json}")
+    if args.report:
+        from creditops.monitoring.report import render_report
+
+        console.print(f"wrote {render_report(run, args.report, config=settings.monitoring)}")
+    return 1 if any(a.severity == "critical" for a in alerts) and args.fail_on_critical else 0
+
+
+def cmd_monitor_serve(args: argparse.Namespace) -> int:
+    """The monitor process: run every --interval seconds, /metrics for Prometheus, alerts to the sinks."""
+    import logging
+
+    from creditops.monitoring.metrics import MonitorService
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    settings = _settings(args)
+    service = MonitorService(
+        lambda: _monitor_run(args), _dispatcher(settings), settings.monitoring, interval=args.interval
+    )
+    port = service.serve_metrics(settings.monitoring.host, args.port or settings.monitoring.port)
+    console.print(
+        f"monitor: /metrics on http://{settings.monitoring.host}:{port}/metrics every {args.interval} s"
+    )
+    try:
+        service.loop()
+    finally:
+        service.stop()
+    return 0
+
+
+def cmd_monitor_receive(args: argparse.Namespace) -> int:
+    """An Alertmanager-compatible webhook receiver that prints the alerts it gets (blocks)."""
+    import threading
+
+    from creditops.monitoring.alerts import AlertReceiver
+
+    settings = _settings(args)
+
+    def show(alerts: list[Any]) -> None:
+        for a in alerts:
+            console.print(
+                f"{a.status} [{a.severity}] {a.name} {dict(a.labels)}: {a.annotations.get('summary', '')}"
+            )
+
+    receiver = AlertReceiver(show, settings.monitoring.host, args.port, token=args.token)
+    console.print(f"receiving alerts on {receiver.url}")
+    with receiver:
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+def cmd_outcomes_generate(args: argparse.Namespace) -> int:
+    """Synthetic outcomes for audited decisions (configurable delay and concept drift) as a CSV file."""
+    import pandas as pd
+
+    from creditops.data.outcomes import synthetic_outcomes
+    from creditops.monitoring.source import read_audit_decisions
+
+    settings = _settings(args)
+    d = read_audit_decisions(args.audit_url or settings.audit.url, [])
+    frame = pd.DataFrame({"prediction_id": d.prediction_id, "ts": d.ts, "pd": d.pd})
+    if (d.applicant_id != "").all():
+        frame["applicant_id"] = d.applicant_id
+        frame = frame.drop(columns="prediction_id")
+    out = synthetic_outcomes(
+        frame, seed=args.seed, horizon_days=args.horizon_days, delay_days=args.delay_days,
+        concept_drift=args.concept_drift, rate_shift=args.rate_shift, drift_from=args.drift_from,
+        as_of=args.as_of,
+    )  # fmt: skip
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    out.to_csv(args.output, index=False)
+    console.print(f"{len(out):,} outcomes ({int(out['defaulted'].sum()):,} defaults) -> {args.output}")
+    return 0
+
+
+def cmd_outcomes_ingest(args: argparse.Namespace) -> int:
+    """Validate an outcome file and merge it into the outcome store (bad rows quarantined)."""
+    from creditops.data.outcomes import ingest_outcomes
+
+    settings = _settings(args)
+    result = ingest_outcomes(args.file, settings.workdir / "outcomes")
+    console.print(
+        f"{result.rows_in:,} rows: {result.rows_accepted:,} accepted, {result.rows_quarantined:,} "
+        f"quarantined; store {result.store_path} holds {result.store_rows:,}"
+    )
+    if result.quarantine_path:
+        console.print(f"[yellow]quarantined rows[/] -> {result.quarantine_path}")
+    return 0
+
+
+def add_monitoring_commands(sub: Any) -> None:
+    """Register the ``monitor`` and ``outcomes`` command groups."""
+    monitor = sub.add_parser(
+        "monitor", help="monitor served decisions (drift, performance, fairness, alerts)"
+    )
+    msub = monitor.add_subparsers(dest="monitor_command", required=True)
+    for name, func, help_ in (
+        ("run", cmd_monitor_run, "one monitoring run over the audit log"),
+        ("serve", cmd_monitor_serve, "the monitor process: periodic runs, /metrics, alerts"),
+    ):
+        p = msub.add_parser(name, help=help_)
+        p.set_defaults(func=func)
+        p.add_argument(
+            "--reference", action="append",
+            help="monitoring reference: bundle dir, reference JSON or models:/name/N (repeatable; registered "
+            "versions in the audit log are found in the registry)",
+        )  # fmt: skip
+        p.add_argument("--audit-url", help="audit log URL (default: from config)")
+        p.add_argument("--start", help="first decision time (ISO, inclusive)")
+        p.add_argument("--end", help="last decision time (ISO, exclusive)")
+        p.add_argument("--as-of", help="observation date for outcomes (default: all ingested)")
+        p.add_argument("--applications", type=Path, help="application records with protected attributes")
+        if name == "run":
+            p.add_argument("--json", type=Path, help="write the run as JSON")
+            p.add_argument("--report", type=Path, help="write the HTML monitoring dashboard")
+            p.add_argument(
+                "--fail-on-critical", action="store_true", help="exit 1 when a critical alert fires"
+            )
+        else:
+            p.add_argument("--interval", type=float, default=300.0, help="seconds between runs")
+            p.add_argument("--port", type=int, help="metrics port (default: config monitoring.port)")
+    p = msub.add_parser("receive", help="Alertmanager-compatible webhook receiver that prints alerts")
+    p.set_defaults(func=cmd_monitor_receive)
+    p.add_argument("--port", type=int, default=9109)
+    p.add_argument("--token", help="require this bearer token")
+    outcomes = sub.add_parser("outcomes", help="realised outcomes of served applicants")
+    osub = outcomes.add_subparsers(dest="outcomes_command", required=True)
+    p = osub.add_parser("generate", help="synthetic outcomes for audited decisions")
+    p.set_defaults(func=cmd_outcomes_generate)
+    p.add_argument("--output", type=Path, required=True)
+    p.add_argument("--audit-url")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--horizon-days", type=int, default=365)
+    p.add_argument("--delay-days", type=int, default=30)
+    p.add_argument(
+        "--concept-drift", type=float, default=0.0, help="weight of a risk factor the model cannot see"
+    )
+    p.add_argument("--rate-shift", type=float, default=0.0, help="log-odds added to the true default risk")
+    p.add_argument("--drift-from", help="drift applies to decisions from this time")
+    p.add_argument("--as-of", help="only outcomes known by this date")
+    p = osub.add_parser(
+        "ingest", help="load realised outcomes (applicant_id|prediction_id, outcome_date, defaulted)"
+    )
+    p.set_defaults(func=cmd_outcomes_ingest)
+    p.add_argument("file", type=Path)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

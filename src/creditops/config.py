@@ -390,6 +390,44 @@ class DeployConfig(_Section):
     kserve_mode: Literal["Knative", "Standard"] = "Knative"
 
 
+class RetrainingConfig(_Section):
+    """When monitoring starts the retraining pipeline (:mod:`creditops.monitoring.trigger`)."""
+
+    persist_windows: int = Field(2, ge=1)
+    persistent_alerts: list[str] = ["FeatureDriftAct", "ScoreDrift", "CalibrationRed"]
+    auc_floor: float = Field(0.78, gt=0.0, lt=1.0)
+    min_auc_outcomes: int = Field(200, ge=1)
+    schedule_days: float | None = Field(30.0, gt=0)
+    cooldown_days: float = Field(7.0, ge=0)
+    min_new_outcomes: int = Field(500, ge=0)
+    auto_promote: bool = False
+
+
+class MonitoringConfig(_Section):
+    """Monitoring of served decisions (``creditops monitor``): windows, judges, alerts, /metrics."""
+
+    window: str = "1D"
+    min_window_rows: int = Field(200, ge=1)
+    psi_warn: float = Field(0.10, gt=0)
+    psi_act: float = Field(0.25, gt=0)
+    psi_quantile: float = Field(0.95, gt=0.5, lt=1.0)
+    ks_alpha: float = Field(0.05, gt=0.0, lt=1.0)
+    mean_pd_tolerance: float = Field(0.25, gt=0.0)
+    burst_min_identical: int = Field(20, ge=2)
+    caller_min_rows: int = Field(50, ge=2)
+    caller_z: float = Field(4.0, gt=0)
+    bootstrap: int = Field(200, ge=0)
+    min_outcomes: int = Field(200, ge=1)
+    auc_floor: float = Field(0.78, gt=0.0, lt=1.0)
+    air_floor: float = Field(0.80, gt=0.0, le=1.0)
+    eo_gap: float = Field(0.10, gt=0.0, le=1.0)
+    host: str = "127.0.0.1"
+    port: int = Field(9108, ge=0, le=65535)
+    webhook_url: str | None = None
+    runbook_url: str = "docs/RUNBOOK.md#monitoring"
+    retraining: RetrainingConfig = RetrainingConfig()
+
+
 class Settings(_Section):
     """All of creditops' configuration."""
 
@@ -405,6 +443,7 @@ class Settings(_Section):
     streaming: StreamingConfig = StreamingConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     deploy: DeployConfig = DeployConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
 
     def resolved(self, base: Path | None = None) -> Settings:
         """Return a copy with an absolute workdir and ``{workdir}`` filled in, for subprocesses."""

@@ -25,8 +25,10 @@ from pydantic import BaseModel
 from creditops.artifact import Manifest, save_bundle
 from creditops.config import Settings
 from creditops.features.contract import FeatureContract, builtin_contract
+from creditops.features.versioning import pin_manifest
 from creditops.governance.gates import GateReport
 from creditops.governance.registry import register, tracking_uri_for
+from creditops.monitoring.reference import write_bundle_reference
 from creditops.training._common import DEFAULT_PROTECTED
 from creditops.training.baselines import evaluate_baselines
 from creditops.training.fit import FittedModel, fit_model
@@ -167,10 +169,13 @@ def train_bundle(
             dtypes=contract.dtypes,
             valid_ranges=contract.valid_ranges,
         )
+        if contract.kind == "builtin":  # pin the definitions' hashes (spec features have no registry entry)
+            manifest = pin_manifest(manifest)
         reference = train[features].sample(
             min(REFERENCE_ROWS, len(train)), random_state=settings.training.seed
         )
         save_bundle(bundle_dir, fitted.booster, manifest, reference.reset_index(drop=True), contract=contract)
+        write_bundle_reference(bundle_dir, train[features], valid, contract.target)  # monitoring reference
         client = MlflowClient(tracking_uri=tracking_uri_for(settings.mlflow.tracking_uri))
         now = get_current_time_millis()
         logged = [Metric(f"train.{k}", float(v), now, 0) for k, v in manifest.metrics.items()]
