@@ -134,7 +134,8 @@ def running_predictor(settings: Settings, model: str, timeout_s: float = 180.0) 
     port = free_port()
     cmd, env = predictor_command(settings, model, port)
     host = settings.serving.host
-    host = "127.0.0.1" if host in ("0.0.0.0", "") else (f"[{host}]" if ":" in host else host)
+    wildcard = host in ("0.0.0.0", "")  # nosec B104  # builds a client URL, binds nothing
+    host = "127.0.0.1" if wildcard else (f"[{host}]" if ":" in host else host)
     base = f"http://{host}:{port}"
     ready = f"{base}/v2/models/{settings.serving.model_name}/ready"
     with running_process(cmd, env, ready, settings.workdir / "predictor.log", timeout_s):

@@ -73,9 +73,9 @@ def test_manifest_pins_hashes_and_a_redefined_feature_is_refused(monkeypatch) ->
     manifest = Manifest(
         model_name="m",
         feature_service="credit_scoring_v1",
-        features=["income", "age"],
-        dtypes={"income": "float", "age": "int"},
-        directions={"income": -1, "age": 0},
+        features=["income", "num_dependents"],
+        dtypes={"income": "float", "num_dependents": "int"},
+        directions={"income": -1, "num_dependents": 0},
         reasons={},
         calibration=Calibration.identity(),
         score_scaling=ScoreScaling(base_score=600, base_odds=50, pdo=20),
@@ -83,10 +83,10 @@ def test_manifest_pins_hashes_and_a_redefined_feature_is_refused(monkeypatch) ->
         target="defaulted",
     )
     pinned = pin_manifest(manifest)
-    assert pinned.params["feature_hashes"] == feature_hashes(["income", "age"])
+    assert pinned.params["feature_hashes"] == feature_hashes(["income", "num_dependents"])
     check_manifest(pinned, feature_hashes())  # same definitions: accepted
-    _redefine(monkeypatch, "age", valid_range=(16, 120))
-    with pytest.raises(FeatureVersionError, match=r"\['age'\]"):
+    _redefine(monkeypatch, "num_dependents", valid_range=(0, 30))
+    with pytest.raises(FeatureVersionError, match=r"\[.num_dependents.\]"):
         check_manifest(pinned, feature_hashes())
 
 

@@ -362,7 +362,10 @@ def test_german_credit_v1_takes_raw_categorical_values(german, audit_log: AuditL
         for r in p["reasons"]:
             assert r["feature"] in fields and r["contribution"] > 0  # raw fields, never a one-hot column
             if r["feature"] in model.contract.encodings:
-                assert r["value"] == rec[r["feature"]] and rec[r["feature"]] in r["reason"]
+                held = rec[r["feature"]]
+                own = model.contract.category_reasons.get(r["feature"], {}).get(held)
+                assert r["value"] == held  # the category the applicant holds, with the spec's text if any
+                assert r["reason"] == own if own else held in r["reason"]
     assert audit_log.count() == before + 5
     stored = audit_log.read_inputs(limit=5)
     assert set(stored["purpose"]) <= set(model.contract.encodings["purpose"])  # audited as sent

@@ -66,7 +66,7 @@ def print_report(console: Console, report: StepReport, started: float) -> None:
     head = f"[bold]t+{report.at - started:5.1f}s canary {report.weight:3d} %[/] -> {report.action.kind}"
     console.print(f"{head}: {report.action.reason}")
     for v in report.verdicts:
-        colour = {"pass": "green", "fail": "red", "inconclusive": "yellow"}[v.status]
+        colour = {"pass": "green", "fail": "red", "inconclusive": "yellow"}[v.status]  # nosec B105  # colours
         console.print(f"    [{colour}]{v.status:12s}[/] {v.name:15s} {v.detail}")
 
 

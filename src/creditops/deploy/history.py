@@ -149,7 +149,7 @@ class DeploymentHistory:
             json.dumps(dict(details or {}), sort_keys=True, default=str),
         )
         ph = ", ".join(["%s" if self._pg else "?"] * len(COLUMNS))
-        sql = f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) VALUES ({ph}) RETURNING id"
+        sql = f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) VALUES ({ph}) RETURNING id"  # nosec B608  # constants
         with self._lock:
             new_id = self._conn.execute(sql, row).fetchone()[0]
         return _event((new_id, *row))
@@ -164,7 +164,8 @@ class DeploymentHistory:
         clause = f" WHERE {' AND '.join(where)}" if where else ""
         with self._lock:
             rows = self._conn.execute(
-                f"SELECT id, {', '.join(COLUMNS)} FROM {TABLE}{clause} ORDER BY id", params
+                f"SELECT id, {', '.join(COLUMNS)} FROM {TABLE}{clause} ORDER BY id",  # nosec B608  # values bound
+                params,
             )
             return [_event(r) for r in rows.fetchall()]
 

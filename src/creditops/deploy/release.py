@@ -99,7 +99,7 @@ def set_alias(tracking_uri: str, model_name: str, alias: str, version: str | int
     if version is None:
         try:
             client.delete_registered_model_alias(model_name, alias)
-        except Exception:  # the alias may already be gone; deleting is idempotent here
+        except Exception:  # nosec B110  # the alias may already be gone; deleting is idempotent here
             pass
     else:
         client.set_registered_model_alias(model_name, alias, str(version))

@@ -212,9 +212,8 @@ class Gate:
         """The status word as printed: ``pass``, ``FAIL``, ``not applicable`` or ``not assessed``."""
         if self.status == "not_assessed" and self.unassessed_blocks:
             return "NOT ASSESSED (blocking)"
-        return {"pass": "pass", "fail": "FAIL", "not_applicable": "not applicable"}.get(
-            self.status, "not assessed"
-        )
+        words = {"pass": "pass", "fail": "FAIL", "not_applicable": "not applicable"}  # nosec B105  # statuses
+        return words.get(self.status, "not assessed")
 
     def describe(self) -> str:
         """One line: name, measured value, required threshold, status (with the shortfall), the detail."""
@@ -280,7 +279,7 @@ class GateReport:
 
     def counts(self) -> str:
         """E.g. ``9 pass, 1 fail, 2 not applicable, 1 not assessed`` (statuses that occur only)."""
-        words = {
+        words = {  # nosec B105  # status words, not passwords
             "pass": "pass",
             "fail": "fail",
             "not_applicable": "not applicable",

@@ -267,7 +267,7 @@ def read_audit_decisions(
     clause = f"WHERE {' AND '.join(where)}" if where else ""
     # No ORDER BY: sorting a million wide lines in the database spills to disk; the rows arrive in
     # insertion order (already time-ordered for an append-only log) and are sorted here only if needed.
-    sql = f"SELECT {_line_sql(quote)} FROM {TABLE} {clause}"
+    sql = f"SELECT {_line_sql(quote)} FROM {TABLE} {clause}"  # nosec B608  # constants; values bound
     lines = (
         _lines_sqlite(url[len("sqlite:///") :], sql, params)
         if backend == "sqlite"
@@ -342,7 +342,7 @@ def served_versions(url: str, *, start: Any = None, end: Any = None) -> list[str
         where.append("ts < %s")
         params.append(_iso(end))
     clause = f"WHERE {' AND '.join(where)}" if where else ""
-    sql = f"SELECT DISTINCT model_version FROM {TABLE} {clause}"
+    sql = f"SELECT DISTINCT model_version FROM {TABLE} {clause}"  # nosec B608  # values bound
     if url.startswith("sqlite:///"):
         conn = sqlite3.connect(url[len("sqlite:///") :])
         try:
