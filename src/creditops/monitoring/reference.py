@@ -317,7 +317,7 @@ def bundle_reference(
     bundle: Any, train_inputs: pd.DataFrame, valid: pd.DataFrame, target: str
 ) -> MonitoringReference:
     """Reference of a loaded bundle: bins from ``train_inputs``, grades and metrics scored on ``valid``."""
-    from creditops.scoring import model_version_of
+    from creditops.serving import model_version_of
 
     m = bundle.manifest
     pd_valid = bundle.predict_pd(valid)

@@ -1,20 +1,22 @@
 """Serve a stream of applications through a bundle into the audit log at chosen times (demo, tests, bench).
 
-The decisions go through the one decision path (:func:`creditops.scoring.score_frame`) and are audited the way
-the predictor audits a by-id request (``applicant_id`` + the served feature values), only with a decision time
-chosen by the caller, so weeks of traffic can be laid down in seconds.
+The decisions go through the one decision path (:func:`creditops.serving.decide`, records from
+:func:`creditops.serving.audit_records`) and are audited the way the predictor audits a by-id request
+(``applicant_id`` + the served feature values), only with a decision time chosen by the caller, so weeks of
+traffic can be laid down in seconds.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from creditops.governance.audit import AuditLog, AuditRecord
-from creditops.scoring import score_frame
+from creditops.governance.audit import AuditLog
+from creditops.serving import audit_records, decide
 
 
 def serve_to_audit(
@@ -53,29 +55,17 @@ def serve_to_audit(
     M = frame[features].to_numpy(dtype=np.float32)
     for lo in range(0, n, chunk):
         hi = min(lo + chunk, n)
-        decisions = score_frame(bundle, M[lo:hi], model_version=model_version)
-        rows = M[lo:hi].tolist()
-        records = []
-        for k, (d, row) in enumerate(zip(decisions, rows, strict=True)):
-            inputs: dict[str, Any] = {f: (None if v != v else v) for f, v in zip(features, row, strict=True)}
+        decisions = decide(bundle, M[lo:hi], model_version=model_version)
+        inputs = []
+        for k, row in enumerate(M[lo:hi].tolist()):
+            values: dict[str, Any] = {f: (None if v != v else v) for f, v in zip(features, row, strict=True)}
             if applicant_ids is not None:
-                inputs = {"applicant_id": _plain(applicant_ids[lo + k]), **inputs}
-            records.append(
-                AuditRecord(
-                    prediction_id=d.prediction_id,
-                    model_name=bundle.manifest.model_name,
-                    model_version=d.model_version,
-                    inputs=inputs,
-                    output={"pd": d.pd, "score": d.score},
-                    explanation=[
-                        {"feature": r.feature, "reason": r.reason, "contribution": float(r.contribution)}
-                        for r in d.reasons
-                    ],
-                    decision=d.decision,
-                    caller_id=str(callers[lo + k]),
-                    ts=str(stamps[lo + k]),
-                )
-            )
+                values = {"applicant_id": _plain(applicant_ids[lo + k]), **values}
+            inputs.append(values)
+        records = [
+            replace(r, caller_id=str(callers[lo + k]), ts=str(stamps[lo + k]))
+            for k, r in enumerate(audit_records(decisions, inputs))
+        ]
         written += audit.append(records)
     return written
 
