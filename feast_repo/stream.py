@@ -240,8 +240,7 @@ def demo_stream(settings, summary: dict, console, applicant: int | None = None) 
     try:
         client = redis.Redis.from_url(cfg.state_redis_url)
         client.ping()
-        broker = asyncio.run(NatsBroker(cfg.url, cfg.stream, cfg.durable).connect())
-        asyncio.run(broker.close(delete=True))  # a fresh stream for this demo
+        asyncio.run(_drop(cfg))  # a fresh stream for this demo (and a check that the broker answers)
     except Exception as exc:  # noqa: BLE001 - any connection failure means: skip this step, say why
         console.print(
             f"streaming demo skipped: broker or state not reachable ({exc.__class__.__name__}: {exc})"

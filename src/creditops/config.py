@@ -345,9 +345,14 @@ class CanaryConfig(_Section):
     in one interval, so a breach rolls back within one analysis interval. A rollout that has not advanced a
     step for ``progress_deadline_s`` (e.g. too little traffic to judge, a canary that never gets ready) is
     rolled back.
+
+    As in Flagger, the analysis ends at the last step (``maxWeight``, 50 % by default) and the canary is then
+    promoted: only up to there does the champion serve traffic at the same time, so the judges compare the
+    two arms on concurrent traffic. A step of 100 % is allowed, but its canary is judged against the
+    champion's traffic from earlier in the rollout (other time, other load per server).
     """
 
-    steps: list[int] = Field(default_factory=lambda: [10, 25, 50, 100], min_length=1)
+    steps: list[int] = Field(default_factory=lambda: [10, 25, 50], min_length=1)
     interval_s: float = Field(30.0, gt=0)
     check_every_s: float = Field(5.0, gt=0)
     threshold: int = Field(2, ge=1)

@@ -16,6 +16,7 @@ from creditops.cli import main
 from creditops.governance.audit import AuditLog
 from creditops.monitoring.reference import write_bundle_reference
 from creditops.monitoring.simulate import serve_to_audit
+from predictor.testing import embed_contract
 
 T0 = pd.Timestamp("2026-03-01", tz="UTC")
 
@@ -29,6 +30,7 @@ def setup(tmp_path_factory, pg_url, run_id):
         conn.execute(f'CREATE DATABASE "{name}"')
     url = admin.rsplit("/", 1)[0] + f"/{name}"
     bundle_dir, test = make_bundle(root / "bundle", n=4000)
+    embed_contract(bundle_dir)  # the decision core serves bundles with a feature contract
     write_bundle_reference(bundle_dir, make_frame(4000, 0)[FEATURES], test, TARGET)
     bundle = load_bundle(bundle_dir)
     apps = make_frame(3000, 5)

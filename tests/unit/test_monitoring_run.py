@@ -23,6 +23,7 @@ from creditops.monitoring.reference import (
 from creditops.monitoring.run import run_monitoring
 from creditops.monitoring.simulate import serve_to_audit
 from creditops.monitoring.source import read_audit_decisions
+from predictor.testing import embed_contract
 
 DAY = pd.Timedelta(days=1)
 T0 = pd.Timestamp("2026-06-01", tz="UTC")
@@ -32,6 +33,7 @@ T0 = pd.Timestamp("2026-06-01", tz="UTC")
 def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("mon")
     bundle_dir, test = make_bundle(root / "bundle", n=6000)
+    embed_contract(bundle_dir)  # the decision core serves bundles with a feature contract
     train = make_frame(6000, 0).iloc[:4000]
     write_bundle_reference(bundle_dir, train[FEATURES], test, TARGET)
     bundle = load_bundle(bundle_dir)

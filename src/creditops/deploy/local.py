@@ -31,15 +31,17 @@ def predictor_command(
     tracking_uri: str | None = None,
     feast_repo: str | None = None,
     launcher: Sequence[str] = ("-m", "predictor"),
+    auth: Sequence[str] = ("--auth", "anonymous"),
 ) -> list[str]:
-    """Command line of a predictor for ``model`` (bundle directory or ``models:/`` URI).
+    """Command line of a loopback predictor for ``model`` (bundle directory or ``models:/`` URI).
 
     ``launcher`` is how Python starts it; tests and the bench pass ``("-m", "router.faults", ..., "--")`` to
-    build a deliberately bad challenger.
+    build a deliberately bad challenger. ``auth`` are the predictor's authentication arguments (anonymous,
+    named explicitly, for the local bench and tests behind the router).
     """
     source = ["--bundle", model] if Path(model).is_dir() else ["--model-uri", model]
     cmd = [sys.executable, *launcher, *source, "--audit-url", audit_url, "--model-name", model_name]
-    cmd += ["--http-port", str(port)]
+    cmd += ["--host", "127.0.0.1", "--http-port", str(port), *auth]
     if tracking_uri:
         cmd += ["--tracking-uri", tracking_uri]
     if feast_repo:
