@@ -122,7 +122,13 @@ def test_the_spec_model_is_served_by_id_and_by_values(
     manifest = load_bundle(bundle_dir).manifest
     test = pd.read_parquet(run_root / "build-training-set" / "test").head(5)
     ids = [{"applicant_id": int(i)} for i in test["applicant_id"]]
-    values = test[manifest.features].astype(float).to_dict(orient="records")
+    contract = load_bundle(bundle_dir).contract
+    raw = test[manifest.features].astype(float)
+    for field, mapping in contract.encodings.items():  # raw categorical values, as a user has them
+        columns = list(mapping.values())
+        held = raw[columns].to_numpy().argmax(axis=1)
+        raw = raw.drop(columns=columns).assign(**{field: [list(mapping)[k] for k in held]})
+    values = raw.to_dict(orient="records")
     with running_predictor(settings, str(bundle_dir)) as base:
         url = f"{base}/v1/models/{settings.serving.model_name}:predict"
         by_id = httpx.post(url, json={"instances": ids}, timeout=30)
