@@ -142,9 +142,7 @@ def test_consumer_crash_and_redelivery_lose_nothing_and_count_nothing_twice(setu
     assert code == 17 and crashed == {"crashed_after_batches": 3}
     import time
 
-    time.sleep(
-        6
-    )  # > ack_wait (2 s), with margin on a busy machine:: the unacknowledged batch becomes deliverable again
+    time.sleep(6)  # well past ack_wait (2 s): the unacknowledged batch becomes deliverable again
     code, stats = _worker(path)
     assert code == 0
     # the restarted consumer saw the redelivered batch 3 and everything after it
