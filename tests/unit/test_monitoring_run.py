@@ -56,9 +56,11 @@ def test_reference_is_stored_beside_the_bundle_with_its_version_label(world):
     ref = world["ref"]
     assert (world["bundle"].path / REFERENCE_FILE).is_file()
     assert ref.feature_names() == FEATURES
-    assert ref.labels == [
-        f"credit-pd-test@{pd.Timestamp(world['bundle'].manifest.created_at):%Y%m%dT%H%M%SZ}"
-    ]
+    label = ref.labels[0]
+    assert ref.labels == [label] and label.startswith(
+        f"credit-pd-test@{pd.Timestamp(world['bundle'].manifest.created_at):%Y%m%dT%H%M%SZ}-"
+    )
+    assert len(label.rsplit("-", 1)[1]) == 8
     assert 0.6 < ref.validation.auc < 1.0 and ref.validation.gini == pytest.approx(2 * ref.validation.auc - 1)
     assert sum(g.n for g in ref.grades) == ref.validation.n
     num_late = ref.features[FEATURES.index("num_late")]

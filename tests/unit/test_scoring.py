@@ -18,7 +18,14 @@ import xgboost as xgb
 from creditops.artifact import Calibration, Manifest, ScoreScaling, Thresholds, load_bundle, save_bundle
 from creditops.features.contract import FLOAT32_MAX, FeatureContract
 from creditops.governance.audit import AuditLog
-from creditops.serving import RequestError, audit_records, decide, encoder_for, new_prediction_ids
+from creditops.serving import (
+    RequestError,
+    audit_records,
+    decide,
+    encoder_for,
+    model_version_of,
+    new_prediction_ids,
+)
 
 NUMERIC = ["income", "utilisation", "delinquencies", "age"]
 PURPOSES = ["car", "education", "other"]
@@ -209,6 +216,24 @@ def test_rows_read_by_id_get_the_same_range_check(tiny):
     assert err.value.field == "utilisation"
     row[0, 1] = np.nan  # a missing value read from the store is scored, as a raw null is
     assert np.isnan(enc.check_matrix(row)[0, 1])
+
+
+def test_unversioned_bundles_written_in_the_same_second_get_distinct_labels(tiny, tmp_path):
+    bundle, X = tiny
+    stamp = bundle.manifest.created_at
+    unversioned = bundle.manifest.model_copy(update={"params": {}, "created_at": stamp})
+    labels = []
+    for name, rounds in (("a", 20), ("b", 21), ("a-again", 20)):
+        booster = xgb.train(
+            {"max_depth": 3, "eta": 0.3, "objective": "binary:logistic", "nthread": 1, "seed": 0},
+            xgb.DMatrix(X, label=(X.utilisation > 0.5).astype(int), feature_names=FEATURES),
+            num_boost_round=rounds,
+        )
+        save_bundle(tmp_path / name, booster, unversioned, X.head(100), contract=tiny_contract())
+        labels.append(model_version_of(load_bundle(tmp_path / name)))
+    assert labels[0] != labels[1], "two different models stamped in the same second share a label"
+    assert labels[0] == labels[2], "the same model file must always get the same label"
+    assert labels[0].startswith(f"tiny@{pd.Timestamp(stamp):%Y%m%dT%H%M%SZ}-")
 
 
 # ------------------------------------------------------------------------------------------------ decisions

@@ -9,6 +9,7 @@ built.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import threading
@@ -74,12 +75,14 @@ def model_version_of(bundle: Any) -> str:
     """A stable label of the model that served a decision: ``<model_name>@<version>``.
 
     Uses ``bundle.version`` (set by the registry resolver) or ``manifest.params['model_version']`` when
-    present, otherwise the manifest creation time.
+    present, otherwise the manifest creation time and the first 8 hex digits of the model's SHA-256 (two
+    bundles written in the same second stay apart; the same model file always gets the same label).
     """
     m = bundle.manifest
     version = getattr(bundle, "version", None) or (m.params or {}).get("model_version")
     if not version:
-        version = pd.Timestamp(m.created_at).strftime("%Y%m%dT%H%M%SZ")
+        digest = hashlib.sha256(bytes(bundle.booster.save_raw("ubj"))).hexdigest()[:8]
+        version = f"{pd.Timestamp(m.created_at):%Y%m%dT%H%M%SZ}-{digest}"
     return f"{m.model_name}@{version}"
 
 
