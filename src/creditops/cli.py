@@ -310,6 +310,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         code = demo_stream(settings, summary, console)
     if code == 0:
         code = demo_rollout(settings, summary)
+    if code == 0:
+        code = demo_monitoring(settings)
     return code
 
 
@@ -806,15 +808,7 @@ def _dispatcher(settings: Settings) -> Any:
     return AlertDispatcher(sinks)
 
 
-def cmd_monitor_run(args: argparse.Namespace) -> int:
-    """One monitoring run over the audit log: print the windows, send alerts, write JSON / HTML."""
-    import logging
-
-    from creditops.monitoring.alerts import evaluate_alerts
-
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    settings = _settings(args)
-    run = _monitor_run(args)
+def _print_monitoring(run: Any) -> None:
     table = Table(title=f"monitoring: {run.n_decisions:,} decisions in {run.seconds:.2f} s")
     for col in ("version", "window", "n", "approve", "mean PD / expected", "score PSI", "drifted", "AUC"):
         table.add_column(col)
@@ -825,6 +819,37 @@ def cmd_monitor_run(args: argparse.Namespace) -> int:
             f"{w.score_psi:.3f}", ", ".join(w.drifted()) or "-", "-" if auc is None else f"{auc:.3f}",
         )  # fmt: skip
     console.print(table)
+
+
+def demo_monitoring(settings: Settings) -> int:
+    """Last demo step: one monitoring run over the demo's audit log, its alerts and the HTML report."""
+    from creditops.monitoring.alerts import evaluate_alerts
+    from creditops.monitoring.app import monitor_once
+    from creditops.monitoring.report import render_report
+
+    console.rule("monitoring: every audited decision against its version's training reference")
+    run = monitor_once(settings)
+    _print_monitoring(run)
+    alerts = [a for w in run.latest().values() for a in evaluate_alerts(w, settings.monitoring)]
+    for a in alerts:
+        console.print(f"alert [{a.severity}] {a.name}: {a.annotations.get('summary', '')}", markup=False)
+    if not alerts:
+        console.print("no alerts")
+    path = render_report(run, settings.workdir / "reports" / "monitoring.html", config=settings.monitoring)
+    console.print(f"monitoring report: {path}")
+    return 0
+
+
+def cmd_monitor_run(args: argparse.Namespace) -> int:
+    """One monitoring run over the audit log: print the windows, send alerts, write JSON / HTML."""
+    import logging
+
+    from creditops.monitoring.alerts import evaluate_alerts
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    settings = _settings(args)
+    run = _monitor_run(args)
+    _print_monitoring(run)
     alerts = [a for w in run.latest().values() for a in evaluate_alerts(w, settings.monitoring)]
     _dispatcher(settings).process(alerts)
     if args.json:
