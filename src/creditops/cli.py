@@ -639,12 +639,11 @@ def demo_rollout(settings: Settings, summary: dict[str, Any]) -> int:
     """The demo's last step: canary the new model over a live stream of applicants scored by id."""
     import time
 
-    import pandas as pd
-
     from creditops.config import CanaryConfig
     from creditops.deploy.commands import canary_local, history_of, stage
     from creditops.deploy.release import approve, promote_to_champion
     from creditops.governance.registry import CHAMPION, alias_version
+    from creditops.serve_local import recent_applicant_ids
 
     model, tracking = settings.mlflow.model_name, settings.mlflow.tracking_uri
     new = str(summary["registered_version"])
@@ -658,9 +657,7 @@ def demo_rollout(settings: Settings, summary: dict[str, Any]) -> int:
             f"[yellow]first deploy: v{new} is champion; the canary below is judged against the same model "
             "(run the demo again to roll a new version out against it)[/]"
         )
-    ids = [
-        int(i) for i in pd.read_parquet(summary["entities_path"], columns=["applicant_id"])["applicant_id"]
-    ]
+    ids = recent_applicant_ids(summary)
     t0 = time.monotonic()
     console.rule(f"staging: v{new} on its own endpoint, integration smoke tests")
     if not stage(settings, new, [{"applicant_id": i} for i in ids[:5]], console):

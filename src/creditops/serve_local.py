@@ -216,9 +216,23 @@ def demo_serving(settings: Settings, summary: dict[str, Any], console: Console, 
     return 0 if report.ok else 1
 
 
+def recent_applicant_ids(summary: dict[str, Any], days: int = 30) -> list[int]:
+    """Ids of the applicants who applied in the last ``days`` before the newest application.
+
+    Scoring by id reads the online store, whose rows are as of the newest event. For an applicant who
+    applied a year earlier those rows describe an account gone quiet (no salary for months), not the
+    applicant the model was trained on, and monitoring rightly reports that traffic as drifted; the demo
+    scores recent applicants, as a lender scores today's applications.
+    """
+    entities = pd.read_parquet(summary["entities_path"], columns=["applicant_id", "event_timestamp"])
+    ts = pd.to_datetime(entities["event_timestamp"], utc=True)
+    recent = entities.loc[ts > ts.max() - pd.Timedelta(days=days), "applicant_id"]
+    return [int(i) for i in recent]
+
+
 def _sample_applicant_ids(summary: dict[str, Any], n: int) -> list[int]:
-    entities = pd.read_parquet(summary["entities_path"], columns=["applicant_id"])
-    return [int(i) for i in entities["applicant_id"].sample(n, random_state=0)]
+    ids = pd.Series(recent_applicant_ids(summary))
+    return [int(i) for i in ids.sample(min(n, len(ids)), random_state=0)]
 
 
 def _print_decisions(console: Console, ids: list[int], predictions: list[dict[str, Any]]) -> None:
