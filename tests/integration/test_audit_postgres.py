@@ -75,13 +75,9 @@ def test_postgres_failed_batch_leaves_nothing(pg_log):
     assert pg_log.verify().ok and pg_log.count() == 2
 
 
-def test_postgres_throughput_and_group_commit(pg_log):
-    records = [rec(i) for i in range(5000)]
-    t0 = time.perf_counter()
-    pg_log.append(records)
-    rate = len(records) / (time.perf_counter() - t0)
-    print(f"postgres append: {rate:,.0f} records/s")
-    assert rate > 2000  # target >= 20k/s on an idle box; loose bound for a shared CI machine
+def test_postgres_bulk_append_and_group_commit(pg_log):
+    # speed is bench/audit_commits.py's business; this shows a bulk append and shared commits stay a chain
+    pg_log.append([rec(i) for i in range(5000)])
 
     writer = AuditWriter(pg_log)
 

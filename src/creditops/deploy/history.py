@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from creditops.errors import CreditOpsError
+from creditops.governance.audit import append_only_postgres, append_only_sqlite
 
 TABLE = "deployment_history"
 COLUMNS = ("ts", "environment", "model_name", "version", "event", "serving", "actor", "reason", "details")
@@ -30,10 +31,7 @@ _SQLITE_DDL = (
         model_name TEXT NOT NULL, version TEXT NOT NULL, event TEXT NOT NULL, serving TEXT NOT NULL,
         actor TEXT NOT NULL, reason TEXT NOT NULL, details TEXT NOT NULL)""",
     f"CREATE INDEX IF NOT EXISTS {TABLE}_env_ts ON {TABLE} (environment, ts)",
-    f"""CREATE TRIGGER IF NOT EXISTS {TABLE}_no_update BEFORE UPDATE ON {TABLE}
-        BEGIN SELECT RAISE(ABORT, '{TABLE} is append-only'); END""",
-    f"""CREATE TRIGGER IF NOT EXISTS {TABLE}_no_delete BEFORE DELETE ON {TABLE}
-        BEGIN SELECT RAISE(ABORT, '{TABLE} is append-only'); END""",
+    *append_only_sqlite(TABLE),
 )
 _PG_DDL = (
     f"""CREATE TABLE IF NOT EXISTS {TABLE} (
@@ -41,14 +39,7 @@ _PG_DDL = (
         model_name TEXT NOT NULL, version TEXT NOT NULL, event TEXT NOT NULL, serving TEXT NOT NULL,
         actor TEXT NOT NULL, reason TEXT NOT NULL, details TEXT NOT NULL)""",
     f"CREATE INDEX IF NOT EXISTS {TABLE}_env_ts ON {TABLE} (environment, ts)",
-    f"""CREATE OR REPLACE FUNCTION {TABLE}_reject() RETURNS trigger AS $$
-        BEGIN RAISE EXCEPTION '{TABLE} is append-only'; END $$ LANGUAGE plpgsql""",
-    f"DROP TRIGGER IF EXISTS {TABLE}_no_change ON {TABLE}",
-    f"""CREATE TRIGGER {TABLE}_no_change BEFORE UPDATE OR DELETE ON {TABLE}
-        FOR EACH ROW EXECUTE FUNCTION {TABLE}_reject()""",
-    f"DROP TRIGGER IF EXISTS {TABLE}_no_truncate ON {TABLE}",
-    f"""CREATE TRIGGER {TABLE}_no_truncate BEFORE TRUNCATE ON {TABLE}
-        FOR EACH STATEMENT EXECUTE FUNCTION {TABLE}_reject()""",
+    *append_only_postgres(TABLE),
 )
 
 

@@ -229,6 +229,30 @@ def _as_json(value: Any) -> str:
 # --------------------------------------------------------------------------------------------------------
 # backends
 
+
+def append_only_sqlite(table: str) -> tuple[str, ...]:
+    """SQLite triggers that reject UPDATE and DELETE on ``table`` (SQLite has no TRUNCATE)."""
+    return tuple(
+        f"""CREATE TRIGGER IF NOT EXISTS {table}_no_{op.lower()} BEFORE {op} ON {table}
+        BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END"""
+        for op in ("UPDATE", "DELETE")
+    )
+
+
+def append_only_postgres(table: str) -> tuple[str, ...]:
+    """Postgres triggers that reject UPDATE, DELETE and TRUNCATE on ``table`` (idempotent)."""
+    return (
+        f"""CREATE OR REPLACE FUNCTION {table}_reject() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN RAISE EXCEPTION '{table} is append-only (% rejected)', TG_OP; END $$""",
+        f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}",
+        f"""CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table}
+        FOR EACH ROW EXECUTE FUNCTION {table}_reject()""",
+        f"DROP TRIGGER IF EXISTS {table}_no_truncate ON {table}",
+        f"""CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table}
+        FOR EACH STATEMENT EXECUTE FUNCTION {table}_reject()""",
+    )
+
+
 _SQLITE_DDL = (
     f"""CREATE TABLE IF NOT EXISTS {TABLE} (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -237,10 +261,7 @@ _SQLITE_DDL = (
         explanation TEXT NOT NULL, decision TEXT NOT NULL, caller_id TEXT NOT NULL,
         prev_hash TEXT NOT NULL, hash TEXT NOT NULL, UNIQUE (chain_id, seq))""",
     f"CREATE INDEX IF NOT EXISTS {TABLE}_ts ON {TABLE} (ts)",
-    f"""CREATE TRIGGER IF NOT EXISTS {TABLE}_no_update BEFORE UPDATE ON {TABLE}
-        BEGIN SELECT RAISE(ABORT, '{TABLE} is append-only'); END""",
-    f"""CREATE TRIGGER IF NOT EXISTS {TABLE}_no_delete BEFORE DELETE ON {TABLE}
-        BEGIN SELECT RAISE(ABORT, '{TABLE} is append-only'); END""",
+    *append_only_sqlite(TABLE),
 )
 
 _PG_DDL = (
@@ -251,14 +272,7 @@ _PG_DDL = (
         explanation TEXT NOT NULL, decision TEXT NOT NULL, caller_id TEXT NOT NULL,
         prev_hash TEXT NOT NULL, hash TEXT NOT NULL, UNIQUE (chain_id, seq))""",
     f"CREATE INDEX IF NOT EXISTS {TABLE}_ts ON {TABLE} (ts)",
-    f"""CREATE OR REPLACE FUNCTION {TABLE}_reject() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN RAISE EXCEPTION '{TABLE} is append-only (% rejected)', TG_OP; END $$""",
-    f"DROP TRIGGER IF EXISTS {TABLE}_append_only ON {TABLE}",
-    f"""CREATE TRIGGER {TABLE}_append_only BEFORE UPDATE OR DELETE ON {TABLE}
-        FOR EACH ROW EXECUTE FUNCTION {TABLE}_reject()""",
-    f"DROP TRIGGER IF EXISTS {TABLE}_no_truncate ON {TABLE}",
-    f"""CREATE TRIGGER {TABLE}_no_truncate BEFORE TRUNCATE ON {TABLE}
-        FOR EACH STATEMENT EXECUTE FUNCTION {TABLE}_reject()""",
+    *append_only_postgres(TABLE),
 )
 
 _INSERT_COLS = ", ".join(_COLUMNS)
