@@ -129,11 +129,6 @@ def _worker(path: Path, *args: str) -> tuple[int, dict]:
     return proc.returncode, json.loads(lines[-1])
 
 
-@pytest.mark.xfail(
-    reason="open defect found at the end of the session: on the merged main the batch held by the crashed "
-    "consumer is not redelivered before the restarted consumer goes idle (250 events short)",
-    strict=False,
-)
 def test_consumer_crash_and_redelivery_lose_nothing_and_count_nothing_twice(setup):
     world, store, path, run, client = setup
     new = synthetic_transactions(
@@ -189,3 +184,64 @@ def test_consumer_crash_and_redelivery_lose_nothing_and_count_nothing_twice(setu
         np.testing.assert_allclose(
             hist[f.name].to_numpy(float), want[f.name].to_numpy(float), rtol=1e-6, err_msg=f.name
         )
+
+
+def test_consumer_runs_with_its_own_ack_wait_whoever_created_the_stream_first(run_id):
+    async def scenario() -> tuple[float, float]:
+        run = f"creditops_test_{run_id}_ackwait"
+        publisher = await NatsBroker(NATS_URL, run).connect()  # default ack_wait 30 s, publishes only
+        try:
+            await publisher.publish([b"{}"] * 3)
+            from nats.js.errors import NotFoundError
+
+            with pytest.raises(NotFoundError):
+                await publisher.js.consumer_info(run, "features")
+            older = await NatsBroker(NATS_URL, run, ack_wait=30).connect()  # an earlier deployment
+            assert len(await older.fetch(1, timeout=2)) == 1
+            first = (await older.js.consumer_info(run, "features")).config.ack_wait
+            await older.close()
+            current = await NatsBroker(NATS_URL, run, ack_wait=2).connect()
+            assert await current.backlog() == 3  # two never delivered, one held by the earlier consumer
+            now = (await current.js.consumer_info(run, "features")).config.ack_wait
+            await current.close()
+            return first, now
+        finally:
+            await publisher.close(delete=True)
+
+    assert asyncio.run(scenario()) == (30.0, 2.0)
+
+
+def test_restarted_consumer_waits_for_the_batch_a_dead_consumer_held(redis_url, run_id):
+    from creditops.streaming.broker import consume
+    from creditops.streaming.consumer import StreamProcessor
+    from creditops.streaming.state import RedisEventState
+
+    frame = synthetic_transactions(
+        np.arange(1, 21), 60, pd.Timestamp("2026-01-01", tz="UTC"), rate=5.0, seed=1
+    )
+    events = encode_transactions(frame)
+    client = redis.Redis.from_url(redis_url)
+    state = RedisEventState(client, prefix=f"creditops_test_{run_id}:redelivery:")
+
+    async def scenario():
+        run = f"creditops_test_{run_id}_redelivery"
+        publisher = await NatsBroker(NATS_URL, run).connect()
+        try:
+            await publisher.publish(events)
+            dead = await NatsBroker(NATS_URL, run, ack_wait=1).connect()
+            assert len(await dead.fetch(25, timeout=2)) == 25
+            await dead.nc.close()  # gone without acknowledging, like a killed process
+            restarted = await NatsBroker(NATS_URL, run, ack_wait=1).connect()  # started at once
+            stats = await consume(
+                restarted, StreamProcessor(state), batch_size=25, fetch_timeout=0.2, stop_when_idle=True
+            )
+            left = await restarted.backlog()
+            await restarted.close()
+            return stats, left
+        finally:
+            await publisher.close(delete=True)
+
+    stats, left = asyncio.run(scenario())
+    state.clear()
+    client.close()
+    assert (stats.events, stats.applied, stats.duplicates, left) == (len(events), len(events), 0, 0)

@@ -7,6 +7,10 @@ publish. :class:`NatsBroker` implements it on NATS JetStream (a stream ``<name>`
 leaves its batch unacknowledged and JetStream redelivers it; the processor's state makes that harmless.
 A dead-lettered event carries ``Nats-Msg-Id`` = its stream sequence, so redelivery does not dead-letter it
 twice (JetStream's duplicate window).
+
+The durable consumer is created, or its ``ack_wait`` brought to the configured one, by the first fetch, never
+by a broker that only publishes: a publisher with the default ``ack_wait`` would otherwise fix the consumer's
+redelivery delay at 30 s whatever the consumer is configured with.
 """
 
 from __future__ import annotations
@@ -40,6 +44,9 @@ class Broker(Protocol):
     async def publish(self, events: Sequence[bytes], subject: str = "transaction") -> None:  # noqa: D102
         ...
 
+    async def backlog(self) -> int:  # noqa: D102
+        ...
+
 
 class NatsBroker:
     """NATS JetStream: events stream, dead-letter stream, one durable pull consumer.
@@ -61,7 +68,7 @@ class NatsBroker:
         self._sub: Any = None
 
     async def connect(self) -> NatsBroker:
-        """Connect and create the streams and the consumer when they do not exist."""
+        """Connect and create the streams when they do not exist (the consumer is bound by :meth:`fetch`)."""
         import nats
         from nats.js import api
         from nats.js.errors import NotFoundError
@@ -78,30 +85,65 @@ class NatsBroker:
                 await self.js.add_stream(
                     api.StreamConfig(name=name, subjects=subjects, duplicate_window=120.0)
                 )
-        config = api.ConsumerConfig(
-            ack_policy=api.AckPolicy.EXPLICIT,
-            ack_wait=self.ack_wait,
-            max_ack_pending=100_000,
-            deliver_policy=api.DeliverPolicy.ALL,
-        )
-        self._sub = await self.js.pull_subscribe(
-            f"{self.stream}.events.*", durable=self.durable, stream=self.stream, config=config
-        )
         return self
+
+    async def _bind(self) -> None:
+        """Create the durable consumer, or update an existing one to this broker's ``ack_wait``."""
+        from nats.js import api
+        from nats.js.errors import NotFoundError
+
+        wanted = {"ack_wait": float(self.ack_wait), "max_ack_pending": 100_000}
+        try:
+            info = await self.js.consumer_info(self.stream, self.durable)
+        except NotFoundError:
+            info = await self.js.add_consumer(
+                self.stream,
+                api.ConsumerConfig(
+                    name=self.durable,
+                    durable_name=self.durable,
+                    ack_policy=api.AckPolicy.EXPLICIT,
+                    deliver_policy=api.DeliverPolicy.ALL,
+                    filter_subject=f"{self.stream}.events.*",
+                    **wanted,
+                ),
+            )
+        if any(getattr(info.config, k) != v for k, v in wanted.items()):
+            # made by an earlier configuration: the server updates these fields of a durable in place
+            info = await self.js.add_consumer(self.stream, info.config.evolve(**wanted))
+        got = {k: getattr(info.config, k) for k in wanted}
+        if got != wanted:
+            raise RuntimeError(f"consumer {self.stream}/{self.durable} kept {got} instead of {wanted}")
+        self._sub = await self.js.pull_subscribe(
+            f"{self.stream}.events.*", durable=self.durable, stream=self.stream
+        )
 
     async def fetch(self, max_events: int, timeout: float) -> list[Any]:
         """Up to ``max_events`` messages, waiting at most ``timeout`` seconds for the first."""
         from nats.errors import TimeoutError as NatsTimeout
 
+        if self._sub is None:
+            await self._bind()
         try:
             return await self._sub.fetch(max_events, timeout=timeout)
         except (TimeoutError, NatsTimeout):
             return []
 
+    async def backlog(self) -> int:
+        """Events still to be processed: not yet delivered, or delivered and not acknowledged.
+
+        A batch held by a consumer that died counts until it is redelivered (``ack_wait`` after its
+        delivery) and acknowledged.
+        """
+        if self._sub is None:
+            await self._bind()
+        info = await self.js.consumer_info(self.stream, self.durable)
+        return int(info.num_pending or 0) + int(info.num_ack_pending or 0)
+
     async def ack(self, messages: Sequence[Any]) -> None:
         """Acknowledge every message (after its batch's features are written)."""
         for m in messages:
             await m.ack()
+        await self.nc.flush()  # the server has the acks before the next backlog question
 
     async def dead_letter(self, message: Any, reason: str) -> None:
         """Store the event and its reason in the dead-letter stream (deduplicated by stream sequence)."""
@@ -172,6 +214,7 @@ async def consume(
     max_events: int | None = None,
     on_batch: Callable[[BatchOutcome, Sequence[Any]], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    idle_grace: float | None = None,
 ) -> ConsumerStats:
     """Fetch, process, dead-letter, acknowledge, until stopped.
 
@@ -180,19 +223,25 @@ async def consume(
         processor: the stream processor.
         batch_size: events per fetch.
         fetch_timeout: seconds to wait for a batch.
-        stop_when_idle: return after a fetch that brings nothing.
+        stop_when_idle: return after a fetch that brings nothing once the broker's backlog is empty: events
+            still unacknowledged (a crashed consumer's batch, redelivered after ``ack_wait``) are waited for.
         max_events: return once this many events were processed.
         on_batch: called after each batch is written and before it is acknowledged (metrics, tests).
         should_stop: polled between batches (signal handling).
+        idle_grace: with ``stop_when_idle``, the longest wait in seconds without a message while the backlog
+            is not empty (None: twice the broker's ``ack_wait``, by when a redelivery is long due).
     """
     stats = ConsumerStats()
-    start = time.perf_counter()
+    start = last = time.perf_counter()
+    if idle_grace is None:
+        idle_grace = 2.0 * float(getattr(broker, "ack_wait", 0.0)) + fetch_timeout
     while not (should_stop and should_stop()):
         messages = await broker.fetch(batch_size, fetch_timeout)
         if not messages:
-            if stop_when_idle:
+            if stop_when_idle and (time.perf_counter() - last > idle_grace or await broker.backlog() == 0):
                 break
             continue
+        last = time.perf_counter()
         outcome = processor.process([m.data for m in messages])
         for position, rejected in outcome.rejected:
             await broker.dead_letter(messages[position], rejected.reason)
