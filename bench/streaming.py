@@ -78,10 +78,12 @@ async def _freshness(
 ) -> dict:
     import nats
 
-    broker = await NatsBroker(NATS, run, durable="fresh").connect()
+    # a stream of its own: a consumer of the ingest stream would first re-read its whole backlog
+    stream = f"{run}_fresh"
+    broker = await NatsBroker(NATS, stream, durable="fresh").connect()
     nc = await nats.connect(NATS)
     events = encode_transactions(frame)
-    subject = f"{run}.events.transaction"
+    subject = f"{stream}.events.transaction"
     latencies: list[float] = []
     rss: list[float] = []
     proc = psutil.Process()
