@@ -818,7 +818,12 @@ def cmd_deploy_smoke(args: argparse.Namespace) -> int:
         if not url:
             raise CreditOpsError(f"InferenceService {args.namespace}/{args.isvc} has no status.url yet")
     model = args.model_name or settings.serving.model_name
-    report = smoke_test(url, model, contract_rows(builtin_contract()), timeout_s=args.timeout)
+    import httpx
+
+    try:
+        report = smoke_test(url, model, contract_rows(builtin_contract()), timeout_s=args.timeout)
+    except (httpx.HTTPError, ValueError) as exc:
+        raise CreditOpsError(f"smoke test of {url}: {type(exc).__name__}: {exc}") from None
     for check, ok in report.checks.items():
         console.print(f"smoke {check}: {'[green]pass[/]' if ok else '[red]FAIL[/]'} ({report.detail[check]})")
     if args.env:
