@@ -720,7 +720,7 @@ def cmd_deploy_history(args: argparse.Namespace) -> int:
     """Print the deployment history, or which version served an environment at a date and who approved it."""
     from creditops.deploy.commands import print_history
 
-    return print_history(_settings(args), console, args.at, args.env)
+    return print_history(_settings(args), console, args.at, args.env, args.limit)
 
 
 def cmd_rollout_canary(args: argparse.Namespace) -> int:
@@ -745,6 +745,139 @@ def cmd_rollout_experiment(args: argparse.Namespace) -> int:
     return 0
 
 
+def _kube_api(args: argparse.Namespace) -> Any:
+    from creditops.deploy.kube_commands import custom_objects_api
+
+    return custom_objects_api(args.kubeconfig, args.context)
+
+
+def cmd_rollout_kube_status(args: argparse.Namespace) -> int:
+    """Print the InferenceService's traffic, revisions and readiness as JSON (``--require-idle``: exit 1)."""
+    from creditops.deploy.kube_commands import MODES, api_errors, idle_problems, status_document
+    from creditops.deploy.kubernetes import KServeTarget
+
+    def read() -> tuple[dict[str, Any], list[str]]:
+        mode = MODES[args.mode] if args.mode else None
+        target = KServeTarget(_kube_api(args), args.namespace, args.isvc, "", mode=mode)
+        doc = status_document(target)
+        return doc, idle_problems(target, doc) if args.require_idle else []
+
+    doc, problems = api_errors(args.namespace, args.isvc, read)
+    sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+    if problems:
+        sys.stderr.write("not idle: " + "; ".join(problems) + "\n")
+        return 1
+    return 0
+
+
+def cmd_rollout_kube_action(args: argparse.Namespace) -> int:
+    """Start, step, promote or roll back the canary of a KServe InferenceService; record it in the history."""
+    from creditops.deploy.commands import history_of
+    from creditops.deploy.kube_commands import kube_action
+
+    settings = _settings(args)
+    doc = kube_action(
+        args.kube_command,
+        api=_kube_api(args),
+        history=history_of(settings),
+        model_name=settings.mlflow.model_name,
+        environment=args.env,
+        namespace=args.namespace,
+        name=args.isvc,
+        mode=args.mode,
+        storage_uri=getattr(args, "storage_uri", "") or "",
+        percent=getattr(args, "percent", None),
+        version=args.version,
+        actor=args.by,
+        reason=args.reason,
+        timeout_s=args.timeout,
+    )
+    sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+    return 0
+
+
+def cmd_deploy_smoke(args: argparse.Namespace) -> int:
+    """Smoke-test a live endpoint: ready, a valid contract row scores with a decision, a bad row is a 4xx."""
+    from creditops.deploy.commands import history_of
+    from creditops.deploy.kube_commands import api_errors, custom_objects_api
+    from creditops.deploy.kubernetes import KServeTarget
+    from creditops.deploy.release import actor_name, contract_rows, smoke_test
+    from creditops.features.contract import builtin_contract
+
+    settings = _settings(args)
+    url = args.url
+    if not url:
+        if not (args.namespace and args.isvc):
+            raise CreditOpsError("deploy smoke needs --url, or --namespace and --isvc to read status.url")
+        api = custom_objects_api(args.kubeconfig, args.context)
+        obj = api_errors(
+            args.namespace, args.isvc, lambda: KServeTarget(api, args.namespace, args.isvc, "").get()
+        )
+        url = (obj.get("status") or {}).get("url")
+        if not url:
+            raise CreditOpsError(f"InferenceService {args.namespace}/{args.isvc} has no status.url yet")
+    model = args.model_name or settings.serving.model_name
+    import httpx
+
+    try:
+        report = smoke_test(url, model, contract_rows(builtin_contract()), timeout_s=args.timeout)
+    except (httpx.HTTPError, ValueError) as exc:
+        raise CreditOpsError(f"smoke test of {url}: {type(exc).__name__}: {exc}") from None
+    for check, ok in report.checks.items():
+        console.print(f"smoke {check}: {'[green]pass[/]' if ok else '[red]FAIL[/]'} ({report.detail[check]})")
+    if args.env:
+        event = "smoke_passed" if report.ok else "smoke_failed"
+        history_of(settings).record(
+            args.env, settings.mlflow.model_name, args.version or "endpoint", event, actor=actor_name(),
+            details={"url": url, **report.detail},
+        )  # fmt: skip
+    return 0 if report.ok else 1
+
+
+def _kube_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--namespace", required=True, help="namespace of the InferenceService")
+    p.add_argument("--isvc", required=True, help="InferenceService name")
+    p.add_argument(
+        "--mode",
+        choices=["serverless", "standard"],
+        help="KServe mode (default: the deploymentMode annotation)",
+    )
+    p.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster)")
+    p.add_argument("--context", help="kubeconfig context (default: the current one)")
+
+
+def add_kube_commands(rollout_sub: Any) -> None:
+    """``rollout kube status|start|step|promote|rollback``: the KServe target, one move per call."""
+    kube = rollout_sub.add_parser("kube", help="canary on a KServe InferenceService, one move per call")
+    kube_sub = kube.add_subparsers(dest="kube_command", required=True)
+    p = kube_sub.add_parser("status", help="traffic, revisions and readiness as JSON")
+    _kube_options(p)
+    p.add_argument(
+        "--require-idle", action="store_true", help="exit 1 unless settled with no canary in flight"
+    )
+    p.set_defaults(func=cmd_rollout_kube_status)
+    for name, help_ in (
+        ("start", "deploy the challenger as a canary at --percent (refused on an unsettled service)"),
+        ("step", "move the canary in progress to --percent"),
+        ("promote", "make the canary the champion (100 %%)"),
+        ("rollback", "send all traffic back to the champion"),
+    ):
+        p = kube_sub.add_parser(name, help=help_)
+        _kube_options(p)
+        if name == "start":
+            p.add_argument("--storage-uri", required=True, help="storageUri of the challenger's model")
+        if name in ("start", "step"):
+            p.add_argument("--percent", type=int, required=True, help="canary traffic percent (1..99)")
+        p.add_argument(
+            "--env", choices=["dev", "staging", "prod"], default="prod", help="history environment"
+        )
+        p.add_argument("--version", help="model version for the history (default: the storage URI)")
+        p.add_argument("--by", help="who acts (default: $CREDITOPS_ACTOR or the OS user)")
+        p.add_argument("--reason", default="", help="why (kept in the deployment history)")
+        p.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for the controller")
+        p.set_defaults(func=cmd_rollout_kube_action)
+
+
 def add_deploy_commands(sub: Any) -> None:
     """The ``deploy`` and ``rollout`` command groups."""
     deploy = sub.add_parser("deploy", help="environments, approvals, promotion and the deployment history")
@@ -763,7 +896,19 @@ def add_deploy_commands(sub: Any) -> None:
     p = deploy_sub.add_parser("history", help="deployment history; --at DATE: who served prod then")
     p.add_argument("--at", help="date or ISO time (UTC)")
     p.add_argument("--env", choices=["dev", "staging", "prod"], help="only this environment")
+    p.add_argument("--limit", type=int, help="only the last N events")
     p.set_defaults(func=cmd_deploy_history)
+    p = deploy_sub.add_parser("smoke", help="smoke-test a live endpoint (valid row scores, bad row is a 4xx)")
+    p.add_argument("--url", help="endpoint base URL (default: status.url of --namespace/--isvc)")
+    p.add_argument("--namespace", help="namespace of the InferenceService")
+    p.add_argument("--isvc", help="InferenceService name")
+    p.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster)")
+    p.add_argument("--context", help="kubeconfig context")
+    p.add_argument("--model-name", help="model name on the paths (default: serving.model_name)")
+    p.add_argument("--env", choices=["dev", "staging", "prod"], help="record the outcome in this environment")
+    p.add_argument("--version", help="model version for the history record")
+    p.add_argument("--timeout", type=float, default=30.0, help="per-request seconds")
+    p.set_defaults(func=cmd_deploy_smoke)
     rollout = sub.add_parser("rollout", help="progressive delivery of a registered version")
     rollout_sub = rollout.add_subparsers(dest="rollout_command", required=True)
     p = rollout_sub.add_parser("canary", help="canary a version against the champion with automatic analysis")
@@ -782,6 +927,7 @@ def add_deploy_commands(sub: Any) -> None:
         "--split", type=int, help="percent of applicants on the new version (default deploy.ab_split)"
     )
     p.set_defaults(func=cmd_rollout_experiment)
+    add_kube_commands(rollout_sub)
 
 
 # monitoring: `creditops monitor run|serve|receive`, `creditops outcomes generate|ingest`

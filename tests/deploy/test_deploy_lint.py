@@ -97,7 +97,7 @@ def test_workflows_cover_the_required_stages() -> None:
     assert "test_fairness.py" in wf["ci_model"] and "test_gates.py" in wf["ci_model"]
     assert "build-push-action" in wf["cd_staging"] and "CREDITOPS_PIPELINE_IMAGE" in wf["cd_staging"]
     assert "environment: production" in wf["cd_production"]
-    assert "if: failure() || cancelled()" in wf["cd_production"] and "rollback" in wf["cd_production"]
+    assert "if: (failure() || cancelled())" in wf["cd_production"] and "rollback" in wf["cd_production"]
 
 
 def test_bandit_clean_and_fails_on_an_unjustified_finding(tmp_path: Path) -> None:

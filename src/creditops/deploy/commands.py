@@ -147,7 +147,9 @@ def canary_local(
     return result
 
 
-def print_history(settings: Settings, console: Console, at: str | None, environment: str | None) -> int:
+def print_history(
+    settings: Settings, console: Console, at: str | None, environment: str | None, limit: int | None = None
+) -> int:
     """The history table, or (with ``at``) which version served the environment then and who approved it."""
     history = history_of(settings)
     model = settings.mlflow.model_name
@@ -167,7 +169,8 @@ def print_history(settings: Settings, console: Console, at: str | None, environm
     table = Table(title=f"deployment history of {model}")
     for column in ("ts", "env", "version", "event", "serving", "actor", "reason"):
         table.add_column(column)
-    for e in history.events(environment, model):
+    events = history.events(environment, model)
+    for e in events[-limit:] if limit else events:
         table.add_row(
             e.ts,
             e.environment,

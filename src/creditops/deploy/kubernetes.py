@@ -188,6 +188,34 @@ class KServeTarget:
             )
         return s
 
+    def resume(self) -> None:
+        """Continue a canary another process started (a CLI step): take the candidate from the live spec.
+
+        Serverless: the candidate is the predictor's ``storageUri``; Standard: the canary entry's, and the
+        champion predictor is the one its model settings are copied from.
+        """
+        spec = self.get()["spec"]
+        self._previous_predictor = dict(spec["predictor"])
+        if self.mode == "Standard":
+            entries = [c for c in spec.get("canary") or [] if c["predictor"].get("name") == self.canary_name]
+            if not entries:
+                raise CreditOpsError(
+                    f"InferenceService {self.namespace}/{self.name} has no canary in progress"
+                )
+            self.candidate_uri = self.candidate_uri or entries[0]["predictor"]["model"]["storageUri"]
+        elif spec["predictor"].get("canaryTrafficPercent") is None:
+            raise CreditOpsError(f"InferenceService {self.namespace}/{self.name} has no canary in progress")
+        self.candidate_uri = self.candidate_uri or spec["predictor"].get("model", {}).get("storageUri", "")
+        self._started = True
+
+    def in_progress(self) -> bool:
+        """A canary is deployed (Serverless: a percent within 1..99; Standard: ``spec.canary`` entries)."""
+        spec = self.get()["spec"]
+        if self.mode == "Standard":
+            return bool(spec.get("canary"))
+        percent = spec["predictor"].get("canaryTrafficPercent")
+        return percent is not None and 0 < int(percent) < 100
+
     # -- writes --------------------------------------------------------------------------------------------
     def set_canary(self, weight: int) -> None:
         """Start the canary at ``weight`` % (first call) or move it to ``weight`` %; wait for the status."""

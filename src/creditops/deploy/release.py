@@ -41,6 +41,21 @@ class SmokeReport:
         return [f"{k}: {self.detail.get(k, '')}" for k, ok in self.checks.items() if not ok]
 
 
+def contract_rows(contract: Any, n: int = 3) -> list[dict[str, Any]]:
+    """``n`` valid requests from a feature contract: every feature, inside its valid range, of its dtype."""
+    rows = []
+    for i in range(n):
+        row: dict[str, Any] = {}
+        for name in contract.features:
+            low, high = contract.valid_ranges.get(name, (None, None))
+            lo = 0.0 if low is None else float(low)
+            hi = lo + 100.0 if high is None else float(high)
+            value = lo + (hi - lo) * (i + 1) / (n + 1)
+            row[name] = int(value) if contract.dtypes.get(name) == "int" else round(value, 4)
+        rows.append(row)
+    return rows
+
+
 def smoke_test(
     base_url: str, model_name: str, rows: Sequence[Mapping[str, Any]], timeout_s: float = 30.0
 ) -> SmokeReport:
