@@ -1,6 +1,7 @@
 """The retraining pipeline on the KFP local runner, against a registry that already has a champion.
 
-Small on purpose (3,000 applicants, 2 trials, lenient thresholds so both small models register): a training
+Small on purpose (1,500 applicants, 2 trials on the validation objective, 2 CV folds, lenient thresholds so
+both small models register): a training
 run on another world (seed 11) is promoted to ``champion``; the retraining run on the last 12 months of
 this world must register its model as ``challenger``, judge it against that champion on the same recent
 hold-out, record the trigger reason on the run and the version, and leave ``champion`` where it was.
@@ -37,12 +38,14 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, str, dict[
     from pipelines.local import run_retraining, run_training
 
     workdir = tmp_path_factory.mktemp("retrain")
-    small = {"workdir": str(workdir), "training": {"n_trials": 2}, "gates": LENIENT}
-    champion_settings = load_config(None, {**small, "data": {"n_applicants": 3000, "seed": 11}}).resolved()
+    training = {"n_trials": 2, "objective": "valid", "cv_folds": 2}
+    gates = {**LENIENT, "fairness_bootstrap_resamples": 50}
+    small = {"workdir": str(workdir), "training": training, "gates": gates}
+    champion_settings = load_config(None, {**small, "data": {"n_applicants": 1500, "seed": 11}}).resolved()
     first = run_training(champion_settings, emit=lambda _: None)
     assert first["registered_version"], first["gate_summary"]
     promote(champion_settings.mlflow.tracking_uri, "credit-pd", first["registered_version"], promoted_by="ci")
-    settings = load_config(None, {**small, "data": {"n_applicants": 3000, "seed": 7}}).resolved()
+    settings = load_config(None, {**small, "data": {"n_applicants": 1500, "seed": 7}}).resolved()
     lines: list[str] = []
     summary = run_retraining(settings, REASON, window_months=12, emit=lines.append)
     return settings, first["registered_version"], summary, lines
