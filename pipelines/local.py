@@ -57,18 +57,51 @@ def run_training(settings: Settings, emit: Callable[[str], None] | None = None) 
     """Run the training pipeline end to end and return its summary (parsed from the last step's output).
 
     Args:
-        settings: resolved settings (absolute paths); handed to every step as JSON.
+        settings: resolved settings (absolute paths); handed to the run as JSON, with its typed parameters.
         emit: where the one-line-per-step progress goes (default: this process's real stdout).
     """
+    return _run(training_pipeline, "training", settings, emit)
+
+
+def run_retraining(
+    settings: Settings,
+    reason: str,
+    window_months: int = 12,
+    emit: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Run the retraining pipeline: the last ``window_months`` of data, gated against the champion.
+
+    Returns:
+        The run summary with ``trigger_reason``, ``champion_version`` and the rollout ``handoff``.
+    """
+    from pipelines.retraining import retraining_pipeline
+
+    params = {"reason": reason, "window_months": window_months}
+    return _run(retraining_pipeline, "retraining", settings, emit, **params)
+
+
+def _run(
+    pipeline: Callable[..., Any],
+    name: str,
+    settings: Settings,
+    emit: Callable[[str], None] | None,
+    **params: Any,
+) -> dict[str, Any]:
     console = sys.stdout
     emit = emit or (lambda line: print(line, file=console, flush=True))
     root = settings.workdir / "kfp"
     root.mkdir(parents=True, exist_ok=True)
-    log_path = root / f"training-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    log_path = root / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    typed = {
+        "source": settings.data.source,
+        "n_applicants": settings.data.n_applicants,
+        "seed": settings.data.seed,
+        "n_trials": settings.training.n_trials,
+    }
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root), raise_on_error=True)
     with open(log_path, "w") as log, contextlib.redirect_stdout(StepProgress(log, emit)):
         try:
-            task = training_pipeline(config=settings.model_dump_json())
+            task = pipeline(config=settings.model_dump_json(), **typed, **params)
         except RuntimeError as exc:
             last = "\n".join(log_path.read_text().splitlines()[-30:])
             raise PipelineFailed(f"{exc}\n--- last lines of {log_path} ---\n{last}") from exc

@@ -2,6 +2,8 @@
 
 Compile: ``python -m pipelines.training`` (writes ``pipelines/training.yaml``, checked in; a test recompiles
 and diffs). Run locally: ``creditops train`` (KFP local SubprocessRunner on the embedded defaults).
+Parameters are typed with defaults (a dashboard user sets them); ``config`` is an optional config file path
+(or ``Settings`` JSON) for everything else; the typed parameters win over it.
 """
 
 from pathlib import Path
@@ -13,10 +15,12 @@ from components.gates import evaluate_gates
 from components.ingest import ingest_data
 from components.model_card import write_model_card
 from components.register import register_model
+from components.retraining import resolve_run_settings
 from components.train import train_model
 from components.training_set import build_training_set
 from components.tune import tune_model
 from components.validate import validate_data
+from pipelines.resources import configure
 
 COMPILED = Path(__file__).with_name("training.yaml")
 
@@ -24,8 +28,19 @@ COMPILED = Path(__file__).with_name("training.yaml")
 @dsl.pipeline(
     name="creditops-training", description="Ingest, validate, featurise, tune, train, gate, register."
 )
-def training_pipeline(config: str) -> str:
-    """Wire the steps; ``config`` is the run's ``Settings`` as JSON. Returns the run summary (JSON)."""
+def training_pipeline(
+    config: str = "",
+    workdir: str = "",
+    source: str = "synthetic",
+    n_applicants: int = 20_000,
+    seed: int = 7,
+    n_trials: int = 100,
+) -> str:
+    """Wire the steps; returns the run summary (JSON)."""
+    settings = resolve_run_settings(
+        config=config, workdir=workdir, source=source, n_applicants=n_applicants, seed=seed, n_trials=n_trials
+    )
+    config = settings.output
     ingest = ingest_data(config=config)
     validate = validate_data(config=config, snapshot=ingest.outputs["snapshot"])
     features = compute_features(config=config, validated=validate.outputs["validated"])
@@ -62,6 +77,7 @@ def training_pipeline(config: str) -> str:
         entities=features.outputs["entities"],
         evidence=train.outputs["evidence"],
     )
+    configure(settings, ingest, validate, features, training_set, tune, train, gates, card, register)
     return register.output
 
 

@@ -114,6 +114,31 @@ def _train(settings: Settings) -> dict[str, Any]:
     return summary
 
 
+def cmd_retrain(args: argparse.Namespace) -> int:
+    """Run the KFP retraining pipeline locally; a passing model becomes the ``challenger``, never champion."""
+    summary = _retrain(_settings(args), args.reason, args.window_months)
+    return 0 if summary.get("registered_version") else 1
+
+
+def _retrain(settings: Settings, reason: str, window_months: int = 12) -> dict[str, Any]:
+    from pipelines.local import run_retraining
+
+    if not reason.strip():
+        raise CreditOpsError("--reason must say why the model is retrained (it is recorded on the version)")
+    if window_months < 1:
+        raise CreditOpsError(f"--window-months must be at least 1, got {window_months}")
+    preflight(settings)
+    _plain_kfp_logs()
+    print(f"retraining pipeline (KFP local runner): {reason}", flush=True)
+    summary = run_retraining(settings, reason, window_months)
+    print_summary(summary)
+    champion = summary.get("champion_version") or "none"
+    console.print(f"trigger: {escape(summary['trigger_reason'])}; champion: {champion}", soft_wrap=True)
+    if summary.get("handoff"):
+        console.print(f"next: {summary['handoff']['command']}", soft_wrap=True)
+    return summary
+
+
 def _plain_kfp_logs() -> None:
     """KFP's local runner colours its log lines unconditionally; keep escape codes out of files and pipes."""
     if sys.stdout.isatty():
@@ -226,9 +251,9 @@ def print_summary(summary: dict[str, Any], out: Any = None) -> None:
 
 def cmd_compile(args: argparse.Namespace) -> int:
     """Compile the pipelines to KFP YAML."""
-    from pipelines import daily, training
+    from pipelines import daily, retraining, training
 
-    for module in (training, daily):
+    for module in (training, retraining, daily):
         console.print(f"wrote {module.compile_pipeline()}")
     return 0
 
@@ -410,12 +435,14 @@ def cmd_schedule(args: argparse.Namespace) -> int:
         from pipelines.daily import run_daily
 
         console.rule("daily pipeline (KFP local runner)")
-        decision = run_daily(settings, on_retrain=lambda d: _train(settings))
+        decision = run_daily(
+            settings, on_retrain=lambda d: _retrain(settings, "daily monitoring: " + "; ".join(d["reasons"]))
+        )
         console.print(f"retrain: {decision['retrain']} {'; '.join(decision['reasons'])}")
 
     jobs = [
         Job("daily", Cron.parse(cfg.daily_cron), daily),
-        Job("retrain", Cron.parse(cfg.retrain_cron), lambda: _train(settings)),
+        Job("retrain", Cron.parse(cfg.retrain_cron), lambda: _retrain(settings, "monthly schedule")),
     ]
     sched = Scheduler(jobs, max_concurrency=cfg.max_concurrency)
     for job in jobs:
@@ -545,6 +572,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, func, help_ in (
         ("demo", cmd_demo, "end to end on the embedded defaults: train, register, serve, score, audit"),
         ("train", cmd_train, "run the KFP training pipeline locally"),
+        ("retrain", cmd_retrain, "run the KFP retraining pipeline locally (new model becomes challenger)"),
         ("ingest", cmd_ingest, "ingest a source into a content-addressed snapshot"),
     ):
         p = add(name, func, help_)
@@ -560,6 +588,11 @@ def build_parser() -> argparse.ArgumentParser:
         )
         if name != "ingest":
             p.add_argument("--trials", type=int, help="Optuna trials")
+        if name == "retrain":
+            p.add_argument("--reason", required=True, help="why retrain (recorded on the run and version)")
+            p.add_argument(
+                "--window-months", type=int, default=12, help="train on the last N months of data (12)"
+            )
     add("compile", cmd_compile, "compile the pipelines to KFP YAML")
     p = add("score", cmd_score, "batch-score a file with reason codes (every decision is audited)")
     p.add_argument("--input", type=Path, required=True, help="CSV or Parquet file of applications")

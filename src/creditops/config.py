@@ -122,6 +122,8 @@ class GatesConfig(_Section):
         max_perturbation_shift: limit on the mean |change in PD| under small input noise.
         perturbation_scale: size of that noise, in standard deviations of each input.
         baseline_tolerance: the tuned model's AUC may trail the best baseline's by at most this.
+        champion_tolerance: retraining: the challenger's AUC on the recent hold-out may trail the current
+            ``champion``'s AUC on the same rows by at most this (gate ``champion_not_worse``).
         max_calibration_auc_change: |AUC of the calibrated PD - AUC of the raw score| on the test set must
             stay at or under this (calibration must not destroy ranking through ties).
         fairness_min_group_size: rows a group needs to enter a disparity or the impact ratio; smaller groups
@@ -146,6 +148,7 @@ class GatesConfig(_Section):
     max_perturbation_shift: float = 0.02
     perturbation_scale: float = 0.01
     baseline_tolerance: float = Field(0.005, ge=0.0)
+    champion_tolerance: float = Field(0.005, ge=0.0)
     max_calibration_auc_change: float = Field(0.002, ge=0.0)
     fairness_min_group_size: int = Field(100, ge=1)
     fairness_min_group_defaulters: int = Field(100, ge=1)

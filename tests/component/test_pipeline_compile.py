@@ -28,6 +28,7 @@ def test_compiled_yaml_loads_back_and_uses_the_project_image() -> None:
     assert images == {BASE_IMAGE}
     steps = set(spec["root"]["dag"]["tasks"])
     assert {
+        "resolve-run-settings",
         "ingest-data",
         "validate-data",
         "compute-features",
@@ -40,3 +41,19 @@ def test_compiled_yaml_loads_back_and_uses_the_project_image() -> None:
     } == steps
     # offline clusters: the compiled steps never pip-install at run time
     assert "pip install" not in COMPILED.read_text()
+
+
+def test_parameters_are_typed_with_defaults_and_steps_request_resources() -> None:
+    spec = yaml.safe_load(COMPILED.read_text())
+    params = spec["root"]["inputDefinitions"]["parameters"]
+    assert all(p.get("isOptional") and "defaultValue" in p for p in params.values()), "no required blob"
+    assert params["n_trials"] == {
+        "defaultValue": 100.0,
+        "isOptional": True,
+        "parameterType": "NUMBER_INTEGER",
+    }
+    assert params["source"]["defaultValue"] == "synthetic" and params["config"]["defaultValue"] == ""
+    tasks = spec["root"]["dag"]["tasks"]
+    assert not tasks["ingest-data"].get("cachingOptions", {}).get("enableCache", False)
+    resources = [ex["container"].get("resources", {}) for ex in spec["deploymentSpec"]["executors"].values()]
+    assert all(r.get("resourceCpuRequest") and r.get("resourceMemoryRequest") for r in resources)

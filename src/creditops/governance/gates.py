@@ -48,6 +48,12 @@ The gates, in report order:
 * ``adversarial_monotone`` and ``monotonicity`` (<= 0): nudges along each declared monotone direction never
   lower the PD, and on a grid over each declared feature PD moves only in the declared direction.
 
+The retraining pipeline adds one more, :func:`champion_gate`:
+
+* ``champion_not_worse`` (>= ``-champion_tolerance``): the challenger's AUC minus the current champion's,
+  both scored on the same recent hold-out; ``not_applicable`` when there is no champion, ``not_assessed``
+  (blocking) when the hold-out lacks an input the champion needs.
+
 A failed gate is never fatal here: the caller (registry, pipeline) decides, and :meth:`GateReport.summary`
 says which gate failed, by how much, and what was not assessed or not applicable.
 """
@@ -1034,3 +1040,39 @@ def evaluate_gates(
         unassessed=unassessed,
         operating_point=operating_point,
     )
+
+
+def champion_gate(
+    challenger: BundleLike,
+    champion: BundleLike | None,
+    test_df: pd.DataFrame,
+    tolerance: float,
+    champion_label: str = "champion",
+) -> Gate:
+    """``champion_not_worse``: challenger AUC minus champion AUC on the same rows must reach ``-tolerance``.
+
+    Args:
+        challenger: the newly trained bundle.
+        champion: the bundle serving production now; None when there is none (the gate is not applicable).
+        test_df: the recent hold-out both models are scored on (the challenger's target column).
+        tolerance: how far the challenger's AUC may trail the champion's.
+        champion_label: how the detail names the champion (e.g. ``credit-pd v3``).
+
+    Returns:
+        The gate; ``not_assessed`` and blocking when ``test_df`` lacks a champion input, or holds one class.
+    """
+    name, threshold = "champion_not_worse", -float(tolerance)
+    if champion is None:
+        return Gate.not_applicable(name, threshold, ">=", "no champion model in the registry")
+    target = challenger.manifest.target
+    missing = [c for c in champion.manifest.features if c not in test_df.columns]
+    y = test_df[target].astype(int).to_numpy()
+    if missing or len(np.unique(y)) < 2:
+        why = f"hold-out lacks champion inputs {missing}" if missing else "hold-out holds a single class"
+        return Gate(name, float("nan"), threshold, ">=", "not_assessed", detail=why, unassessed_blocks=True)
+    new = float(roc_auc_score(y, np.asarray(challenger.predict_pd(test_df[challenger.manifest.features]))))
+    old = float(roc_auc_score(y, np.asarray(champion.predict_pd(test_df[champion.manifest.features]))))
+    detail = (
+        f"AUC on the same {len(y)} recent hold-out rows: challenger {new:.4g}, {champion_label} {old:.4g}"
+    )
+    return Gate.check(name, new - old, threshold, ">=", detail=detail)
