@@ -28,10 +28,11 @@ sys.path.insert(0, str(TESTS))  # governance_helpers: the shared tiny-bundle bui
 if importlib.util.find_spec("alibi_detect") is None:
     collect_ignore_glob = ["test_*.py"]
 
-BUILD = (
-    "import sys; from pathlib import Path; sys.path.insert(0, sys.argv[2]);"
+BUILD = (  # the bundle gets a feature contract, as every served bundle has (the decision core needs it)
+    "import sys; from pathlib import Path; sys.path[:0] = [sys.argv[2], sys.argv[3]];"
     "import xgboost; from governance_helpers import make_bundle;"
-    "make_bundle(Path(sys.argv[1]), n=1500); print(xgboost.__version__)"
+    "from predictor.testing import embed_contract;"
+    "make_bundle(Path(sys.argv[1]), n=1500); embed_contract(sys.argv[1]); print(xgboost.__version__)"
 )
 
 
@@ -40,7 +41,10 @@ def bundle_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("alibi") / "bundle"
     python = str(CORE_PYTHON) if CORE_PYTHON.exists() else sys.executable
     done = subprocess.run(
-        [python, "-c", BUILD, str(out), str(TESTS)], capture_output=True, text=True, check=True
+        [python, "-c", BUILD, str(out), str(TESTS), str(REPO / "kserve")],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     print(f"bundle trained with xgboost {done.stdout.strip()} ({python})")
     return out
