@@ -928,7 +928,10 @@ def add_deploy_commands(sub: Any) -> None:
     p.set_defaults(func=cmd_deploy_promote)
     p = deploy_sub.add_parser("history", help="deployment history; --at DATE: who served prod then")
     p.add_argument("--at", help="date or ISO time (UTC)")
-    p.add_argument("--env", choices=["dev", "staging", "prod"], help="only this environment")
+    p.add_argument(
+        "--env", choices=["dev", "staging", "prod", "training"], help="only this environment (training: "
+        "the retraining trigger's decisions and runs)",
+    )  # fmt: skip
     p.add_argument("--limit", type=int, help="only the last N events")
     p.set_defaults(func=cmd_deploy_history)
     p = deploy_sub.add_parser("smoke", help="smoke-test a live endpoint (valid row scores, bad row is a 4xx)")
@@ -1045,10 +1048,26 @@ def cmd_monitor_serve(args: argparse.Namespace) -> int:
     from creditops.monitoring.metrics import MonitorService
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    from creditops.monitoring.loop import LoopWorker
+
     settings = _settings(args)
+    on_run = None
+    if args.retrain:
+        latest: list[Any] = []
+        worker = LoopWorker(
+            lambda: _loop_turn(settings, latest[-1], args),
+            lambda exc: logging.getLogger("creditops.monitoring").error("retraining loop failed: %s", exc),
+        )
+
+        def on_run(run: Any) -> None:
+            latest.append(run)
+            del latest[:-1]
+            worker.submit()
+
     service = MonitorService(
-        lambda: _monitor_run(args), _dispatcher(settings), settings.monitoring, interval=args.interval
-    )
+        lambda: _monitor_run(args), _dispatcher(settings), settings.monitoring, interval=args.interval,
+        on_run=on_run,
+    )  # fmt: skip
     port = service.serve_metrics(settings.monitoring.host, args.port or settings.monitoring.port)
     console.print(
         f"monitor: /metrics on http://{settings.monitoring.host}:{port}/metrics every {args.interval} s"
@@ -1062,25 +1081,96 @@ def cmd_monitor_serve(args: argparse.Namespace) -> int:
 
 def cmd_monitor_receive(args: argparse.Namespace) -> int:
     """An Alertmanager-compatible webhook receiver that prints the alerts it gets (blocks)."""
+    import logging
+    import os
     import threading
 
     from creditops.monitoring.alerts import AlertReceiver
+    from creditops.monitoring.loop import LoopWorker
 
     settings = _settings(args)
+    token = args.token or os.environ.get("CREDITOPS_ALERT_TOKEN") or None
+    if args.retrain and token is None:
+        raise CreditOpsError(
+            "--retrain starts retraining on what it receives: set a bearer token (--token or "
+            "$CREDITOPS_ALERT_TOKEN) so only your Alertmanager can call it"
+        )
+    store = _received_alerts(settings, args.alerts_file)
+    worker = None
+    if args.retrain:
+        worker = LoopWorker(
+            lambda: _loop_turn(settings, _monitor_run(args), args),
+            lambda exc: logging.getLogger("creditops.monitoring").error("retraining loop failed: %s", exc),
+        )
 
     def show(alerts: list[Any]) -> None:
+        store.append(alerts)
         for a in alerts:
             console.print(
-                f"{a.status} [{a.severity}] {a.name} {dict(a.labels)}: {a.annotations.get('summary', '')}"
+                f"{a.status} [{a.severity}] {a.name} {dict(a.labels)}: {a.annotations.get('summary', '')}",
+                markup=False,
             )
+        if worker is not None and any(a.status == "firing" for a in alerts):
+            worker.submit()
 
-    receiver = AlertReceiver(show, settings.monitoring.host, args.port, token=args.token)
+    receiver = AlertReceiver(show, settings.monitoring.host, args.port, token=token)
     console.print(f"receiving alerts on {receiver.url}")
     with receiver:
         try:
             threading.Event().wait()
         except KeyboardInterrupt:
             pass
+    return 0
+
+
+def _received_alerts(settings: Settings, path: Path | None = None) -> Any:
+    from creditops.monitoring.loop import ReceivedAlerts
+
+    return ReceivedAlerts(path or settings.workdir / "monitoring" / "received-alerts.jsonl")
+
+
+def _loop_turn(settings: Settings, run: Any, args: argparse.Namespace) -> Any:
+    """One turn of the closed loop on ``run``: decide and record; with --execute retrain and canary."""
+    from creditops.deploy.commands import canary_local
+    from creditops.monitoring.loop import close_loop
+
+    received = _received_alerts(settings, getattr(args, "alerts_file", None)).read()
+    execute = bool(getattr(args, "execute", False) or getattr(args, "retrain", False))
+
+    def retrain(s: Settings, reason: str) -> dict[str, Any]:
+        return _retrain(s, reason, getattr(args, "window_months", 12))
+
+    def canary(s: Settings, version: str) -> Any:
+        return canary_local(s, version, console)
+
+    result = close_loop(
+        settings, run, received=received, retrain=retrain if execute else None,
+        canary=None if getattr(args, "no_canary", False) else canary,
+    )  # fmt: skip
+    d = result.decision
+    verdict = "[bold red]retrain[/]" if d.retrain else "[green]no retraining[/]"
+    console.print(f"trigger on {result.inputs.model_version or 'no served version'}: {verdict}")
+    for r in d.reasons:
+        console.print(f"  reason: {escape(r)}", soft_wrap=True)
+    for b in d.blockers:
+        console.print(f"  blocked: {escape(b)}", soft_wrap=True)
+    if d.retrain and not execute:
+        console.print("  dry run: nothing started (--execute runs the retraining pipeline)")
+    if d.retrain and d.promotion_requires_approval and result.rollout is not None:
+        console.print("  promotion waited for a recorded approval (creditops deploy approve)")
+    return result
+
+
+def cmd_monitor_trigger(args: argparse.Namespace) -> int:
+    """One monitoring run, then the retraining trigger policy; --execute retrains and canaries."""
+    settings = _settings(args)
+    run = _monitor_run(args)
+    _print_monitoring(run)
+    result = _loop_turn(settings, run, args)
+    if result.retraining is not None and not result.retraining.get("registered_version"):
+        return 1
+    if result.rollout is not None and result.rollout.outcome != "promoted":
+        return 1
     return 0
 
 
@@ -1132,6 +1222,8 @@ def add_monitoring_commands(sub: Any) -> None:
     for name, func, help_ in (
         ("run", cmd_monitor_run, "one monitoring run over the audit log"),
         ("serve", cmd_monitor_serve, "the monitor process: periodic runs, /metrics, alerts"),
+        ("trigger", cmd_monitor_trigger, "one run, then the retraining trigger policy (--execute acts)"),
+        ("receive", cmd_monitor_receive, "Alertmanager-compatible webhook receiver (--retrain: act on it)"),
     ):
         p = msub.add_parser(name, help=help_)
         p.set_defaults(func=func)
@@ -1151,13 +1243,27 @@ def add_monitoring_commands(sub: Any) -> None:
             p.add_argument(
                 "--fail-on-critical", action="store_true", help="exit 1 when a critical alert fires"
             )
-        else:
+        elif name == "serve":
             p.add_argument("--interval", type=float, default=300.0, help="seconds between runs")
             p.add_argument("--port", type=int, help="metrics port (default: config monitoring.port)")
-    p = msub.add_parser("receive", help="Alertmanager-compatible webhook receiver that prints alerts")
-    p.set_defaults(func=cmd_monitor_receive)
-    p.add_argument("--port", type=int, default=9109, help="port")
-    p.add_argument("--token", help="require this bearer token")
+        elif name == "receive":
+            p.add_argument("--port", type=int, default=9109, help="port")
+            p.add_argument("--token", help="require this bearer token (default: $CREDITOPS_ALERT_TOKEN)")
+        if name == "trigger":
+            p.add_argument(
+                "--execute", action="store_true",
+                help="when the policy says retrain, run the retraining pipeline and canary its challenger "
+                "(default: decide and record only)",
+            )  # fmt: skip
+        if name in ("serve", "receive"):
+            p.add_argument(
+                "--retrain", action="store_true",
+                help="after each run / firing alert, apply the trigger policy and act on it",
+            )  # fmt: skip
+        if name != "run":
+            p.add_argument("--alerts-file", type=Path, help="received-alerts file (default: in the workdir)")
+            p.add_argument("--no-canary", action="store_true", help="stop at the registered challenger")
+            p.add_argument("--window-months", type=int, default=12, help="retrain on the last N months (12)")
     outcomes = sub.add_parser("outcomes", help="realised outcomes of served applicants")
     osub = outcomes.add_subparsers(dest="outcomes_command", required=True)
     p = osub.add_parser("generate", help="synthetic outcomes for audited decisions")

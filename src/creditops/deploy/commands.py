@@ -114,6 +114,7 @@ def canary_local(
             "prod", model, candidate, "canary_started", actor=actor_name(), details={"rollout": rollout_id}
         )
         started: list[float] = []
+        awaiting: list[float] = []
 
         def on_report(r: StepReport) -> None:
             if not started:
@@ -123,6 +124,12 @@ def canary_local(
                 history.record(
                     "prod", model, candidate, "step", details={"weight": r.weight, "rollout": rollout_id}
                 )
+            elif r.action.kind == "await_approval" and not awaiting:
+                awaiting.append(r.at)
+                history.record(
+                    "prod", model, candidate, "awaiting_approval", reason=r.action.reason,
+                    details={"weight": r.weight, "rollout": rollout_id},
+                )  # fmt: skip
 
         result = run_canary(
             LocalTarget(router, Backend(canary_url, candidate)),

@@ -23,7 +23,8 @@ from creditops.governance.audit import append_only_postgres, append_only_sqlite
 
 TABLE = "deployment_history"
 COLUMNS = ("ts", "environment", "model_name", "version", "event", "serving", "actor", "reason", "details")
-ENVIRONMENTS = ("dev", "staging", "prod")
+#: ``training`` holds the retraining trigger's decisions and the retraining runs it started.
+ENVIRONMENTS = ("dev", "staging", "prod", "training")
 
 _SQLITE_DDL = (
     f"""CREATE TABLE IF NOT EXISTS {TABLE} (

@@ -171,6 +171,7 @@ class MonitorService:
         config: Thresholds for :func:`evaluate_alerts`.
         interval: Seconds between runs.
         metrics: Gauges (default: a new registry).
+        on_run: Called with every round's run after the alerts went out (the retraining loop).
     """
 
     def __init__(
@@ -180,8 +181,10 @@ class MonitorService:
         config: Any = None,
         interval: float = 300.0,
         metrics: MonitoringMetrics | None = None,
+        on_run: Callable[[MonitoringRun], object] | None = None,
     ) -> None:
         self.run_once = run_once
+        self.on_run = on_run
         self.dispatcher = dispatcher
         self.config = config
         self.interval = interval
@@ -197,6 +200,8 @@ class MonitorService:
         self.dispatcher.process(alerts)
         self.metrics.update(run, self.dispatcher.active)
         self.runs += 1
+        if self.on_run is not None:
+            self.on_run(run)
         return run
 
     def serve_metrics(self, host: str, port: int) -> int:
