@@ -1016,6 +1016,7 @@ def demo_monitoring(settings: Settings) -> int:
         console.print("no alerts")
     path = render_report(run, settings.workdir / "reports" / "monitoring.html", config=settings.monitoring)
     console.print(f"monitoring report: {path}")
+    _compliance(settings, run, owner="demo")
     return 0
 
 
@@ -1174,6 +1175,36 @@ def cmd_monitor_trigger(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compliance(args: argparse.Namespace) -> int:
+    """The compliance report (HTML): inventory, gates, approvals, adverse-action and audit coverage, drift."""
+    from creditops.deploy.release import actor_name
+    from creditops.monitoring.app import monitor_once
+
+    settings = _settings(args)
+    run = monitor_once(settings, args.reference or (), applications=args.applications)
+    facts = _compliance(settings, run, args.owner or actor_name(), args.output)
+    return 1 if facts.findings and args.fail_on_findings else 0
+
+
+def _compliance(settings: Settings, run: Any, owner: str, output: Path | None = None) -> Any:
+    from creditops.governance.compliance import gather, render_compliance
+
+    facts = gather(settings, run, owner=owner)
+    path = render_compliance(facts, output or settings.workdir / "reports" / "compliance.html")
+    a = facts.audit
+    console.print(
+        f"{len(facts.inventory)} registered versions, {len(facts.gate_history)} judged candidates, "
+        f"{a.get('records', 0):,} audit records (chains {'intact' if a.get('chains_ok') else 'BROKEN'}), "
+        f"{len(facts.windows)} monitoring windows"
+    )
+    for finding in facts.findings:
+        console.print(f"[red]finding:[/] {escape(finding)}", soft_wrap=True)
+    if not facts.findings:
+        console.print("[green]no findings[/]")
+    console.print(f"compliance report: {path}")
+    return facts
+
+
 def cmd_outcomes_generate(args: argparse.Namespace) -> int:
     """Synthetic outcomes for audited decisions (configurable delay and concept drift) as a CSV file."""
     import pandas as pd
@@ -1264,6 +1295,16 @@ def add_monitoring_commands(sub: Any) -> None:
             p.add_argument("--alerts-file", type=Path, help="received-alerts file (default: in the workdir)")
             p.add_argument("--no-canary", action="store_true", help="stop at the registered challenger")
             p.add_argument("--window-months", type=int, default=12, help="retrain on the last N months (12)")
+    p = sub.add_parser(
+        "compliance", help="compliance report: inventory, gate history, approvals, adverse-action and audit "
+        "coverage, drift and back-tests",
+    )  # fmt: skip
+    p.set_defaults(func=cmd_compliance)
+    p.add_argument("--output", type=Path, help="HTML file (default: workdir/reports/compliance.html)")
+    p.add_argument("--owner", help="model owner named in the inventory (default: $CREDITOPS_ACTOR / user)")
+    p.add_argument("--reference", action="append", help="monitoring reference (as for monitor run)")
+    p.add_argument("--applications", type=Path, help="application records with protected attributes")
+    p.add_argument("--fail-on-findings", action="store_true", help="exit 1 when there is a finding")
     outcomes = sub.add_parser("outcomes", help="realised outcomes of served applicants")
     osub = outcomes.add_subparsers(dest="outcomes_command", required=True)
     p = osub.add_parser("generate", help="synthetic outcomes for audited decisions")

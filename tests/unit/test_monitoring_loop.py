@@ -204,3 +204,45 @@ def test_alertmanager_alerts_alone_can_trigger(tmp_path):
     late = prometheus_alert(pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%dT%H:%M:%SZ"))
     fresh = settings_for(tmp_path / "fresh")
     assert not close_loop(fresh, empty, received=[late], retrain=Retrainer()).decision.retrain
+
+
+def test_a_fresh_champion_counts_as_trained_when_it_was_registered(tmp_path):
+    from creditops.monitoring.loop import retraining_state
+
+    history = DeploymentHistory(f"sqlite:///{tmp_path / 'h.db'}")
+    registered = datetime(2026, 6, 2, tzinfo=UTC)
+    outcomes = pd.DataFrame(
+        {"outcome_date": pd.to_datetime(["2026-06-01", "2026-06-03", "2026-06-04"], utc=True)}
+    )
+    assert retraining_state(history, "m", outcomes) == (None, 3)
+    assert retraining_state(history, "m", outcomes, registered) == (registered, 2)
+    history.record(ENVIRONMENT, "m", "1", "retrain_started", ts="2026-06-03T12:00:00Z")
+    last, new = retraining_state(history, "m", outcomes, registered)
+    assert last == datetime(2026, 6, 3, 12, tzinfo=UTC) and new == 1
+
+
+def test_cli_trigger_is_a_dry_run_unless_told_and_receive_needs_a_token(
+    served, tmp_path, capsys, monkeypatch
+):
+    import yaml
+
+    from creditops import cli
+
+    monitoring_run(served, "cli", 2)  # writes the audit log
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({
+        "workdir": str(tmp_path), "mlflow": {"model_name": "m"},
+        "monitoring": {"retraining": {"schedule_days": None, "min_new_outcomes": 0}},
+    }))  # fmt: skip
+    audit = f"sqlite:///{served['root'] / 'cli.db'}"
+    bundle = str(served["bundle"].path)
+    code = cli.main(
+        ["--config", str(config), "monitor", "trigger", "--reference", bundle, "--audit-url", audit]
+    )
+    out = capsys.readouterr().out
+    assert code == 0 and "retrain" in out and "dry run: nothing started" in out
+    (event,) = DeploymentHistory(f"sqlite:///{tmp_path / 'deployments.db'}").events(ENVIRONMENT)
+    assert event.event == "retrain_decision" and event.details["dry_run"] is True
+    monkeypatch.delenv("CREDITOPS_ALERT_TOKEN", raising=False)
+    assert cli.main(["--config", str(config), "monitor", "receive", "--retrain", "--port", "0"]) == 2
+    assert "--retrain starts retraining" in capsys.readouterr().out

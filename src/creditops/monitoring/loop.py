@@ -142,27 +142,34 @@ def received_in(alerts: Sequence[Alert], start: pd.Timestamp, end: pd.Timestamp)
 # the trigger's inputs
 
 
-def champion_label(settings: Settings, run: MonitoringRun) -> str | None:
-    """The audit label of the served champion (``name@N``), else the version with the newest window."""
-    from creditops.governance.registry import CHAMPION, alias_version
+def champion_label(settings: Settings, run: MonitoringRun) -> tuple[str | None, datetime | None]:
+    """The audit label of the served champion (``name@N``) and when it was registered.
 
-    name = settings.mlflow.model_name
-    try:
-        number = alias_version(settings.mlflow.tracking_uri, name, CHAMPION)
-    except Exception:  # the registry may not know the model at all (bundle-only serving)
-        number = None
+    Without a registered champion in the audit log: the version with the newest window, registered never.
+    """
+    from mlflow.tracking import MlflowClient
+
+    from creditops.governance.registry import CHAMPION, alias_version, tracking_uri_for
+
+    name, uri = settings.mlflow.model_name, tracking_uri_for(settings.mlflow.tracking_uri)
+    number = alias_version(uri, name, CHAMPION)
+    created = MlflowClient(uri, uri).get_model_version(name, number).creation_timestamp if number else None
     label = f"{name}@{number}" if number else None
     if label is not None and any(w.model_version == label for w in run.windows):
-        return label
-    return run.windows[-1].model_version if run.windows else label
+        return label, datetime.fromtimestamp(created / 1000, UTC) if created else None
+    return (run.windows[-1].model_version if run.windows else label), None
 
 
 def retraining_state(
-    history: DeploymentHistory, model_name: str, outcomes: pd.DataFrame
+    history: DeploymentHistory, model_name: str, outcomes: pd.DataFrame, trained_at: datetime | None = None
 ) -> tuple[datetime | None, int]:
-    """When the last retraining started, and how many outcomes matured after it (all of them if never)."""
+    """When the served model was last (re)trained, and how many outcomes matured after that.
+
+    The last ``retrain_started`` of the history, else ``trained_at`` (when the champion was registered: a
+    fresh deployment is not "never retrained"); outcomes count from then (all of them if neither is known).
+    """
     started = [e for e in history.events(ENVIRONMENT, model_name) if e.event == RETRAIN_STARTED]
-    last = None if not started else datetime.fromisoformat(started[-1].ts.replace("Z", "+00:00"))
+    last = trained_at if not started else datetime.fromisoformat(started[-1].ts.replace("Z", "+00:00"))
     if not len(outcomes) or "outcome_date" not in outcomes.columns:
         return last, 0
     dates = pd.to_datetime(outcomes["outcome_date"], utc=True, errors="coerce")
@@ -189,7 +196,7 @@ def assess(
     """
     from creditops.data.outcomes import load_outcome_store
 
-    version = champion_label(settings, run)
+    version, trained_at = champion_label(settings, run)
     mine = [w for w in run.windows if w.model_version == version]
     freq = pd.tseries.frequencies.to_offset(settings.monitoring.window)
     if mine:
@@ -213,7 +220,7 @@ def assess(
             auc, matured = float(perf["auc"]), int(perf.get("matured", 0))
             break
     store = load_outcome_store(settings.workdir / "outcomes") if outcomes is None else outcomes
-    last, new = retraining_state(history, settings.mlflow.model_name, store)
+    last, new = retraining_state(history, settings.mlflow.model_name, store, trained_at)
     return LoopInputs(version, [s.isoformat() for s, _ in spans], alerts, auc, matured, last, new)
 
 
