@@ -10,24 +10,17 @@ diffs). Run locally: ``creditops retrain --reason ...`` (KFP local SubprocessRun
 """
 
 from pathlib import Path
+from typing import Any
 
 from kfp import compiler, dsl
 
-from components.features import compute_features
-from components.gates import evaluate_gates
-from components.ingest import ingest_data
-from components.model_card import write_model_card
-from components.register import register_model
 from components.retraining import (
     compare_with_champion,
     record_retraining,
     resolve_run_settings,
     select_recent_window,
 )
-from components.train import train_model
-from components.training_set import build_training_set
-from components.tune import tune_model
-from components.validate import validate_data
+from pipelines.chain import wire_data, wire_model
 from pipelines.resources import configure
 
 COMPILED = Path(__file__).with_name("retraining.yaml")
@@ -52,56 +45,18 @@ def retraining_pipeline(
         config=config, workdir=workdir, source=source, n_applicants=n_applicants, seed=seed, n_trials=n_trials
     )
     config = settings.output
-    ingest = ingest_data(config=config)
-    validate = validate_data(config=config, snapshot=ingest.outputs["snapshot"])
-    features = compute_features(config=config, validated=validate.outputs["validated"])
-    window = select_recent_window(entities=features.outputs["entities"], window_months=window_months)
-    training_set = build_training_set(config=config, entities=window.outputs["recent"])
-    tune = tune_model(config=config, train=training_set.outputs["train"], valid=training_set.outputs["valid"])
-    train = train_model(
-        config=config,
-        run_id=tune.outputs["run_id"],
-        train=training_set.outputs["train"],
-        valid=training_set.outputs["valid"],
-        test=training_set.outputs["test"],
-        best_params=tune.outputs["best_params"],
-    )
-    gates = evaluate_gates(
-        config=config,
-        model=train.outputs["model"],
-        test=training_set.outputs["test"],
-        evidence=train.outputs["evidence"],
-    )
-    champion = compare_with_champion(
-        config=config,
-        model=train.outputs["model"],
-        test=training_set.outputs["test"],
-        gate_report=gates.outputs["gate_report"],
-    )
-    card = write_model_card(
-        config=config,
-        model=train.outputs["model"],
-        test=training_set.outputs["test"],
-        gate_report=champion.outputs["report"],
-        evidence=train.outputs["evidence"],
-    )
-    register = register_model(
-        config=config,
-        run_id=tune.outputs["run_id"],
-        model=train.outputs["model"],
-        gate_report=champion.outputs["report"],
-        card_markdown=card.outputs["card_markdown"],
-        card_html=card.outputs["card_html"],
-        entities=window.outputs["recent"],
-        evidence=train.outputs["evidence"],
-    )
+    data = wire_data(config)
+    window = select_recent_window(entities=data.features.outputs["entities"], window_months=window_months)
+
+    def champion_gate(config: Any, model: Any, test: Any, gate_report: Any) -> tuple[Any, Any]:
+        task = compare_with_champion(config=config, model=model, test=test, gate_report=gate_report)
+        return task, task.outputs["report"]
+
+    steps = wire_model(config, window.outputs["recent"], judge=champion_gate)
     record = record_retraining(
-        config=config, summary=register.output, reason=reason, window_months=window_months
+        config=config, summary=steps.register.output, reason=reason, window_months=window_months
     )
-    configure(
-        settings, ingest, validate, features, window, training_set, tune, train, gates, champion, card,
-        register, record,
-    )  # fmt: skip
+    configure(settings, *data.tasks(), window, *steps.tasks(), record)
     return record.output
 
 

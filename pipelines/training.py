@@ -10,16 +10,8 @@ from pathlib import Path
 
 from kfp import compiler, dsl
 
-from components.features import compute_features
-from components.gates import evaluate_gates
-from components.ingest import ingest_data
-from components.model_card import write_model_card
-from components.register import register_model
 from components.retraining import resolve_run_settings
-from components.train import train_model
-from components.training_set import build_training_set
-from components.tune import tune_model
-from components.validate import validate_data
+from pipelines.chain import wire_data, wire_model
 from pipelines.resources import configure
 
 COMPILED = Path(__file__).with_name("training.yaml")
@@ -41,44 +33,10 @@ def training_pipeline(
         config=config, workdir=workdir, source=source, n_applicants=n_applicants, seed=seed, n_trials=n_trials
     )
     config = settings.output
-    ingest = ingest_data(config=config)
-    validate = validate_data(config=config, snapshot=ingest.outputs["snapshot"])
-    features = compute_features(config=config, validated=validate.outputs["validated"])
-    training_set = build_training_set(config=config, entities=features.outputs["entities"])
-    tune = tune_model(config=config, train=training_set.outputs["train"], valid=training_set.outputs["valid"])
-    train = train_model(
-        config=config,
-        run_id=tune.outputs["run_id"],
-        train=training_set.outputs["train"],
-        valid=training_set.outputs["valid"],
-        test=training_set.outputs["test"],
-        best_params=tune.outputs["best_params"],
-    )
-    gates = evaluate_gates(
-        config=config,
-        model=train.outputs["model"],
-        test=training_set.outputs["test"],
-        evidence=train.outputs["evidence"],
-    )
-    card = write_model_card(
-        config=config,
-        model=train.outputs["model"],
-        test=training_set.outputs["test"],
-        gate_report=gates.outputs["gate_report"],
-        evidence=train.outputs["evidence"],
-    )
-    register = register_model(
-        config=config,
-        run_id=tune.outputs["run_id"],
-        model=train.outputs["model"],
-        gate_report=gates.outputs["gate_report"],
-        card_markdown=card.outputs["card_markdown"],
-        card_html=card.outputs["card_html"],
-        entities=features.outputs["entities"],
-        evidence=train.outputs["evidence"],
-    )
-    configure(settings, ingest, validate, features, training_set, tune, train, gates, card, register)
-    return register.output
+    data = wire_data(config)
+    model = wire_model(config, data.features.outputs["entities"])
+    configure(settings, *data.tasks(), *model.tasks())
+    return model.register.output
 
 
 def compile_pipeline(path: Path = COMPILED) -> Path:
