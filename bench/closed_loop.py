@@ -32,11 +32,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from creditops import cli  # noqa: E402
+from creditops.artifact import load_bundle  # noqa: E402
 from creditops.config import Settings, load_config  # noqa: E402
 from creditops.deploy.commands import canary_local, history_of, served_version  # noqa: E402
 from creditops.deploy.local import SteadyLoad  # noqa: E402
 from creditops.deploy.release import promote_to_champion  # noqa: E402
-from creditops.governance.registry import CHAMPION, alias_version  # noqa: E402
+from creditops.governance.registry import CHAMPION, alias_version, resolve  # noqa: E402
 from creditops.monitoring.app import monitor_once  # noqa: E402
 from creditops.monitoring.loop import close_loop  # noqa: E402
 
@@ -51,7 +52,8 @@ LENIENT_GATES = {
 
 def drill_settings(workdir: Path, applicants: int, trials: int, window_s: int, quick: bool) -> Settings:
     """The embedded defaults, small and fast where the drill needs it; the trigger policy as shipped except
-    that no outcomes mature in a few minutes (``min_new_outcomes`` 0) and no schedule fires (drift must)."""
+    that no outcomes mature in a few minutes (``min_new_outcomes`` 0), no schedule fires (drift must) and,
+    time being compressed, there is no cooldown after the champion's own training."""
     overrides: dict[str, Any] = {
         "workdir": str(workdir),
         "data": {"n_applicants": applicants},
@@ -59,7 +61,8 @@ def drill_settings(workdir: Path, applicants: int, trials: int, window_s: int, q
         "monitoring": {
             "window": f"{window_s}s",
             "min_window_rows": 100,
-            "retraining": {"min_new_outcomes": 0, "schedule_days": None},
+            # time is compressed (20 s windows stand for days): no cooldown after the champion's training
+            "retraining": {"min_new_outcomes": 0, "schedule_days": None, "cooldown_days": 0},
         },
         "deploy": {
             "router_port": 0,
@@ -132,7 +135,8 @@ def drill(
         history, tracking, model, champion, auto=True, reason="closed-loop drill: first model"
     )
     trained_s = time.monotonic() - t0
-    stream = Stream(application_rows(first, first["features"]), shift)
+    bundle = load_bundle(resolve(tracking, f"models:/{model}/{champion}"))
+    stream = Stream(application_rows(first, list(bundle.manifest.features)), shift)
     timeline: dict[str, float] = {}
     checks: list[dict[str, Any]] = []
     stop, approved = threading.Event(), []
@@ -167,6 +171,7 @@ def drill(
                 fired = [sorted({a.name for a in w}) for w in result.inputs.alerts]
                 checks.append({"t": round(time.monotonic() - t_drift, 1), "alerts": fired,
                                "retrain": result.decision.retrain})  # fmt: skip
+                print(f"check {checks[-1]}; blockers {result.decision.blockers}", flush=True)
                 if fired and fired[-1] and "first_alert" not in timeline:
                     timeline["first_alert"] = time.monotonic() - t_drift
                 if result.decision.retrain:
