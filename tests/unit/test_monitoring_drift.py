@@ -128,3 +128,26 @@ def test_sorted_bin_counts_equal_direct_bin_counts(kind: str) -> None:
     values = np.r_[rng.poisson(2.5, 3000).astype(float), [np.nan] * 7, [-1.0, 99.0]]
     ok = np.sort(values[~np.isnan(values)])
     assert ref.bin_counts_sorted(ok, 7).tolist() == ref.bin_counts(values).tolist()
+
+
+def test_values_on_bin_edges_bin_alike_in_float64_training_and_float32_serving() -> None:
+    """Counts per month are multiples of 1/12, so many values sit exactly on a reference edge.
+
+    The model (and the audit reader) hold them as float32, which rounds some up and some down; binned as
+    given, an undrifted window looked like PSI ~1.5 (seen in the closed-loop drill). Compared as the model
+    sees them, the same sample has PSI ~0.
+    """
+    from creditops.monitoring.drift import psi_from_shares
+
+    rng = np.random.default_rng(0)
+    train = rng.integers(18, 30, 20_000) / 12.0  # float64: 1.5 .. 2.42 transactions a month, as in the drill
+    ref = feature_reference("monthly_transaction_count", train)
+    served = (rng.integers(18, 30, 5_000) / 12.0).astype(np.float32)  # what a window reads back
+    shares = np.asarray(ref.shares)
+    psi = psi_from_shares(shares, ref.bin_counts(served))
+    assert psi < 0.01
+    ok = np.sort(served[~np.isnan(served)])
+    assert ref.bin_counts_sorted(ok, 0).tolist() == ref.bin_counts(served).tolist()
+    edges = np.asarray(ref.edges)
+    naive = np.bincount(np.searchsorted(edges, served.astype(float), side="left"), minlength=shares.size)
+    assert psi_from_shares(shares, naive) > 0.25  # the defect this guards against

@@ -43,6 +43,17 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def as_model_sees(values: Any) -> np.ndarray:
+    """Values as the model compares them: float32 (XGBoost's input type), as float64 again.
+
+    Training data are float64 and served values reach the model as float32, so a value on a bin edge (ties
+    are common: counts per month are multiples of 1/12) would fall on either side of it depending on how
+    float32 rounded it. Reference edges, reference values and served values are all compared after this
+    cast, so a tie is a tie on both sides.
+    """
+    return np.asarray(values, dtype=np.float32).astype(np.float64)
+
+
 class FeatureReference(_Strict):
     """Reference distribution of one feature (or of the score).
 
@@ -74,14 +85,14 @@ class FeatureReference(_Strict):
         return int(sum(1 for s in self.shares if s > 0))
 
     def bin_counts(self, values: np.ndarray) -> np.ndarray:
-        """Counts per reference bin (last = missing) of ``values``."""
-        values = np.asarray(values, dtype=float)
+        """Counts per reference bin (last = missing) of ``values``, compared as the model sees them."""
+        values = as_model_sees(values)
         n_bins = len(self.shares)
         if self.kind == "numeric":
-            edges = np.asarray(self.edges, dtype=float)
+            edges = as_model_sees(self.edges)
             idx = np.searchsorted(edges, values, side="left")
         else:
-            cats = np.asarray(self.categories, dtype=float)
+            cats = as_model_sees(self.categories)
             pos = np.searchsorted(cats, values)
             pos_c = np.minimum(pos, cats.size - 1)
             idx = np.where(cats[pos_c] == values, pos_c, cats.size)  # cats.size = unseen bin
@@ -93,11 +104,12 @@ class FeatureReference(_Strict):
         n_bins = len(self.shares)
         counts = np.zeros(n_bins, dtype=np.int64)
         m = ok_sorted.size
+        ok_sorted = as_model_sees(ok_sorted)
         if self.kind == "numeric":
-            upto = np.searchsorted(ok_sorted, np.asarray(self.edges, dtype=float), side="right")
+            upto = np.searchsorted(ok_sorted, as_model_sees(self.edges), side="right")
             counts[: n_bins - 1] = np.diff(np.r_[0, upto, m])
         else:
-            cats = np.asarray(self.categories, dtype=float)
+            cats = as_model_sees(self.categories)
             lo = np.searchsorted(ok_sorted, cats, side="left")
             hi = np.searchsorted(ok_sorted, cats, side="right")
             counts[: cats.size] = hi - lo
@@ -182,7 +194,9 @@ def feature_reference(
         q = np.quantile(ok, np.arange(1, bins) / bins, method="inverted_cdf")
         edges = np.unique(q)
         edges = edges[edges < ok.max()]
-    counts = np.bincount(np.searchsorted(edges, ok, side="left"), minlength=edges.size + 1)
+    counts = np.bincount(
+        np.searchsorted(as_model_sees(edges), as_model_sees(ok), side="left"), minlength=edges.size + 1
+    )
     shares = [*(counts / n).tolist(), missing]
     return FeatureReference(
         name=name, kind="numeric", edges=edges.tolist(), shares=shares, n=n,
