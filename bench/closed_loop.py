@@ -200,7 +200,8 @@ def drill(
         "checks": checks, "approved_by_officer": approved,
         "timeline_s": {k: round(v, 1) for k, v in sorted(timeline.items(), key=lambda kv: kv[1])},
         "history": [
-            {"env": e.environment, "event": e.event, "version": e.version, "actor": e.actor, "ts": e.ts}
+            {"env": e.environment, "event": e.event, "version": e.version, "actor": e.actor, "ts": e.ts,
+             **({"details": e.details} if e.event == "canary_started" else {})}
             for e in events
         ],
         "workdir": str(workdir),

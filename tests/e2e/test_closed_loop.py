@@ -73,6 +73,10 @@ def test_every_step_is_in_the_history_in_order(drill: dict[str, Any]) -> None:
     seen = [f"{h['env']}:{h['event']}" for h in drill["history"]]
     positions = [seen.index(step) for step in ORDER]
     assert positions == sorted(positions), seen
+    started = next(h for h in drill["history"] if h["event"] == "canary_started")
+    # judged against the score shift the retraining pipeline validated against this champion
+    assert started["details"]["validated_score_psi"] is not None
+    assert started["details"]["psi_threshold"] > started["details"]["validated_score_psi"]
     approved = next(h for h in drill["history"] if h["event"] == "approved")
     assert approved["actor"] == "risk-officer" and approved["version"] == drill["new_champion"]
     timeline = drill["timeline_s"]

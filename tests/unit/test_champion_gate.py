@@ -78,6 +78,18 @@ def test_the_registrys_champion_is_what_the_challenger_is_judged_against(
     assert gate.status == "fail" and not report.passed
     assert report.metrics["champion_version"] == float(version)
     assert f"v{version}" in gate.detail and "champion_not_worse" in report.summary()
+    assert report.metrics["champion_score_psi"] > 0.1  # a model on shuffled labels scores unlike the champion
+
+    # the validated score shift travels with the registered challenger to its canary
+    from creditops.deploy.commands import validated_score_psi
+
+    same = with_champion_gate(evaluate_gates(good, test, lenient), good, test, settings)
+    assert same.passed and same.metrics["champion_score_psi"] < 0.01
+    v2 = register(good_dir, same, uri, "credit-pd-test", artifact_location=str(tmp_path / "art"))
+    expected = validated_score_psi(uri, "credit-pd-test", v2, version)
+    assert expected == pytest.approx(same.metrics["champion_score_psi"])
+    assert validated_score_psi(uri, "credit-pd-test", v2, "99") is None  # measured against another champion
+    assert validated_score_psi(uri, "credit-pd-test", version, version) is None  # never measured
 
 
 def test_recent_window_keeps_the_last_months() -> None:

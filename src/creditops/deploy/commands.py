@@ -70,6 +70,27 @@ def print_report(console: Console, report: StepReport, started: float) -> None:
         console.print(f"    [{colour}]{v.status:12s}[/] {v.name:15s} {v.detail}")
 
 
+def validated_score_psi(tracking_uri: str, model: str, candidate: str, champion: str) -> float | None:
+    """The score PSI the retraining pipeline measured between ``candidate`` and ``champion``, if it did.
+
+    Read from the candidate's registered run (``test.champion_score_psi``), and only when it was measured
+    against this same champion version (``test.champion_version``); None otherwise (e.g. a model trained by
+    the training pipeline, or validated against an earlier champion).
+    """
+    from mlflow.tracking import MlflowClient
+
+    from creditops.governance.registry import tracking_uri_for
+
+    uri = tracking_uri_for(tracking_uri)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    run_id = client.get_model_version(model, str(candidate)).run_id
+    metrics = client.get_run(run_id).data.metrics if run_id else {}
+    against = metrics.get("test.champion_version")
+    if "test.champion_score_psi" not in metrics or against is None or str(int(against)) != str(champion):
+        return None
+    return float(metrics["test.champion_score_psi"])
+
+
 def canary_local(
     settings: Settings,
     candidate: str,
@@ -94,6 +115,13 @@ def canary_local(
     if champion is None:
         raise CreditOpsError(f"{model} has no champion to canary against: promote a first version")
     cfg = cfg or settings.deploy.canary
+    expected = validated_score_psi(tracking, model, candidate, champion)
+    if expected is not None:
+        cfg = cfg.model_copy(update={"psi_threshold": cfg.psi_threshold + expected})
+        console.print(
+            f"v{candidate} was validated against champion v{champion} at score PSI {expected:.3f} on the "
+            f"retraining hold-out: the canary's score-shift threshold is {cfg.psi_threshold:.3f}"
+        )
     history = history_of(settings)
     rollout_id = uuid.uuid4().hex[:12]
     set_alias(tracking, model, "challenger", candidate)
@@ -110,9 +138,8 @@ def canary_local(
         if load_instances is not None:
             path = f"{url}/v1/models/{settings.serving.model_name}:predict"
             stack.enter_context(SteadyLoad(path, load_instances, threads=2, caller_id="demo-stream"))
-        history.record(
-            "prod", model, candidate, "canary_started", actor=actor_name(), details={"rollout": rollout_id}
-        )
+        begun = {"rollout": rollout_id, "validated_score_psi": expected, "psi_threshold": cfg.psi_threshold}
+        history.record("prod", model, candidate, "canary_started", actor=actor_name(), details=begun)
         started: list[float] = []
         awaiting: list[float] = []
 

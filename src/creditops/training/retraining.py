@@ -13,6 +13,7 @@ import json
 import tempfile
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
@@ -80,6 +81,21 @@ def current_champion(settings: Settings) -> tuple[str | None, BundleLike | None]
     return version, load_bundle(local)
 
 
+def expected_score_psi(challenger: BundleLike, champion: Any, test: pd.DataFrame) -> float:
+    """PSI of the challenger's PDs against the champion's on the same recent hold-out.
+
+    A retrained model is expected to score differently from the champion (that is why it was retrained); this
+    is how much, measured where both were judged. The canary's score-shift judge allows this much on top of
+    its threshold (:func:`creditops.deploy.commands.canary_local`), so it catches a canary that scores live
+    traffic differently from what was validated, not the validated change itself.
+    """
+    from creditops.monitoring.drift import psi
+
+    new = np.asarray(challenger.predict_pd(test[list(challenger.manifest.features)]), dtype=float)
+    old = np.asarray(champion.predict_pd(test[list(champion.manifest.features)]), dtype=float)
+    return float(psi(old, new, bins=10))
+
+
 def with_champion_gate(
     report: GateReport, challenger: BundleLike, test: pd.DataFrame, settings: Settings
 ) -> GateReport:
@@ -90,6 +106,7 @@ def with_champion_gate(
     metrics = dict(report.metrics)
     if gate.value == gate.value:
         metrics["champion_not_worse"] = gate.value
+        metrics["champion_score_psi"] = expected_score_psi(challenger, champion, test)
     if version is not None:
         metrics["champion_version"] = float(version)
     gates = [*report.gates, gate]
