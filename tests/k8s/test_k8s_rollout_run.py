@@ -371,3 +371,35 @@ def test_an_error_mid_rollout_rolls_the_canary_back_and_says_why(
     assert events(cli.history) == [("2", "rolled_back", "1")]  # never started as far as the judges go
     (reason,) = [r[5] for r in history_rows(cli.history) if r[2] == "rolled_back"]
     assert reason.startswith("rollout aborted: RolloutTimeout: creditops/credit-pd: canary at 10 %"), reason
+
+
+def test_a_postgres_audit_log_works_the_same(
+    cli: Any,  # noqa: F811
+    api: Any,
+    cluster: Any,
+    setup: dict[str, Any],
+    prometheus: tuple[FakePrometheus, str],
+    pg_url: str,
+) -> None:
+    """The audit log on Postgres (as in the cluster): a good canary is promoted, a shifted one is not."""
+    emulator, _ = cluster
+    deploy(api, emulator, "Standard")
+    approve(setup["history"], "credit-pd", "2", actor="alice", reason="passed staging")
+    with traffic(pg_url, {"credit-pd@1": GOOD, "credit-pd@2": GOOD}):
+        code, out, err = cli(
+            *RUN, "--champion-version", "1", "--prometheus-url", prometheus[1], "--audit-url", pg_url
+        )
+    assert code == 0, out + err
+    assert patches(emulator) == PATCHES["Standard"]["promote"]
+    assert events(cli.history)[-1] == ("2", "promoted", "2")
+    # v3 against the new champion v2, with shifted scores: rolled back on the same database
+    emulator.writes.clear()
+    prometheus[0].arms["credit-pd@3"] = Arm()
+    run3 = ("rollout", "kube", "run", "--isvc", NAME, "--version", "3", "--storage-uri", NEW + "-3")
+    with traffic(pg_url, {"credit-pd@2": GOOD, "credit-pd@3": SHIFTED}):
+        code, out, err = cli(*run3, "--prometheus-url", prometheus[1], "--audit-url", pg_url)
+    assert code == 1, out + err
+    assert [r[1:4] for r in history_rows(cli.history)][-2:] == [
+        ("3", "canary_started", ""), ("3", "rolled_back", "2")  # the champion came from the history
+    ]  # fmt: skip
+    assert "score_psi (" in history_rows(cli.history)[-1][5]
