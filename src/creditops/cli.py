@@ -856,6 +856,8 @@ def cmd_rollout_kube_run(args: argparse.Namespace) -> int:
         audit_url=args.audit_url or settings.audit.url,
         cfg=cfg,
         champion_version=args.champion_version,
+        canary_label=args.canary_label,
+        champion_label=args.champion_label,
         prometheus_url=args.prometheus_url,
         mode=args.mode,
         auto_promote=settings.deploy.auto_promote,
@@ -962,6 +964,11 @@ def add_kube_commands(rollout_sub: Any) -> None:
         "--champion-version", help="the version serving now (default: the deployment history's for --env)"
     )
     p.add_argument("--audit-url", help="audit log the predictors write (default: audit.url)")
+    for arm in ("canary", "champion"):
+        p.add_argument(
+            f"--{arm}-label",
+            help=f"the {arm}'s model_version in the audit log (default: <model_name>@<version>)",
+        )
     p.add_argument(
         "--prometheus-url", help="Prometheus base URL for error rate and latency (without: inconclusive)"
     )

@@ -403,3 +403,60 @@ def test_a_postgres_audit_log_works_the_same(
         ("3", "canary_started", ""), ("3", "rolled_back", "2")  # the champion came from the history
     ]  # fmt: skip
     assert "score_psi (" in history_rows(cli.history)[-1][5]
+
+
+@pytest.mark.parametrize("auto", [False, True], ids=["no-approval", "auto-promote"])
+def test_promotion_needs_an_approval_unless_auto_promote(
+    cli: Any,  # noqa: F811
+    api: Any,
+    cluster: Any,
+    setup: dict[str, Any],
+    prometheus: tuple[FakePrometheus, str],
+    tmp_path: Path,
+    auto: bool,
+) -> None:
+    emulator, _ = cluster
+    deploy(api, emulator, "Knative")
+    config = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    config["deploy"]["auto_promote"] = auto
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    flags = ("--champion-version", "1", "--prometheus-url", prometheus[1], "--approval-timeout", "0.3")
+    with traffic(setup["audit"], {"credit-pd@1": GOOD, "credit-pd@2": GOOD}):
+        code, out, err = cli(*RUN, *flags)
+    if auto:
+        assert code == 0, out + err
+        assert patches(emulator) == PATCHES["Knative"]["promote"]
+        assert events(cli.history)[-1] == ("2", "promoted", "2")
+        assert details(setup, "promoted")["approved_by"] == "auto-promote"
+        return
+    assert code == 1, out + err
+    assert patches(emulator) == [
+        *PATCHES["Knative"]["promote"][:2],
+        {"spec": {"predictor": {"canaryTrafficPercent": 0}}},
+    ]
+    assert events(cli.history) == [
+        ("2", "canary_started", ""), ("2", "step", ""), ("2", "awaiting_approval", ""),
+        ("2", "rolled_back", "1"),
+    ]  # fmt: skip
+    assert history_rows(cli.history)[-1][5] == "no approval within 0 s"
+
+
+def test_audit_labels_can_be_given_when_the_predictor_labels_bundles_by_digest(
+    cli: Any,  # noqa: F811
+    api: Any,
+    cluster: Any,
+    setup: dict[str, Any],
+    prometheus: tuple[FakePrometheus, str],
+) -> None:
+    """A predictor loading a storageUri bundle (no registry lookup) labels it ``name@<created>-<digest>``."""
+    emulator, _ = cluster
+    deploy(api, emulator, "Knative")
+    approve(setup["history"], "credit-pd", "2", actor="alice", reason="passed staging")
+    old, new = "credit-pd@20261101T000000Z-0a1b2c3d", "credit-pd@20261201T000000Z-4e5f6a7b"
+    prometheus[0].arms = {old: Arm(), new: Arm()}
+    labels = ("--canary-label", new, "--champion-label", old)
+    with traffic(setup["audit"], {old: GOOD, new: GOOD}):
+        code, out, err = cli(*RUN, "--champion-version", "1", "--prometheus-url", prometheus[1], *labels)
+    assert code == 0, out + err
+    assert patches(emulator) == PATCHES["Knative"]["promote"]
+    assert details(setup, "promoted")["labels"] == {"canary": new, "champion": old}

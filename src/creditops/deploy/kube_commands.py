@@ -212,6 +212,8 @@ def kube_run(
     audit_url: str,
     cfg: CanaryConfig,
     champion_version: str | None = None,
+    canary_label: str | None = None,
+    champion_label: str | None = None,
     prometheus_url: str | None = None,
     mode: str | None = None,
     auto_promote: bool = False,
@@ -228,6 +230,8 @@ def kube_run(
     inconclusive, so the canary cannot be promoted and the progress deadline rolls it back). After the last
     step it is promoted once an approval of ``version`` is in the deployment history (or ``auto_promote``).
     Every move is a history row; an error mid-rollout (API, audit log) rolls the canary back and re-raises.
+    ``canary_label`` / ``champion_label`` override the audit ``model_version`` of each arm (default
+    ``"<model_name>@<version>"``, what a predictor resolving the registry writes).
     """
     from creditops.deploy.kube_analysis import KubeWindow, PrometheusMetrics
 
@@ -241,8 +245,8 @@ def kube_run(
                 f"no version of {model_name} is recorded serving {environment}: pass --champion-version"
             )
         champion_version = served.version
-    canary_label = version_label(model_name, version)
-    champion_label = version_label(model_name, champion_version)
+    canary_label = canary_label or version_label(model_name, version)
+    champion_label = champion_label or version_label(model_name, champion_version)
     metrics = PrometheusMetrics(prometheus_url, namespace, name) if prometheus_url else None
     if metrics is not None:
         try:
@@ -261,7 +265,8 @@ def kube_run(
     rollout_id = uuid.uuid4().hex[:12]
     base = {"target": "kubernetes", "namespace": namespace, "isvc": name, "mode": target.mode,
             "storage_uri": storage_uri, "rollout": rollout_id, "champion": champion_version,
-            "analysis": {"audit": True, "prometheus": bool(metrics)}}  # fmt: skip
+            "analysis": {"audit": True, "prometheus": bool(metrics)},
+            "labels": {"canary": canary_label, "champion": champion_label}}  # fmt: skip
 
     def record(event: str, *, why: str = "", serving: str | None = None, **details: Any) -> None:
         history.record(
