@@ -829,6 +829,51 @@ def cmd_rollout_kube_action(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rollout_kube_run(args: argparse.Namespace) -> int:
+    """Canary a version on a KServe InferenceService with automatic analysis (exit 1 if rolled back)."""
+    from creditops.deploy.commands import history_of, print_report
+    from creditops.deploy.controller import StepReport
+    from creditops.deploy.kube_commands import kube_run
+
+    settings = _settings(args)
+    cfg = settings.deploy.canary
+    started: list[float] = []
+
+    def show(r: StepReport) -> None:
+        if not started:
+            started.append(r.at - cfg.check_every_s)
+        print_report(console, r, started[0])
+
+    result = kube_run(
+        api=_kube_api(args),
+        history=history_of(settings),
+        model_name=settings.mlflow.model_name,
+        environment=args.env,
+        namespace=args.namespace,
+        name=args.isvc,
+        version=str(args.version),
+        storage_uri=args.storage_uri,
+        audit_url=args.audit_url or settings.audit.url,
+        cfg=cfg,
+        champion_version=args.champion_version,
+        canary_label=args.canary_label,
+        champion_label=args.champion_label,
+        prometheus_url=args.prometheus_url,
+        mode=args.mode,
+        auto_promote=settings.deploy.auto_promote,
+        actor=args.by,
+        reason=args.reason,
+        timeout_s=args.timeout,
+        approval_timeout_s=args.approval_timeout,
+        on_report=show,
+    )
+    if result.outcome == "promoted":
+        console.print(f"[green]v{args.version} promoted[/] on {args.namespace}/{args.isvc}: {result.reason}")
+        return 0
+    console.print(f"[red]v{args.version} rolled back[/] on {args.namespace}/{args.isvc}: {result.reason}")
+    return 1
+
+
 def cmd_deploy_smoke(args: argparse.Namespace) -> int:
     """Smoke-test a live endpoint: ready, a valid contract row scores with a decision, a bad row is a 4xx."""
     from creditops.deploy.commands import history_of
@@ -880,7 +925,7 @@ def _kube_options(p: argparse.ArgumentParser) -> None:
 
 
 def add_kube_commands(rollout_sub: Any) -> None:
-    """``rollout kube status|start|step|promote|rollback``: the KServe target, one move per call."""
+    """``rollout kube status|start|step|promote|rollback`` (one move per call) and ``run`` (judged canary)."""
     kube = rollout_sub.add_parser("kube", help="canary on a KServe InferenceService, one move per call")
     kube_sub = kube.add_subparsers(dest="kube_command", required=True)
     p = kube_sub.add_parser("status", help="traffic, revisions and readiness as JSON")
@@ -909,6 +954,32 @@ def add_kube_commands(rollout_sub: Any) -> None:
         p.add_argument("--reason", default="", help="why (kept in the deployment history)")
         p.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for the controller")
         p.set_defaults(func=cmd_rollout_kube_action)
+    p = kube_sub.add_parser(
+        "run", help="the whole canary with automatic analysis (audit log + Prometheus); exit 1 if rolled back"
+    )
+    _kube_options(p)
+    p.add_argument("--version", required=True, help="registered model version to roll out")
+    p.add_argument("--storage-uri", required=True, help="storageUri of that version's model")
+    p.add_argument(
+        "--champion-version", help="the version serving now (default: the deployment history's for --env)"
+    )
+    p.add_argument("--audit-url", help="audit log the predictors write (default: audit.url)")
+    for arm in ("canary", "champion"):
+        p.add_argument(
+            f"--{arm}-label",
+            help=f"the {arm}'s model_version in the audit log (default: <model_name>@<version>)",
+        )
+    p.add_argument(
+        "--prometheus-url", help="Prometheus base URL for error rate and latency (without: inconclusive)"
+    )
+    p.add_argument("--env", choices=["dev", "staging", "prod"], default="prod", help="history environment")
+    p.add_argument("--by", help="who acts (default: $CREDITOPS_ACTOR or the OS user)")
+    p.add_argument("--reason", default="", help="why (kept in the deployment history)")
+    p.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for the controller per move")
+    p.add_argument(
+        "--approval-timeout", type=float, default=3600.0, help="seconds to wait for an approval at the end"
+    )
+    p.set_defaults(func=cmd_rollout_kube_run)
 
 
 def add_deploy_commands(sub: Any) -> None:

@@ -27,6 +27,9 @@ class ArmWindow:
         audited: Audit records of the arm over the whole rollout (``-1``: not counted).
         audit_answers: Rows the arm answered over the whole rollout, read before counting ``audited``.
         audit_in_flight: Rows answered or in flight after counting, beyond ``audit_answers``.
+        unmeasured: Judges the source has no data for (``error_rate``, ``latency``), with why: they report
+            ``inconclusive`` with that detail instead of judging empty lists (the Kubernetes source without
+            Prometheus).
     """
 
     requests: int = 0
@@ -38,6 +41,7 @@ class ArmWindow:
     audited: int = -1
     audit_answers: int = -1
     audit_in_flight: int = 0
+    unmeasured: dict[str, str] = field(default_factory=dict)
 
     @property
     def answered(self) -> int:
@@ -49,12 +53,15 @@ def analyse(
     canary: ArmWindow, champion: ArmWindow, cfg: CanaryConfig, *, ready: tuple[bool, str] = (True, "")
 ) -> list[Verdict]:
     """Run every judge on the window: readiness, errors, latency, score PSI, approval/decline shift, audit."""
+    unmeasured = {**champion.unmeasured, **canary.unmeasured}
     verdicts = [
         judges.readiness(*ready),
-        judges.error_rate(
+        _unmeasured("error_rate", cfg.max_error_rate, canary.unmeasured)
+        or judges.error_rate(
             canary.errors, canary.requests, max_rate=cfg.max_error_rate, min_requests=cfg.min_requests
         ),
-        judges.latency(
+        _unmeasured("latency", cfg.max_latency_ratio, unmeasured)
+        or judges.latency(
             canary.latencies_ms,
             champion.latencies_ms,
             max_ratio=cfg.max_latency_ratio,
@@ -85,3 +92,10 @@ def analyse(
             judges.audit_completeness(canary.audit_answers, canary.audited, canary.audit_in_flight)
         )
     return verdicts
+
+
+def _unmeasured(name: str, threshold: float, unmeasured: dict[str, str]) -> Verdict | None:
+    """An ``inconclusive`` verdict naming why ``name`` was not measured, or None when it was."""
+    if name not in unmeasured:
+        return None
+    return Verdict(name, "inconclusive", float("nan"), threshold, unmeasured[name])

@@ -208,6 +208,11 @@ class KServeTarget:
         self.candidate_uri = self.candidate_uri or spec["predictor"].get("model", {}).get("storageUri", "")
         self._started = True
 
+    @property
+    def started(self) -> bool:
+        """This target has written (or resumed) a canary, so a rollback has something to undo."""
+        return self._started
+
     def in_progress(self) -> bool:
         """A canary is deployed (Serverless: a percent within 1..99; Standard: ``spec.canary`` entries)."""
         spec = self.get()["spec"]
