@@ -17,6 +17,7 @@ import argparse
 import cProfile
 import io
 import json
+import os
 import pstats
 import shutil
 import tempfile
@@ -116,7 +117,9 @@ def main() -> None:
         out["events_per_s_process_only"] = round(args.batch / (np.median(totals[skip:]) or 1e-9))
         if profiler is not None:
             buf = io.StringIO()
-            pstats.Stats(profiler, stream=buf).sort_stats("cumulative").print_stats(45)
+            pstats.Stats(profiler, stream=buf).sort_stats(
+                os.environ.get("PROFILE_SORT", "cumulative")
+            ).print_stats(45)
             print(buf.getvalue())
         for name, value in out.items():
             print(f"{name:>28}: {value}")
