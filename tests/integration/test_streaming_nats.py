@@ -286,3 +286,50 @@ def test_fetch_brings_every_event_once_in_batches_of_at_most_the_size_asked(run_
             await broker.close(delete=True)
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("prefetch", [True, False])
+def test_a_batch_fetched_ahead_and_not_processed_is_handed_back_at_once(redis_url, run_id, prefetch):
+    from creditops.streaming.broker import consume
+    from creditops.streaming.consumer import StreamProcessor
+    from creditops.streaming.state import RedisEventState
+
+    frame = synthetic_transactions(
+        np.arange(1, 21), 75, pd.Timestamp("2026-01-01", tz="UTC"), rate=5.0, seed=3
+    )
+    events = encode_transactions(frame)
+    client = redis.Redis.from_url(redis_url)
+    state = RedisEventState(client, prefix=f"creditops_test_{run_id}:ahead{prefetch}:")
+
+    async def scenario():
+        run = f"creditops_test_{run_id}_ahead{int(prefetch)}"
+        broker = await NatsBroker(NATS_URL, run, ack_wait=120).connect()
+        try:
+            await broker.publish(events)
+            first = await consume(
+                broker,
+                StreamProcessor(state),
+                batch_size=25,
+                fetch_timeout=0.5,
+                max_events=25,
+                prefetch=prefetch,
+            )
+            held = await broker.backlog()
+            # the rest must come now: what the first run fetched ahead was released, not held for ack_wait
+            second = await consume(
+                broker,
+                StreamProcessor(state),
+                batch_size=25,
+                stop_when_idle=True,
+                idle_grace=5,
+                prefetch=prefetch,
+            )
+            return first, held, second, await broker.backlog()
+        finally:
+            await broker.close(delete=True)
+
+    first, held, second, left = asyncio.run(scenario())
+    state.clear()
+    client.close()
+    assert (first.events, held) == (25, 50)
+    assert (second.events, second.applied, second.duplicates, left) == (50, 50, 0, 0)
