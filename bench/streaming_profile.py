@@ -6,7 +6,8 @@ The same setup as ``bench/streaming.py`` (a synthetic world, Feast on Redis mate
 transactions seeded into the stream state), then ``--batches`` batches of ``--batch`` encoded transaction
 events go straight into ``process`` (no broker: the NATS fetch/ack side is in ``bench/streaming.py``).
 Each stage is timed by wrapping the processor's collaborators (validation, state reads and writes, context
-read, feature computation, each sink). With ``--cprofile`` the top functions by cumulative time follow.
+read, feature computation, each sink). With ``--cprofile`` the top functions follow (by cumulative time;
+``PROFILE_SORT=tottime`` sorts by own time).
 
 The last line printed is one JSON object: milliseconds per batch by stage (median over the batches).
 """
