@@ -13,6 +13,10 @@ first, as the daily pipeline does.
    carries its send time in a header, and the consumer records ``online write done - sent`` per event.
    RSS of the process is sampled every 10 s (memory must stay flat).
 
+Per batch, the time to fetch, process (validation to the last sink write) and acknowledge is reported
+(``*_fetch_ms_p50`` ...), and for freshness how much of an event's latency is spent waiting to be fetched
+(``fresh_wait_*``: publish, and the previous batch still being processed) before its own batch is processed.
+
 The last line printed is one JSON object with the figures.
 """
 
@@ -46,6 +50,56 @@ from feast_repo.stream import stream_processor
 NATS = "nats://127.0.0.1:4222"
 
 
+class _Stages:
+    """Seconds per batch spent fetching, processing and acknowledging (wraps the broker and processor)."""
+
+    def __init__(self, broker, processor):
+        self.fetch: list[float] = []
+        self.process: list[float] = []
+        self.ack: list[float] = []
+        self.fetched_at: list[float] = []  # wall clock when each non-empty fetch returned
+        self.sizes: list[int] = []
+        fetch, ack, process = broker.fetch, broker.ack, processor.process
+
+        async def timed_fetch(n, timeout):
+            t = time.perf_counter()
+            got = await fetch(n, timeout)
+            if got:
+                self.fetch.append(time.perf_counter() - t)
+                self.fetched_at.append(time.time())
+                self.sizes.append(len(got))
+            return got
+
+        async def timed_ack(messages):
+            t = time.perf_counter()
+            await ack(messages)
+            self.ack.append(time.perf_counter() - t)
+
+        def timed_process(raws):
+            t = time.perf_counter()
+            try:
+                return process(raws)
+            finally:
+                self.process.append(time.perf_counter() - t)
+
+        broker.fetch, broker.ack = timed_fetch, timed_ack
+        self.restore = lambda: setattr(processor, "process", process)
+        processor.process = timed_process
+
+    def summary(self, prefix: str) -> dict:
+        def ms(values, q):
+            return round(float(np.percentile(values, q)) * 1000, 2) if values else None
+
+        out = {}
+        for name in ("fetch", "process", "ack"):
+            values = getattr(self, name)
+            out[f"{prefix}{name}_ms_p50"] = ms(values, 50)
+            out[f"{prefix}{name}_ms_p99"] = ms(values, 99)
+        out[f"{prefix}batch_events_p50"] = int(np.median(self.sizes)) if self.sizes else 0
+        self.restore()
+        return out
+
+
 async def _ingest(processor, run: str, events: list[bytes], batch: int) -> dict:
     broker = await NatsBroker(NATS, run, durable="bench").connect()
     t = time.perf_counter()
@@ -56,13 +110,14 @@ async def _ingest(processor, run: str, events: list[bytes], batch: int) -> dict:
     def mark(outcome, messages):
         first.setdefault("t", time.perf_counter())
 
+    stages = _Stages(broker, processor)
     t = time.perf_counter()
     stats = await consume(
         broker, processor, batch_size=batch, fetch_timeout=1.0, stop_when_idle=True, on_batch=mark
     )
     seconds = time.perf_counter() - first.get("t", t)
     await broker.close()
-    return {
+    return stages.summary("ingest_") | {
         "events": stats.events,
         "publish_events_per_s": round(len(events) / publish_s),
         "ingest_seconds": round(seconds, 2),
@@ -85,6 +140,7 @@ async def _freshness(
     events = encode_transactions(frame)
     subject = f"{stream}.events.transaction"
     latencies: list[float] = []
+    waits: list[float] = []  # sent -> the fetch that brought the event returned
     rss: list[float] = []
     proc = psutil.Process()
     done = {"publishing": True}
@@ -104,15 +160,16 @@ async def _freshness(
 
     def record(outcome, messages) -> None:
         now = time.time()
-        latencies.extend(
-            now - float(m.headers["sent"]) for m in messages if m.headers and "sent" in m.headers
-        )
+        sent = [float(m.headers["sent"]) for m in messages if m.headers and "sent" in m.headers]
+        latencies.extend(now - x for x in sent)
+        waits.extend(stages.fetched_at[-1] - x for x in sent)
 
     async def sample() -> None:
         while done["publishing"]:
             rss.append(proc.memory_info().rss / 2**20)
             await asyncio.sleep(10)
 
+    stages = _Stages(broker, processor)
     task = asyncio.create_task(publish())
     sampler = asyncio.create_task(sample())
     stats = await consume(
@@ -128,12 +185,17 @@ async def _freshness(
     await nc.close()
     await broker.close()
     ms = np.array(latencies) * 1000
-    return {
+    wait_ms = np.array(waits) * 1000
+    return stages.summary("fresh_") | {
         "fresh_events": stats.events,
         "fresh_rate": rate,
         "fresh_p50_ms": round(float(np.percentile(ms, 50)), 2),
         "fresh_p99_ms": round(float(np.percentile(ms, 99)), 2),
         "fresh_max_ms": round(float(ms.max()), 2),
+        # where the latency comes from: waiting to be fetched (publish, the previous batch's processing),
+        # then this batch's processing and online write (the rest of fresh_*_ms)
+        "fresh_wait_p50_ms": round(float(np.percentile(wait_ms, 50)), 2),
+        "fresh_wait_p99_ms": round(float(np.percentile(wait_ms, 99)), 2),
         "rss_mb_samples": [round(x) for x in rss],
     }
 

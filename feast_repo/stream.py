@@ -132,7 +132,7 @@ def context_reader(store: FeatureStore, groups: tuple[str, ...] = ("identity", "
         reader = RedisServiceReader(store, views, names)
 
         def read(ids: np.ndarray) -> pd.DataFrame:
-            return pd.DataFrame(reader([int(i) for i in ids]), columns=names)
+            return pd.DataFrame(reader.many([int(i) for i in ids]), columns=names)
 
         return read
     refs = [f"{fv.name}:{f.name}" for fv in views for f in fv.features]
@@ -155,16 +155,17 @@ def known_applicants(store: FeatureStore, join_key: str = "applicant_id"):
             return got.to_df().iloc[:, -1].notna().to_numpy()
 
         return known_sdk
+    from creditops.streaming.state import exists_many
+
     config = store.config
     prefix = entity_key_prefix(config, join_key)
     project = config.project.encode("utf-8")
     client = RedisOnlineStore()._get_client(config.online_store)
 
     def known(ids: np.ndarray) -> np.ndarray:
-        with client.pipeline(transaction=False) as pipe:
-            for i in ids:
-                pipe.exists(prefix + int(i).to_bytes(8, "little", signed=True) + project)
-            return np.asarray(pipe.execute(), dtype=bool)
+        return exists_many(
+            client, [prefix + int(i).to_bytes(8, "little", signed=True) + project for i in ids]
+        )
 
     return known
 

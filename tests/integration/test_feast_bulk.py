@@ -188,6 +188,11 @@ def test_direct_reader_equals_get_online_features(loaded, world, name):
     assert got.iloc[-1, 1:].isna().all()  # unknown applicant: all NaN, as Feast
     one = lookup([ids[7]])  # the single-applicant path (no pipeline)
     np.testing.assert_array_equal(one, expected.iloc[[7], 1:].to_numpy())
+    # the stream's batch path (one script call, numpy decoding) reads the same, NaN and inf included
+    many = lookup.direct.many([int(i) for i in ids])
+    np.testing.assert_array_equal(many, expected.iloc[:, 1:].to_numpy(np.float64))
+    np.testing.assert_array_equal(many, lookup.direct([int(i) for i in ids]))
+    assert lookup.direct.many([]).shape == (0, len(lookup.direct.fields))
 
 
 @pytest.mark.parametrize(
@@ -209,6 +214,38 @@ def test_decode_value_matches_protobuf(value):
     expected = feast_value_type_to_python_type(value)
     got = decode_value(value.SerializeToString())
     assert (np.isnan(got) and expected is None) or got == float(expected)
+
+
+def test_decode_values_matches_decode_value_value_by_value():
+    from feast_repo.direct import decode_value, decode_values
+
+    values = [
+        ValueProto(double_val=-2.5),
+        ValueProto(float_val=1.25),
+        ValueProto(float_val=0.1),  # a float32 widened exactly as struct does
+        ValueProto(double_val=float("inf")),
+        ValueProto(int64_val=-(2**40)),
+        ValueProto(int64_val=2**49),  # 9 bytes like a double, another tag: must not be read as one
+        ValueProto(int32_val=7),  # 2 bytes
+        ValueProto(int32_val=2**27),  # 5 bytes like a float, another tag
+        ValueProto(int64_val=-1),  # 10-byte varint
+        ValueProto(int64_val=2**63 - 1),
+        ValueProto(int64_val=2**53 + 1),  # rounds to a double like float() does
+        ValueProto(int32_val=-5),
+        ValueProto(int64_val=0),
+        ValueProto(bool_val=True),
+        ValueProto(bool_val=False),
+        ValueProto(),
+    ]
+    raws = [v.SerializeToString() for v in values] + [None, b""]
+    raws.append(bytes([0x38, 0x02]))  # a bool varint of 2: protobuf reads True; not taken as the number 2
+    raws.append(bytes([0x18, 0xFF, 0xFF, 0xFF, 0xFF, 0x0F]))  # int32 of 2**32-1: protobuf wraps it to -1
+    assert {len(raws[5]), len(raws[7])} == {9, 5}
+    expected = np.array([decode_value(r) for r in raws])
+    np.testing.assert_array_equal(decode_values(raws), expected)
+    assert decode_values(raws)[5] == float(2**49) and decode_values(raws)[7] == float(2**27)
+    assert list(decode_values(raws)[-2:]) == [1.0, -1.0]
+    assert decode_values([]).shape == (0,)
 
 
 def test_direct_reader_not_used_off_redis(tables, world, tmp_path):

@@ -245,3 +245,91 @@ def test_restarted_consumer_waits_for_the_batch_a_dead_consumer_held(redis_url, 
     state.clear()
     client.close()
     assert (stats.events, stats.applied, stats.duplicates, left) == (len(events), len(events), 0, 0)
+
+
+def test_fetch_brings_every_event_once_in_batches_of_at_most_the_size_asked(run_id):
+    async def scenario() -> None:
+        run = f"creditops_test_{run_id}_fetch"
+        broker = await NatsBroker(NATS_URL, run, ack_wait=60).connect()
+        try:
+            sent = [json.dumps({"n": i}).encode() for i in range(2500)]
+            await broker.publish(sent)
+            sizes, got = [], []
+            for _ in range(3):
+                batch = await broker.fetch(1000, timeout=5)
+                sizes.append(len(batch))
+                got += batch
+            assert sizes == [1000, 1000, 500]  # what is there, never more than asked, no status messages
+            assert [m.data for m in got] == sent
+            await broker.ack(got)
+            assert await broker.fetch(1000, timeout=0.2) == []  # nothing there: empty once the wait ends
+            assert await broker.backlog() == 0
+
+            # nothing there when asked: events published during the wait come, each once, by this fetch or
+            # the next ones
+            waiting = asyncio.create_task(broker.fetch(10, timeout=2))
+            await asyncio.sleep(0.3)
+            late = [json.dumps({"late": i}).encode() for i in range(3)]
+            await broker.publish(late)
+            first = await waiting
+            assert 1 <= len(first) <= 3
+            rest = []
+            while len(first) + len(rest) < 3:
+                more = await broker.fetch(10, timeout=2)
+                assert more, "a published event was never fetched"
+                rest += more
+            assert [m.data for m in first + rest] == late
+            await broker.ack(first + rest)
+            assert await broker.fetch(10, timeout=0.2) == []
+            assert await broker.backlog() == 0
+        finally:
+            await broker.close(delete=True)
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("prefetch", [True, False])
+def test_a_batch_fetched_ahead_and_not_processed_is_handed_back_at_once(redis_url, run_id, prefetch):
+    from creditops.streaming.broker import consume
+    from creditops.streaming.consumer import StreamProcessor
+    from creditops.streaming.state import RedisEventState
+
+    frame = synthetic_transactions(
+        np.arange(1, 21), 75, pd.Timestamp("2026-01-01", tz="UTC"), rate=5.0, seed=3
+    )
+    events = encode_transactions(frame)
+    client = redis.Redis.from_url(redis_url)
+    state = RedisEventState(client, prefix=f"creditops_test_{run_id}:ahead{prefetch}:")
+
+    async def scenario():
+        run = f"creditops_test_{run_id}_ahead{int(prefetch)}"
+        broker = await NatsBroker(NATS_URL, run, ack_wait=120).connect()
+        try:
+            await broker.publish(events)
+            first = await consume(
+                broker,
+                StreamProcessor(state),
+                batch_size=25,
+                fetch_timeout=0.5,
+                max_events=25,
+                prefetch=prefetch,
+            )
+            held = await broker.backlog()
+            # the rest must come now: what the first run fetched ahead was released, not held for ack_wait
+            second = await consume(
+                broker,
+                StreamProcessor(state),
+                batch_size=25,
+                stop_when_idle=True,
+                idle_grace=5,
+                prefetch=prefetch,
+            )
+            return first, held, second, await broker.backlog()
+        finally:
+            await broker.close(delete=True)
+
+    first, held, second, left = asyncio.run(scenario())
+    state.clear()
+    client.close()
+    assert (first.events, held) == (25, 50)
+    assert (second.events, second.applied, second.duplicates, left) == (50, 50, 0, 0)

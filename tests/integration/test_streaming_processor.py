@@ -153,3 +153,65 @@ def test_corrupted_stream_dead_letters_every_bad_event_with_its_reason(world, st
     }  # fmt: skip
     for name, rule in expected_rule.items():
         assert reasons[name].startswith(rule), (name, reasons[name])
+
+
+def _tx(tx_id, applicant, ts, amount=10.0, kind="card_purchase"):
+    return {
+        "transaction_id": tx_id,
+        "applicant_id": applicant,
+        "transaction_ts": ts,
+        "amount": amount,
+        "type": kind,
+        "is_late": False,
+    }
+
+
+def test_state_prunes_exactly_what_is_at_or_before_the_horizon(state):
+    newest = pd.Timestamp("2026-06-01T12:00:00.123456789", tz="UTC")
+    horizon = newest - pd.Timedelta(days=365)
+    one_ns = pd.Timedelta(1, "ns")
+    rows = [
+        _tx(1, 7, newest),
+        _tx(2, 7, horizon),  # exactly at the horizon: pruned
+        _tx(3, 7, horizon + one_ns),  # one nanosecond inside the window: kept
+        _tx(4, 7, horizon - pd.Timedelta(days=400)),  # far before: pruned
+        _tx(5, 8, pd.Timestamp("1969-12-31T23:59:59", tz="UTC")),  # a negative epoch time: alone, kept
+        _tx(6, 9, newest),  # nothing old
+    ]
+    added = state.add_transactions(pd.DataFrame(rows))
+    assert added.new.all()
+    read = state.transactions([7, 8, 9, 10])
+    assert len(read) == 6  # the read returns everything stored, what it prunes included
+    kept = state.transactions([7, 8, 9, 10], prune=False)
+    got = set(zip(kept["applicant_id"], kept["transaction_ts"], strict=True))
+    assert got == {
+        (r["applicant_id"], r["transaction_ts"]) for r in rows if r["transaction_id"] not in (2, 4)
+    }
+    # the horizon is recorded: a late event at or before it is expired, one after it is stored
+    again = state.add_transactions(
+        pd.DataFrame([_tx(2, 7, horizon), _tx(11, 7, horizon), _tx(12, 7, horizon + one_ns)])
+    )
+    assert again.expired.tolist() == [True, True, False] and again.new.tolist() == [False, False, True]
+
+
+def test_state_add_tells_new_redelivered_and_conflicting_in_one_batch(state):
+    ts = pd.Timestamp("2026-06-01", tz="UTC")
+    first = state.add_transactions(pd.DataFrame([_tx(1, 7, ts), _tx(2, 7, ts)]))
+    assert first.new.tolist() == [True, True]
+    batch = pd.DataFrame(
+        [
+            _tx(1, 7, ts),  # redelivered
+            _tx(2, 7, ts, amount=11.0),  # same id, other content
+            _tx(3, 7, ts),  # new
+            _tx(3, 7, ts),  # the new one again in the same batch: a redelivery
+            _tx(4, 8, ts),  # new
+            _tx(4, 8, ts, kind="salary"),  # the same batch's new id with other content
+        ]
+    )
+    out = state.add_transactions(batch)
+    assert out.new.tolist() == [False, False, True, False, True, False]
+    assert out.duplicate.tolist() == [True, False, False, True, False, False]
+    assert out.conflict.tolist() == [False, True, False, False, False, True]
+    assert not out.expired.any()
+    stored = state.transactions([7, 8], prune=False)
+    assert sorted(stored["amount"].tolist()) == [10.0] * 4 and set(stored["type"]) == {"card_purchase"}

@@ -99,10 +99,13 @@ class StreamProcessor:
         self.now = now
 
     def _known(self, ids: np.ndarray) -> np.ndarray:
-        known = self.state.known(ids)
+        # each applicant once; the online store is asked only about those the stream has no application of
+        unique, inverse = np.unique(ids, return_inverse=True)
+        known = self.state.known(unique)
         if self.known_applicants is not None and not known.all():
-            known |= np.asarray(self.known_applicants(ids), dtype=bool)
-        return known
+            rest = np.flatnonzero(~known)
+            known[rest] = np.asarray(self.known_applicants(unique[rest]), dtype=bool)
+        return known[inverse]
 
     def process(self, raws: Sequence[bytes]) -> BatchOutcome:
         """Run steps 1-4 on one batch; acknowledge it only after this returns."""

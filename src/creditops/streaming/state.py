@@ -9,6 +9,11 @@ columns as JSON).
 
 Transactions older than the feature window (365 days before the applicant's newest event) are pruned, so the
 state of an applicant stays bounded.
+
+A batch costs a few Redis commands, not a few per event: the per-key work (HSETNX and the comparison of a
+redelivered value, EXISTS, reading every stored value of a history) runs in small Lua scripts over all the
+batch's keys, one ``EVALSHA`` each (at most :data:`SCRIPT_KEYS` keys per call, so a script never holds the
+server for long). Each script does what the commands it replaces did, key by key and in order.
 """
 
 from __future__ import annotations
@@ -23,6 +28,71 @@ import redis
 
 from creditops.data.schema import TRANSACTION_TYPES
 from creditops.features.behavioural import WINDOW_DAYS
+
+SCRIPT_KEYS = 10_000
+"""Keys per script call (a seed of 200k rows is 20 calls of a few ms each)."""
+
+# per event: 0 = stored now, 1 = the same value was there (a redelivery), 2 = another value was there
+_ADD_SCRIPT = """
+local out = {}
+local n = #KEYS
+for i = 1, n do
+  if redis.call('HSETNX', KEYS[i], ARGV[i], ARGV[n + i]) == 1 then
+    out[i] = 0
+  elseif redis.call('HGET', KEYS[i], ARGV[i]) == ARGV[n + i] then
+    out[i] = 1
+  else
+    out[i] = 2
+  end
+end
+return out
+"""
+_EXISTS_SCRIPT = """
+local out = {}
+for i, key in ipairs(KEYS) do
+  out[i] = redis.call('EXISTS', key)
+end
+return out
+"""
+# every value of each hash, concatenated in HGETALL's order (fixed-size records: the caller splits them)
+_VALUES_SCRIPT = """
+local out = {}
+for i, key in ipairs(KEYS) do
+  out[i] = table.concat(redis.call('HVALS', key))
+end
+return out
+"""
+# prune: KEYS = histories, then the horizon hash; ARGV = (applicant, horizon, high and low 32 bits of the
+# horizon) per history. Every transaction at or before its history's horizon (the record starts with its
+# time, int64 little-endian) is deleted and the horizon recorded, in one atomic step.
+_PRUNE_SCRIPT = """
+local n = #KEYS - 1
+local deleted = 0
+for i = 1, n do
+  local top, bottom = tonumber(ARGV[4 * i - 1]), tonumber(ARGV[4 * i])
+  local stored = redis.call('HGETALL', KEYS[i])
+  local doomed = {}
+  for j = 1, #stored, 2 do
+    local low, high = struct.unpack('<I4i4', stored[j + 1])
+    if high < top or (high == top and low <= bottom) then
+      doomed[#doomed + 1] = stored[j]
+    end
+  end
+  for j = 1, #doomed, 1000 do
+    deleted = deleted + redis.call('HDEL', KEYS[i], unpack(doomed, j, math.min(j + 999, #doomed)))
+  end
+  redis.call('HSET', KEYS[n + 1], ARGV[4 * i - 3], ARGV[4 * i - 2])
+end
+return deleted
+"""
+
+
+def exists_many(client: redis.Redis, keys: Sequence[bytes]) -> np.ndarray:
+    """Mask of ``keys`` that exist, in a script call per :data:`SCRIPT_KEYS` keys (not one EXISTS each)."""
+    script = client.register_script(_EXISTS_SCRIPT)
+    out = [script(keys=list(keys[lo : lo + SCRIPT_KEYS])) for lo in range(0, len(keys), SCRIPT_KEYS)]
+    return np.asarray([x for part in out for x in part], dtype=bool)
+
 
 _RECORD = np.dtype([("ts", "<i8"), ("amount", "<f8"), ("type", "i1"), ("late", "?")])
 _NS_PER_DAY = 86_400 * 10**9
@@ -70,6 +140,9 @@ class RedisEventState:
         self.client = client
         self.prefix = prefix.encode()
         self._horizon_key = self.prefix + b"horizon"
+        self._add = client.register_script(_ADD_SCRIPT)
+        self._values = client.register_script(_VALUES_SCRIPT)
+        self._prune_script = client.register_script(_PRUNE_SCRIPT)
 
     def _tx_key(self, applicant_id: int) -> bytes:
         return self.prefix + b"tx:%d" % applicant_id
@@ -90,23 +163,15 @@ class RedisEventState:
         horizon = self.client.hmget(self._horizon_key, [str(int(i)) for i in ids])
         expired = ts <= np.array([int(h) if h else np.iinfo(np.int64).min for h in horizon], dtype=np.int64)
         live = np.flatnonzero(~expired)
-        with self.client.pipeline(transaction=False) as pipe:
-            for i in live:
-                pipe.hsetnx(self._tx_key(int(ids[i])), str(int(tx_ids[i])), values[i])
-            added = np.zeros(n, bool)
-            added[live] = np.asarray(pipe.execute(), dtype=bool)
-        new = added.copy()
-        duplicate = np.zeros(n, bool)
-        conflict = np.zeros(n, bool)
-        old = np.flatnonzero(~added & ~expired)
-        if len(old):
-            with self.client.pipeline(transaction=False) as pipe:
-                for i in old:
-                    pipe.hget(self._tx_key(int(ids[i])), str(int(tx_ids[i])))
-                stored = pipe.execute()
-            same = np.array([s == values[i] for s, i in zip(stored, old, strict=True)], dtype=bool)
-            duplicate[old[same]] = True
-            conflict[old[~same]] = True
+        codes = np.full(n, -1, dtype=np.int64)
+        for lo in range(0, len(live), SCRIPT_KEYS):
+            rows = live[lo : lo + SCRIPT_KEYS]
+            keys = [self._tx_key(int(ids[i])) for i in rows]
+            fields = [str(int(tx_ids[i])) for i in rows]
+            codes[rows] = self._add(keys=keys, args=fields + [values[i] for i in rows])
+        new = codes == 0
+        duplicate = codes == 1
+        conflict = codes == 2
         return AddResult(new, duplicate, conflict, expired)
 
     def seed(self, transactions: pd.DataFrame, chunk_rows: int = 200_000) -> int:
@@ -133,10 +198,7 @@ class RedisEventState:
 
     def known(self, ids: np.ndarray) -> np.ndarray:
         """Mask of applicants whose application the stream has seen."""
-        with self.client.pipeline(transaction=False) as pipe:
-            for i in ids:
-                pipe.exists(self._app_key(int(i)))
-            return np.asarray(pipe.execute(), dtype=bool)
+        return exists_many(self.client, [self._app_key(int(i)) for i in ids])
 
     def applications(self, ids: Sequence[int]) -> pd.DataFrame:
         """The stored applications of ``ids`` that have one."""
@@ -149,13 +211,14 @@ class RedisEventState:
 
         With ``prune``, transactions older than the window before each applicant's newest one are deleted.
         """
-        with self.client.pipeline(transaction=False) as pipe:
-            for i in ids:
-                pipe.hgetall(self._tx_key(int(i)))
-            replies = pipe.execute()
-        counts = np.array([len(r) for r in replies], dtype=np.int64)
-        blob = b"".join(v for r in replies for v in r.values())
-        records = np.frombuffer(blob, dtype=_RECORD)
+        keys = [self._tx_key(int(i)) for i in ids]
+        replies = [
+            v
+            for lo in range(0, len(keys), SCRIPT_KEYS)
+            for v in self._values(keys=keys[lo : lo + SCRIPT_KEYS])
+        ]
+        counts = np.array([len(r) // _RECORD.itemsize for r in replies], dtype=np.int64)
+        records = np.frombuffer(b"".join(replies), dtype=_RECORD)
         owner = np.repeat(np.asarray(ids, dtype=np.int64), counts)
         if prune and len(records):
             newest = np.repeat(
@@ -165,20 +228,13 @@ class RedisEventState:
             horizon = newest - WINDOW_DAYS * _NS_PER_DAY
             old = records["ts"] <= horizon
             if old.any():
-                fields = [f for r in replies for f in r.keys()]
                 # the horizon only moves forward: an event at or before it can never enter a window again
                 marks = pd.Series(horizon[old]).groupby(owner[old]).max()
-                doomed = np.flatnonzero(old)  # grouped by owner already (replies come applicant by applicant)
-                cuts = np.flatnonzero(np.diff(owner[doomed])) + 1
-                with self.client.pipeline(transaction=False) as pipe:
-                    for ks in np.split(doomed, cuts):
-                        pipe.hdel(self._tx_key(int(owner[ks[0]])), *[fields[k] for k in ks])
-                    pipe.hset(self._horizon_key, mapping={str(int(a)): str(int(h)) for a, h in marks.items()})
-                    pipe.execute()
+                self._prune(marks.index.to_numpy(np.int64), marks.to_numpy(np.int64))
         return pd.DataFrame(
             {
                 "applicant_id": owner,
-                "transaction_ts": pd.to_datetime(records["ts"], utc=True),
+                "transaction_ts": pd.DatetimeIndex(records["ts"].astype("datetime64[ns]")).tz_localize("UTC"),
                 "amount": records["amount"],
                 "type": np.asarray(TRANSACTION_TYPES, dtype=object)[records["type"].astype(np.int64)]
                 if len(records)
@@ -186,6 +242,16 @@ class RedisEventState:
                 "is_late": records["late"],
             }
         )
+
+    def _prune(self, applicants: np.ndarray, horizons: np.ndarray) -> None:
+        """Delete each applicant's transactions at or before its horizon and record the horizon."""
+        for lo in range(0, len(applicants), SCRIPT_KEYS):
+            args = []
+            for a, h in zip(applicants[lo : lo + SCRIPT_KEYS], horizons[lo : lo + SCRIPT_KEYS], strict=True):
+                top, bottom = divmod(int(h), 2**32)
+                args += [int(a), int(h), top, bottom]
+            keys = [self._tx_key(int(a)) for a in applicants[lo : lo + SCRIPT_KEYS]]
+            self._prune_script(keys=[*keys, self._horizon_key], args=args)
 
     def clear(self) -> int:
         """Delete every key under the prefix (tests, re-seeding); returns how many."""
