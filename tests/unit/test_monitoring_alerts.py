@@ -165,3 +165,23 @@ def test_fingerprint_depends_on_labels_only():
 def test_webhook_payload_errors_name_the_field(payload, field):
     with pytest.raises(ValueError, match=field.replace("[", r"\[").replace("]", r"\]")):
         parse_webhook(payload)
+
+
+def test_many_identical_request_bursts_of_one_caller_are_one_alert(reference):
+    """40 different requests each repeated 25 times: one RequestAnomaly alert per caller, not per burst.
+
+    The demo printed one line per burst, 1,114 of them; each alert now says how many bursts it stands for.
+    """
+    rng = np.random.default_rng(4)
+    frame = _frame(rng, 3000)
+    for k in range(40):
+        frame.iloc[k * 25 : (k + 1) * 25] = frame.iloc[k * 25].to_numpy()
+    report = _window(reference, frame, rng.beta(2, 18, 3000))
+    bursts = [a for a in report.anomalies if a.kind == "identical_requests"]
+    assert len(bursts) == 40
+    alerts = [a for a in evaluate_alerts(report) if a.name == "RequestAnomaly"]
+    assert len(alerts) == len({a.fingerprint for a in alerts}) == len({a.caller_id for a in bursts})
+    import re
+
+    counts = [re.search(r"\((\d+) of them in this window", a.annotations["summary"]) for a in alerts]
+    assert sum(int(m.group(1)) if m else 1 for m in counts) == 40 and len(alerts) <= 3  # callers a, b, "a,b"

@@ -188,18 +188,15 @@ def evaluate_alerts(window: WindowReport, config: MonitoringConfig | None = None
                 url, window,
             )
         )  # fmt: skip
+    # one alert per kind and caller (its fingerprint), however many bursts: the largest is the example
+    groups: dict[tuple[str, str], list[Any]] = {}
     for a in window.anomalies:
-        out.append(
-            _alert(
-                "RequestAnomaly",
-                "warning",
-                f"{a.kind}: {a.detail}",
-                url,
-                window,
-                kind=a.kind,
-                caller=a.caller_id,
-            )
-        )
+        groups.setdefault((a.kind, a.caller_id), []).append(a)
+    for (kind, caller), found in groups.items():
+        worst = max(found, key=lambda a: a.count)
+        more = f" ({len(found)} of them in this window; the largest shown)" if len(found) > 1 else ""
+        out.append(_alert("RequestAnomaly", "warning", f"{kind}: {worst.detail}{more}", url, window,
+                          kind=kind, caller=caller))  # fmt: skip
     perf = window.performance or {}
     if perf.get("matured", 0) >= cfg.min_outcomes and perf.get("auc", float("nan")) < cfg.auc_floor:
         out.append(
