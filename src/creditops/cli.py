@@ -163,6 +163,22 @@ _HEADLINE_METRICS = (
 )
 
 
+def comparison_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
+    """The tuned model beside its baselines (same test frame, same CV folds): a (model, figures) row each."""
+    rows = []
+    for model, row in summary.get("comparison", {}).items():
+        cells = "  ".join(
+            f"{k}={row[k]:.4f}" for k in ("auc", "gini", "ks", "brier") if row.get(k) is not None
+        )
+        mean, sd = (
+            row.get(k) if row.get(k) is not None else float("nan") for k in ("cv_auc_mean", "cv_auc_sd")
+        )
+        cv = f"cv_auc={mean:.4f}+-{sd:.4f}"
+        trees = f"  trees={int(row['n_trees'])}" if row.get("n_trees") else ""
+        rows.append((model, f"{cells}  {cv}{trees}"))
+    return rows
+
+
 def _plain_summary(summary: dict[str, Any]) -> list[tuple[str, str]]:
     """The summary as (label, text) rows without markup: what a pipe or a log file receives."""
     metrics = summary.get("metrics", {})
@@ -179,6 +195,7 @@ def _plain_summary(summary: dict[str, Any]) -> list[tuple[str, str]]:
         unmeasured = gate["value"] is None or gate["value"] != gate["value"]  # None, or NaN from RunSummary
         value = "n/a" if unmeasured else f"{gate['value']:.4f}"
         rows.append((gate["name"], f"{word}  {value} {gate['op']} {gate['threshold']}"))
+    rows += comparison_rows(summary)
     version = summary.get("registered_version")
     registered = (
         f"{summary.get('model_name')} v{version} (alias challenger)"
@@ -226,14 +243,8 @@ def print_summary(summary: dict[str, Any], out: Any = None) -> None:
         mark = f"[{colour}]{word}[/]"
         value = "n/a" if gate["value"] is None or gate["value"] != gate["value"] else f"{gate['value']:.4f}"
         table.add_row(gate["name"], f"{mark}  {value} {gate['op']} {gate['threshold']}")
-    for model, row in summary.get("comparison", {}).items():  # tuned model vs baselines, same test frame
-        cells = "  ".join(
-            f"{k}={row[k]:.4f}" for k in ("auc", "gini", "ks", "brier") if row.get(k) is not None
-        )
-        cv = (
-            f"cv_auc={row.get('cv_auc_mean') or float('nan'):.4f}+-{row.get('cv_auc_sd') or float('nan'):.4f}"
-        )
-        table.add_row(model, f"{cells}  {cv}")
+    for model, text in comparison_rows(summary):
+        table.add_row(model, text)
     version = summary.get("registered_version")
     registered = (
         f"{summary.get('model_name')} v{version} (alias challenger)"

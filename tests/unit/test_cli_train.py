@@ -103,6 +103,25 @@ def test_piped_summary_is_plain_and_complete(tmp_path: Path) -> None:
             {"name": "fpr", "passed": False, "value": 0.09, "op": "<=", "threshold": 0.05},
         ],
         "registered_version": None,
+        "comparison": {
+            "tuned_xgboost": {
+                "auc": 0.8419,
+                "gini": 0.6837,
+                "ks": 0.5477,
+                "brier": 0.0729,
+                "cv_auc_mean": 0.8357,
+                "cv_auc_sd": 0.0076,
+                "n_trees": 80.0,
+            },
+            "logistic_regression": {
+                "auc": 0.8315,
+                "gini": 0.663,
+                "ks": 0.5425,
+                "brier": 0.0759,
+                "cv_auc_mean": 0.8304,
+                "cv_auc_sd": 0.005,
+            },
+        },  # fmt: skip
         "gate_summary": "fpr failed by 0.04",
         "model_card_html": card,
         "log": f"/srv/{LONG}/kfp/training.log",
@@ -118,5 +137,10 @@ def test_piped_summary_is_plain_and_complete(tmp_path: Path) -> None:
     rows = {line.split()[0]: " ".join(line.split()[1:]) for line in lines[1:]}
     assert rows["model"] == f"card {card}" and rows["step"] == f"logs /srv/{LONG}/kfp/training.log"
     assert rows["auc"] == "pass 0.8123 >= 0.8" and rows["dp.sex"] == "not_assessed n/a <= 0.1"
+    # the tuned model beside its baselines, in a pipe too
+    assert rows["tuned_xgboost"] == (
+        "auc=0.8419 gini=0.6837 ks=0.5477 brier=0.0729 cv_auc=0.8357+-0.0076 trees=80"
+    )
+    assert rows["logistic_regression"].startswith("auc=0.8315") and "trees" not in rows["logistic_regression"]
     assert rows["fpr"] == "FAIL 0.0900 <= 0.05" and rows["registered"] == "not registered: fpr failed by 0.04"
     assert rows["best"] == 'params {"learning_rate": 0.1235, "max_depth": 4}'
