@@ -1137,10 +1137,7 @@ def cmd_monitor_serve(args: argparse.Namespace) -> int:
     on_run = None
     if args.retrain:
         latest: list[Any] = []
-        worker = LoopWorker(
-            lambda: _loop_turn(settings, latest[-1], args),
-            lambda exc: logging.getLogger("creditops.monitoring").error("retraining loop failed: %s", exc),
-        )
+        worker = LoopWorker(lambda: _loop_turn(settings, latest[-1], args))
 
         def on_run(run: Any) -> None:
             latest.append(run)
@@ -1164,7 +1161,6 @@ def cmd_monitor_serve(args: argparse.Namespace) -> int:
 
 def cmd_monitor_receive(args: argparse.Namespace) -> int:
     """An Alertmanager-compatible webhook receiver that prints the alerts it gets (blocks)."""
-    import logging
     import os
     import threading
 
@@ -1181,10 +1177,7 @@ def cmd_monitor_receive(args: argparse.Namespace) -> int:
     store = _received_alerts(settings, args.alerts_file)
     worker = None
     if args.retrain:
-        worker = LoopWorker(
-            lambda: _loop_turn(settings, _monitor_run(args), args),
-            lambda exc: logging.getLogger("creditops.monitoring").error("retraining loop failed: %s", exc),
-        )
+        worker = LoopWorker(lambda: _loop_turn(settings, _monitor_run(args), args))
 
     def show(alerts: list[Any]) -> None:
         store.append(alerts)

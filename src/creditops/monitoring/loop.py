@@ -15,6 +15,7 @@ retraining, ``prod`` for the canary), so "why did v7 replace v6" is answered by 
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +30,8 @@ from creditops.deploy.history import DeploymentHistory
 from creditops.monitoring.alerts import Alert, evaluate_alerts
 from creditops.monitoring.run import MonitoringRun, finite
 from creditops.monitoring.trigger import TriggerDecision, decide_retraining
+
+log = logging.getLogger("creditops.monitoring.loop")
 
 ENVIRONMENT = "training"
 RETRAIN_STARTED = "retrain_started"
@@ -316,9 +319,11 @@ class LoopWorker:
     the cooldown keeps a finished retraining from starting twice).
     """
 
-    def __init__(self, turn: Callable[[], LoopResult], on_error: Callable[[BaseException], None]) -> None:
+    def __init__(
+        self, turn: Callable[[], LoopResult], on_error: Callable[[BaseException], None] | None = None
+    ) -> None:
         self.turn = turn
-        self.on_error = on_error
+        self.on_error = on_error or (lambda exc: log.error("retraining loop failed: %s", exc))
         self.results: list[LoopResult] = []
         self._busy = threading.Lock()
         self._thread: threading.Thread | None = None
