@@ -25,17 +25,22 @@ def test_contributions_equal_xgboost_and_sum_to_margin(tiny):
     np.testing.assert_allclose(ours.sum(axis=1), margin, atol=1e-4)
 
 
-@pytest.mark.parametrize("depth", [1, 2, 6])
+@pytest.mark.parametrize("depth", [1, 2, 6, 8])
 def test_fast_path_exact_with_missing_values_and_repeated_features(depth):
+    # depth 8: trees with more than 64 splits, whose go-left bits span several 64-bit words
     rng = np.random.default_rng(depth)
-    X = rng.normal(size=(300, 3)).astype(np.float32)
+    X = rng.normal(size=(300 if depth < 8 else 6000, 3)).astype(np.float32)
     X[rng.random(X.shape) < 0.1] = np.nan
     y = (np.nan_to_num(X[:, 0]) + 0.5 * np.nan_to_num(X[:, 1]) > 0).astype(int)
-    booster = xgb.train(
-        {"max_depth": depth, "objective": "binary:logistic", "nthread": 1}, xgb.DMatrix(X, label=y), 10
-    )
+    if depth == 8:  # noisy labels and no leaf-size floor: bushy trees
+        y = rng.integers(0, 2, len(X))
+    params = {"max_depth": depth, "objective": "binary:logistic", "nthread": 1, "min_child_weight": 0}
+    booster = xgb.train(params, xgb.DMatrix(X, label=y), 10)
     explainer = TreeShap(booster, ["a", "b", "c"], X[:32])
     assert explainer.fast, explainer.fallback_reason
+    if depth == 8:
+        splits = [t.count('"split"') for t in booster.get_dump(dump_format="json")]
+        assert max(splits) > 64, splits
     ref = booster.predict(xgb.DMatrix(X), pred_contribs=True)
     np.testing.assert_allclose(explainer.shap_values(X, n_threads=2), ref, atol=1e-5)
 
