@@ -6,6 +6,7 @@ the server received, in order, and the status the controller read back, in both 
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -17,7 +18,14 @@ from fake_kserve import KServeEmulator
 from creditops.config import CanaryConfig
 from creditops.deploy.analysis import ArmWindow
 from creditops.deploy.controller import run_canary
-from creditops.deploy.kubernetes import GROUP, PLURAL, VERSION, KServeTarget, replacement_patch
+from creditops.deploy.kubernetes import (
+    GROUP,
+    PLURAL,
+    PREVIOUS_ANNOTATION,
+    VERSION,
+    KServeTarget,
+    replacement_patch,
+)
 from creditops.errors import CreditOpsError
 
 OLD, NEW = "s3://models/credit-pd/1", "s3://models/credit-pd/2"
@@ -134,16 +142,46 @@ def test_standard_start_steps_promote_then_rollback_after_promotion(api: Any, cl
     obj = api.get_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, NAME)
     assert obj["spec"]["predictor"] == {"name": "canary", "model": model_new} and obj["spec"]["canary"] == []
     assert target.status().canaries == []
+    champion = isvc("Standard", OLD)["spec"]["predictor"]
+    assert json.loads(obj["metadata"]["annotations"][PREVIOUS_ANNOTATION]) == champion
     target.rollback()
     obj = api.get_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, NAME)
-    assert obj["spec"]["predictor"] == isvc("Standard", OLD)["spec"]["predictor"]
+    assert obj["spec"]["predictor"] == champion and PREVIOUS_ANNOTATION not in obj["metadata"]["annotations"]
+    with pytest.raises(CreditOpsError, match="nothing to roll back"):
+        target.rollback()  # the promotion is undone once; a second rollback has no champion to restore
 
+    kept = {"annotations": {PREVIOUS_ANNOTATION: json.dumps(champion, sort_keys=True)}}
     assert patches(emulator) == [
         {"spec": {"canary": [{"trafficPercent": 10, "predictor": {"name": "canary", "model": model_new}}]}},
         {"spec": {"canary": [{"trafficPercent": 50, "predictor": {"name": "canary", "model": model_new}}]}},
-        {"spec": {"predictor": {"name": "canary", "model": {"storageUri": NEW}}, "canary": []}},
-        {"spec": {"canary": [], "predictor": {"name": "primary", "model": {"storageUri": OLD}}}},
+        {
+            "metadata": kept,
+            "spec": {"predictor": {"name": "canary", "model": {"storageUri": NEW}}, "canary": []},
+        },
+        {
+            "spec": {"canary": [], "predictor": {"name": "primary", "model": {"storageUri": OLD}}},
+            "metadata": {"annotations": {PREVIOUS_ANNOTATION: None}},
+        },
     ]
+
+
+def test_standard_next_canary_after_a_promotion_takes_the_other_name(api: Any, cluster: Any) -> None:
+    emulator, _ = cluster
+    deploy(api, emulator, "Standard")
+    first = KServeTarget(api, NS, NAME, NEW)
+    first.set_canary(10)
+    first.promote()  # the champion predictor is now named "canary"
+    third = "s3://models/credit-pd/3"
+    second = KServeTarget(api, NS, NAME, third)
+    second.set_canary(20)
+    spec = api.get_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, NAME)["spec"]
+    assert spec["predictor"]["name"] == "canary" and [c["predictor"]["name"] for c in spec["canary"]] == [
+        "canary-b"
+    ]
+    assert second.ready() == (True, "CanaryPredictorReady")
+    second.promote()
+    spec = api.get_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, NAME)["spec"]
+    assert spec["predictor"]["name"] == "canary-b" and spec["predictor"]["model"]["storageUri"] == third
 
 
 def test_standard_rollback_during_the_canary_empties_the_list(api: Any, cluster: Any) -> None:

@@ -21,6 +21,7 @@ from conftest import NAME, NS
 from test_k8s_kserve_target import NEW, OLD, deploy, patches
 
 from creditops.cli import main
+from creditops.deploy.kubernetes import GROUP, PLURAL, PREVIOUS_ANNOTATION, VERSION
 
 
 @pytest.fixture
@@ -106,10 +107,15 @@ def test_start_step_promote_via_the_cli(cli: Any, api: Any, cluster: Any, mode: 
     else:
         assert doc["canary"] == [] and doc["canaryStatuses"] == []
         canary = {"name": "canary", "model": model_new}
+        champion = {"name": "primary", "model": {"modelFormat": {"name": "xgboost"}, "storageUri": OLD}}
+        kept = {"annotations": {PREVIOUS_ANNOTATION: json.dumps(champion, sort_keys=True)}}
         expected = [
             {"spec": {"canary": [{"trafficPercent": 10, "predictor": canary}]}},
             {"spec": {"canary": [{"trafficPercent": 50, "predictor": canary}]}},
-            {"spec": {"predictor": {"name": "canary", "model": {"storageUri": NEW}}, "canary": []}},
+            {
+                "metadata": kept,
+                "spec": {"predictor": {"name": "canary", "model": {"storageUri": NEW}}, "canary": []},
+            },
         ]
     assert patches(emulator) == expected
     assert history_rows(cli.history) == [
@@ -145,6 +151,35 @@ def test_start_then_rollback_via_the_cli(cli: Any, api: Any, cluster: Any, mode:
         ("rolled_back", "", "ci", "judges failed"),
     ]
     assert history_rows(cli.history)[0][1] == NEW  # no --version: the storage URI names the candidate
+
+
+@pytest.mark.parametrize("mode", ["Knative", "Standard"])
+def test_rollback_after_a_promotion_made_by_another_process(
+    cli: Any, api: Any, cluster: Any, mode: str
+) -> None:
+    """Promote in one CLI call, roll back in the next: the previous champion serves again."""
+    emulator, _ = cluster
+    deploy(api, emulator, mode)
+    flag = ["--isvc", NAME, "--by", "ci"]
+    ok(cli("rollout", "kube", "start", *flag, "--storage-uri", NEW, "--percent", "10", "--version", "2"))
+    ok(cli("rollout", "kube", "promote", *flag, "--version", "2"))
+    emulator.writes.clear()
+    doc = ok(
+        cli("rollout", "kube", "rollback", *flag, "--version", "2", "--reason", "incident 7", process=True)
+    )
+    assert not doc["canaryInProgress"] and doc["ready"]
+    if mode == "Knative":
+        assert patches(emulator) == [{"spec": {"predictor": {"canaryTrafficPercent": 0}}}]
+        assert {t.get("tag"): t["percent"] for t in doc["traffic"]} == {"prev": 100, "latest": 0}
+        assert doc["revisions"]["latestRolledout"] == "credit-pd-predictor-00001"
+    else:
+        assert doc["storageUri"] == OLD and doc["canary"] == []
+        obj = api.get_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, NAME)
+        assert obj["spec"]["predictor"]["name"] == "primary"
+        assert PREVIOUS_ANNOTATION not in obj["metadata"]["annotations"]
+        code, out, err = cli("rollout", "kube", "rollback", *flag)
+        assert code == 2 and "nothing to roll back" in out + err  # undone once, not flipped back again
+    assert history_rows(cli.history)[-1][2:] == ("rolled_back", "", "ci", "incident 7")
 
 
 def test_unknown_isvc_is_one_line_and_nonzero(cli: Any, api: Any, cluster: Any) -> None:

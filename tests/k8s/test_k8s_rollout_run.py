@@ -25,11 +25,12 @@ import yaml
 from conftest import NAME
 from fake_prometheus import Arm, FakePrometheus, running_prometheus
 from scipy import stats
-from test_k8s_kserve_target import NEW, deploy, patches
+from test_k8s_kserve_target import NEW, OLD, deploy, patches
 from test_k8s_rollout_cli import cli, history_rows  # noqa: F401 - the CLI fixture, reused
 
 from creditops.deploy.history import DeploymentHistory
 from creditops.deploy.kube_analysis import KubeWindow, PrometheusError, PrometheusMetrics, latency_samples
+from creditops.deploy.kubernetes import PREVIOUS_ANNOTATION
 from creditops.deploy.release import approve
 from creditops.governance.audit import AuditLog, AuditRecord
 
@@ -59,7 +60,10 @@ PATCHES = {
                 "modelFormat": {"name": "xgboost"}, "storageUri": NEW}}}]}},
             {"spec": {"canary": [{"trafficPercent": 50, "predictor": {"name": "canary", "model": {
                 "modelFormat": {"name": "xgboost"}, "storageUri": NEW}}}]}},
-            {"spec": {"predictor": {"name": "canary", "model": {"storageUri": NEW}}, "canary": []}},
+            {"metadata": {"annotations": {PREVIOUS_ANNOTATION: json.dumps(
+                {"name": "primary", "model": {"modelFormat": {"name": "xgboost"}, "storageUri": OLD}},
+                sort_keys=True)}},
+             "spec": {"predictor": {"name": "canary", "model": {"storageUri": NEW}}, "canary": []}},
         ],
         "rollback": [
             {"spec": {"canary": [{"trafficPercent": 10, "predictor": {"name": "canary", "model": {

@@ -6,7 +6,10 @@ sets the new ``storageUri`` and the percent in one patch (a model change without
 100 % as soon as the revision is ready); a step patches the percent; promote removes it; roll back sets it
 to **0** (removing it would send everything to the bad revision). **Standard (raw)**: ``spec.canary[]``
 holds named canary predictors with a ``trafficPercent`` each; the list is atomic, so it is always patched
-whole; promote moves the canary predictor into ``spec.predictor``; roll back sets ``canary: []``.
+whole; promote moves the canary predictor into ``spec.predictor``; roll back sets ``canary: []``. Promotion
+keeps the predictor it replaced in the annotation ``creditops.io/previous-predictor`` (JSON), so a rollback
+after a promotion restores it from the live object, whichever process promoted; the next canary takes the
+other of two names (``canary`` / ``canary-b``), since the promoted predictor keeps the canary's name.
 
 Every write is a JSON merge patch (``kubernetes`` 30.1 sends every custom-object patch as
 ``application/merge-patch+json``, so JSON-patch lists would be mislabelled); after each write the target polls
@@ -15,6 +18,7 @@ the status until the KServe controller has observed the new generation and the t
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -24,6 +28,8 @@ from creditops.errors import CreditOpsError
 
 GROUP, VERSION, PLURAL = "serving.kserve.io", "v1beta1", "inferenceservices"
 MODE_ANNOTATION = "serving.kserve.io/deploymentMode"
+PREVIOUS_ANNOTATION = "creditops.io/previous-predictor"
+"""Standard mode: the predictor spec a promotion replaced (JSON), what a rollback after it restores."""
 Mode = Literal["Knative", "Standard"]
 
 
@@ -113,9 +119,8 @@ class KServeTarget:
         name: Its name.
         candidate_uri: ``storageUri`` of the model to roll out.
         mode: ``Knative`` (Serverless) or ``Standard`` (raw); default: read the deploymentMode annotation.
-        canary_name: Predictor name of the canary (Standard mode; DNS-1035).
-        previous_predictor: Standard mode: the predictor spec to restore on a rollback after a promotion
-            made by another process (this target remembers the one it replaced itself).
+        canary_name: Predictor name of the canary (Standard mode; DNS-1035); ``<canary_name>-b`` when the
+            champion predictor already has this name (it was promoted from the previous canary).
         poll_s: Status polling period.
         timeout_s: Longest wait for the controller to reconcile a write.
         sleep: Injectable sleep.
@@ -130,7 +135,6 @@ class KServeTarget:
         *,
         mode: Mode | None = None,
         canary_name: str = "canary",
-        previous_predictor: dict[str, Any] | None = None,
         poll_s: float = 0.05,
         timeout_s: float = 60.0,
         sleep: Callable[[float], None] = time.sleep,
@@ -142,7 +146,7 @@ class KServeTarget:
         self.poll_s, self.timeout_s, self.sleep = poll_s, timeout_s, sleep
         self._started = False
         self._stable_revision = ""
-        self._previous_predictor: dict[str, Any] | None = previous_predictor
+        self._champion_predictor: dict[str, Any] | None = None
         obj = self.get()
         annotations = obj.get("metadata", {}).get("annotations") or {}
         self.mode: Mode = mode or (
@@ -195,13 +199,15 @@ class KServeTarget:
         champion predictor is the one its model settings are copied from.
         """
         spec = self.get()["spec"]
-        self._previous_predictor = dict(spec["predictor"])
+        self._champion_predictor = dict(spec["predictor"])
         if self.mode == "Standard":
-            entries = [c for c in spec.get("canary") or [] if c["predictor"].get("name") == self.canary_name]
+            names = (self.canary_name, f"{self.canary_name}-b")
+            entries = [c for c in spec.get("canary") or [] if c["predictor"].get("name") in names]
             if not entries:
                 raise CreditOpsError(
                     f"InferenceService {self.namespace}/{self.name} has no canary in progress"
                 )
+            self.canary_name = entries[0]["predictor"]["name"]
             self.candidate_uri = self.candidate_uri or entries[0]["predictor"]["model"]["storageUri"]
         elif spec["predictor"].get("canaryTrafficPercent") is None:
             raise CreditOpsError(f"InferenceService {self.namespace}/{self.name} has no canary in progress")
@@ -229,7 +235,9 @@ class KServeTarget:
         if not self._started:
             settled = self.precheck()
             self._stable_revision = settled.rolled_out or settled.latest_ready
-            self._previous_predictor = dict(self.get()["spec"]["predictor"])
+            self._champion_predictor = dict(self.get()["spec"]["predictor"])
+            if self._champion_predictor.get("name") == self.canary_name:
+                self.canary_name = f"{self.canary_name}-b"
         if self.mode == "Knative":
             predictor: dict[str, Any] = {"canaryTrafficPercent": weight}
             if not self._started:
@@ -259,7 +267,9 @@ class KServeTarget:
         else:
             old = self.get()["spec"]["predictor"]
             new = self._canary_entry(100)["predictor"]
-            generation = self._patch({"spec": {"predictor": replacement_patch(old, new), "canary": []}})
+            kept = {"annotations": {PREVIOUS_ANNOTATION: json.dumps(old, sort_keys=True)}}
+            spec = {"predictor": replacement_patch(old, new), "canary": []}
+            generation = self._patch({"metadata": kept, "spec": spec})
             self._wait(generation, lambda s: not s.canaries and s.ready, "promotion")
 
     def rollback(self) -> None:
@@ -267,7 +277,8 @@ class KServeTarget:
 
         Serverless: ``canaryTrafficPercent: 0``; after a promotion KServe flips ``latestRolledoutRevision``
         back first and moves ``prev`` on the next reconcile, so the wait covers both. Standard:
-        ``canary: []``, and after a promotion the previous predictor is moved back into ``spec.predictor``.
+        ``canary: []``; with no canary in flight, the predictor the last promotion replaced (its annotation)
+        is moved back into ``spec.predictor`` and the annotation removed.
         """
         if self.mode == "Knative":
             generation = self._patch({"spec": {"predictor": {"canaryTrafficPercent": 0}}})
@@ -279,17 +290,24 @@ class KServeTarget:
 
             self._wait(generation, done, "rollback")
             return
-        spec = self.get()["spec"]
-        body: dict[str, Any] = {"canary": []}
-        promoted = spec["predictor"].get("name") == self.canary_name and self._previous_predictor is not None
-        if promoted:
-            body["predictor"] = replacement_patch(spec["predictor"], self._previous_predictor or {})
-        generation = self._patch({"spec": body})
+        obj = self.get()
+        spec = obj["spec"]
+        patch: dict[str, Any] = {"spec": {"canary": []}}
+        if not spec.get("canary"):  # nothing in flight: undo the last promotion
+            kept = (obj["metadata"].get("annotations") or {}).get(PREVIOUS_ANNOTATION)
+            if not kept:
+                raise CreditOpsError(
+                    f"InferenceService {self.namespace}/{self.name}: nothing to roll back (no canary in "
+                    f"progress, no promotion recorded in {PREVIOUS_ANNOTATION})"
+                )
+            patch["spec"]["predictor"] = replacement_patch(spec["predictor"], json.loads(kept))
+            patch["metadata"] = {"annotations": {PREVIOUS_ANNOTATION: None}}
+        generation = self._patch(patch)
         self._wait(generation, lambda s: not s.canaries and s.ready, "rollback")
 
     # -- helpers -------------------------------------------------------------------------------------------
     def _canary_entry(self, weight: int) -> dict[str, Any]:
-        model = dict(self._previous_predictor.get("model", {})) if self._previous_predictor else {}
+        model = dict(self._champion_predictor.get("model", {})) if self._champion_predictor else {}
         model["storageUri"] = self.candidate_uri
         return {"trafficPercent": weight, "predictor": {"name": self.canary_name, "model": model}}
 
