@@ -39,6 +39,9 @@ MODEL_FILE = "model.ubj"
 MANIFEST_FILE = "manifest.json"
 REFERENCE_FILE = "reference.parquet"
 BUNDLE_FILES = (MODEL_FILE, MANIFEST_FILE, REFERENCE_FILE)
+#: Written into a bundle by the registry once it is a registered version (``{"model_name", "version"}``),
+#: so a server given the bundle's files alone (a KServe ``storageUri``) labels decisions ``<name>@<version>``.
+REGISTRATION_FILE = "registration.json"
 #: PDs are clipped to [PD_CLIP, 1 - PD_CLIP] before converting to log-odds score points.
 PD_CLIP = 1e-6
 _VERSIONED = ("xgboost", "numpy", "pandas", "scikit-learn", "pyarrow", "pydantic", "creditops")
@@ -207,6 +210,7 @@ class Bundle:
     manifest: Manifest
     reference: pd.DataFrame
     path: Path | None = None
+    version: str | None = None
     _cal_x: np.ndarray = field(init=False, repr=False)
     _cal_y: np.ndarray = field(init=False, repr=False)
     _index: dict[str, int] = field(init=False, repr=False)
@@ -408,7 +412,23 @@ def load_bundle(bundle_dir: str | Path) -> Bundle:
         raise BundleError(f"bundle {root}: {REFERENCE_FILE} lacks feature(s) {absent}")
     # Single-row requests: one thread avoids OpenMP start-up cost that dominates tiny predictions.
     booster.set_param({"nthread": 1})
-    return Bundle(booster=booster, manifest=manifest, reference=reference, path=root)
+    return Bundle(
+        booster=booster, manifest=manifest, reference=reference, path=root, version=_registered(root)
+    )
+
+
+def _registered(root: Path) -> str | None:
+    """The registered version recorded in the bundle (:data:`REGISTRATION_FILE`), None before registration."""
+    path = root / REGISTRATION_FILE
+    if not path.is_file():
+        return None
+    try:
+        version = json.loads(path.read_text(encoding="utf-8"))["version"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise BundleError(f"bundle {root}: unreadable {REGISTRATION_FILE}: {exc}") from None
+    if not isinstance(version, str | int) or not str(version).isdigit():
+        raise BundleError(f"bundle {root}: {REGISTRATION_FILE} version must be a number, got {version!r}")
+    return str(version)
 
 
 def check_feature_contract(manifest: Manifest, expected_features: Sequence[str], service_name: str) -> None:

@@ -5,8 +5,11 @@ We do not ship Prometheus and the machines have none, so this stdlib server answ
 does not evaluate PromQL: it recognises the metric (``creditops_predictor_requests_total`` with or without
 ``code=~"5.."``, ``creditops_predictor_request_seconds_bucket``), the arm (``model_version="..."``) and the
 range (``[Ns]``), and answers what ``increase`` would give over that range for a steady per-second rate of
-each arm. A query that does not select the expected ``namespace`` / ``inferenceservice`` gets an empty
-vector, as it would from a real Prometheus. Every query is kept in ``queries``.
+each arm. The audit-completeness queries over ``creditops_predictor_decisions_total`` get the arm's
+``sample`` (what its pods counted at their last scrape, which the traffic updates after each audit write, as
+the predictor counts), its pods' start time, counter resets, the spread of the pods' scrape times and the row
+rate. A query that does not select the expected ``namespace`` / ``inferenceservice`` gets an empty vector, as
+it would from a real Prometheus. Every query is kept in ``queries``.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -31,6 +35,24 @@ class Arm:
     rps: float = 100.0
     err_rps: float = 0.0
     per_bucket: dict[float, float] = field(default_factory=lambda: {0.005: 20.0, 0.0075: 50.0, 0.01: 30.0})
+    sample: tuple[float, int] = field(default_factory=lambda: (time.time(), 0))
+    """The pods' last scrape: ``(time, answered rows)``, replaced whole (a sample is atomic)."""
+    started: float = field(default_factory=lambda: time.time() - 60.0)
+    resets: int = 0
+    spread_s: float = 0.5
+    rows_per_s: float = 800.0
+
+    scrape_s: float = 0.5
+    counted: int = 0
+
+    def count(self, rows: int, *, total: int | None = None) -> None:
+        """``rows`` more answers (or ``total`` answers), in the sample once ``scrape_s`` has passed.
+
+        With ``total`` the sample is taken now.
+        """
+        self.counted = (self.counted if total is None else total) + rows
+        if total is not None or time.time() - self.sample[0] >= self.scrape_s:
+            self.sample = (time.time(), self.counted)
 
     def cumulative(self) -> list[tuple[str, float]]:
         """``(le, cumulative rate)`` for every bucket and ``+Inf``, as the histogram exposes them."""
@@ -63,7 +85,21 @@ class FakePrometheus:
         if arm is None or window is None or not all(s in query for s in self.selector):
             return 200, {"status": "success", "data": {"resultType": "vector", "result": []}}
         seconds = int(window.group(1))
-        if "creditops_predictor_request_seconds_bucket" in query:
+        if "process_start_time_seconds" in query:
+            result = [_sample({}, arm.started)]
+        elif "resets(creditops_predictor_decisions_total" in query:
+            result = [_sample({}, arm.resets)]
+        elif "sum(timestamp(creditops_predictor_decisions_total" in query:
+            result = [_sample({}, arm.sample[0])]
+        elif "max(timestamp(creditops_predictor_decisions_total" in query:
+            result = [_sample({}, arm.sample[0])]
+        elif "min(timestamp(creditops_predictor_decisions_total" in query:
+            result = [_sample({}, arm.sample[0] - arm.spread_s)]
+        elif "rate(creditops_predictor_decisions_total" in query:
+            result = [_sample({}, arm.rows_per_s)]
+        elif "max_over_time(creditops_predictor_decisions_total" in query:
+            result = [_sample({}, arm.sample[1])]
+        elif "creditops_predictor_request_seconds_bucket" in query:
             result = [_sample({"le": le}, rate * seconds) for le, rate in arm.cumulative()]
         elif 'code=~"5.."' in query:
             result = [_sample({}, arm.err_rps * seconds)]

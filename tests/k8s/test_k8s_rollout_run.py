@@ -84,8 +84,18 @@ def decision(pd_: float) -> str:
 
 
 @contextmanager
-def traffic(url: str, arms: dict[str, tuple[float, float]], every_s: float = 0.05) -> Iterator[None]:
-    """Append one batch of audit records per arm every ``every_s`` (current time) until the block ends."""
+def traffic(
+    url: str,
+    arms: dict[str, tuple[float, float]],
+    every_s: float = 0.05,
+    counted: FakePrometheus | None = None,
+    unaudited: int = 0,
+) -> Iterator[None]:
+    """Append one batch of audit records per arm every ``every_s`` (current time) until the block ends.
+
+    With ``counted``, each arm's answers are counted there after its records are written (as the predictor
+    counts decisions after the audit write); ``unaudited`` answers per batch have no record (a broken log).
+    """
     stop = threading.Event()
     batches = {label: scores(shape) for label, shape in arms.items()}
 
@@ -101,6 +111,9 @@ def traffic(url: str, arms: dict[str, tuple[float, float]], every_s: float = 0.0
                     for label, batch in batches.items()
                     for i, p in enumerate(batch)
                 )  # fmt: skip
+                for label, batch in batches.items():
+                    if counted is not None and label in counted.arms:
+                        counted.arms[label].count(len(batch) + unaudited)
                 stop.wait(every_s)
 
     AuditLog.open(url).close()  # the log exists before the rollout looks for it
@@ -155,7 +168,7 @@ def test_good_canary_is_stepped_and_promoted(
     emulator, _ = cluster
     deploy(api, emulator, mode)
     approve(setup["history"], "credit-pd", "2", actor="alice", reason="passed staging")
-    with traffic(setup["audit"], {"credit-pd@1": GOOD, "credit-pd@2": GOOD}):
+    with traffic(setup["audit"], {"credit-pd@1": GOOD, "credit-pd@2": GOOD}, counted=prometheus[0]):
         code, out, err = cli(*RUN, "--champion-version", "1", "--prometheus-url", prometheus[1], "--by", "ci")
     assert code == 0, out + err
     assert patches(emulator) == PATCHES[mode]["promote"]
@@ -166,7 +179,7 @@ def test_good_canary_is_stepped_and_promoted(
     assert promoted["approved_by"] == "alice" and promoted["analysis"] == {"audit": True, "prometheus": True}
     assert {v["name"]: v["status"] for v in promoted["verdicts"]} == {
         "ready": "pass", "error_rate": "pass", "latency": "pass", "score_psi": "pass",
-        "approval_shift": "pass", "decline_shift": "pass",
+        "approval_shift": "pass", "decline_shift": "pass", "audit": "pass",
     }  # fmt: skip
     assert details(setup, "step")["percent"] == 50
     # both arms were measured, on the InferenceService's own series
@@ -184,7 +197,7 @@ def test_shifted_scores_are_rolled_back_by_the_judges(
     emulator, _ = cluster
     deploy(api, emulator, "Knative")
     approve(setup["history"], "credit-pd", "2", actor="alice", reason="passed staging")
-    with traffic(setup["audit"], {"credit-pd@1": GOOD, "credit-pd@2": SHIFTED}):
+    with traffic(setup["audit"], {"credit-pd@1": GOOD, "credit-pd@2": SHIFTED}, counted=prometheus[0]):
         code, out, err = cli(*RUN, "--champion-version", "1", "--prometheus-url", prometheus[1])
     assert code == 1, out + err
     assert patches(emulator) == PATCHES["Knative"]["rollback"]
@@ -217,7 +230,7 @@ def test_without_prometheus_errors_and_latency_are_inconclusive_and_the_deadline
     (reason,) = [r[5] for r in history_rows(cli.history) if r[2] == "rolled_back"]
     assert "progress deadline" in reason
     verdicts = {v["name"]: v for v in details(setup, "rolled_back")["verdicts"]}
-    for name in ("error_rate", "latency"):
+    for name in ("error_rate", "latency", "audit"):
         assert verdicts[name]["status"] == "inconclusive"
         assert "no --prometheus-url" in verdicts[name]["detail"]
     assert verdicts["score_psi"]["status"] == "pass"  # the audit log alone was judged, and passed
@@ -229,10 +242,11 @@ def test_without_prometheus_errors_and_latency_are_inconclusive_and_the_deadline
     [
         (Arm(rps=100.0, err_rps=5.0), "error_rate"),
         (Arm(per_bucket={0.025: 20.0, 0.05: 50.0, 0.1: 30.0}), "latency"),
+        (Arm(), "audit"),  # answers without their records (``unaudited`` below)
     ],
-    ids=["5xx", "slow"],
+    ids=["5xx", "slow", "unaudited"],
 )
-def test_prometheus_errors_or_latency_roll_back(
+def test_prometheus_errors_latency_or_missing_audit_records_roll_back(
     cli: Any,  # noqa: F811
     api: Any,
     cluster: Any,
@@ -244,7 +258,10 @@ def test_prometheus_errors_or_latency_roll_back(
     emulator, _ = cluster
     deploy(api, emulator, "Standard")
     prometheus[0].arms["credit-pd@2"] = canary
-    with traffic(setup["audit"], {"credit-pd@1": GOOD, "credit-pd@2": GOOD}):
+    unaudited = 1 if judge == "audit" else 0  # one row per batch answered with no audit record
+    with traffic(
+        setup["audit"], {"credit-pd@1": GOOD, "credit-pd@2": GOOD}, counted=prometheus[0], unaudited=unaudited
+    ):
         code, out, err = cli(*RUN, "--champion-version", "1", "--prometheus-url", prometheus[1])
     assert code == 1, out + err
     assert patches(emulator) == PATCHES["Standard"]["rollback"]
@@ -333,6 +350,61 @@ def test_prometheus_reader_and_histogram_rebuild(prometheus: tuple[FakePrometheu
         metrics.arm("credit-pd@2", 100.0, 110.0)
 
 
+def test_audit_completeness_of_the_canary_from_prometheus_and_the_log(
+    tmp_path: Path, prometheus: tuple[FakePrometheus, str]
+) -> None:
+    """Records since the canary's pods started against the answers its pods counted; resets: inconclusive."""
+    import time
+
+    from creditops.config import CanaryConfig
+    from creditops.deploy.analysis import analyse
+
+    state, url = prometheus
+    audit = f"sqlite:///{tmp_path / 'audit.db'}"
+    before = "2020-01-01T00:00:00.000000Z"  # an earlier rollout of the same version: not these pods'
+    with AuditLog.open(audit) as log:
+        log.append(
+            AuditRecord(f"p{i}", "credit-pd", "credit-pd@2", {}, {"pd": 0.1, "score": 1.0}, [], "approve",
+                        **({"ts": before} if i < 3 else {}))
+            for i in range(13)
+        )  # fmt: skip
+    canary_arm = state.arms["credit-pd@2"]
+    canary_arm.rows_per_s, canary_arm.spread_s = 0.0, 0.0
+    source = KubeWindow(
+        audit, "credit-pd@2", "credit-pd@1", metrics=PrometheusMetrics(url, "creditops", "credit-pd")
+    )
+
+    def audit_verdict() -> Any:
+        canary, champion = source.window(time.time() - 30)
+        return {v.name: v for v in analyse(canary, champion, CanaryConfig())}["audit"]
+
+    canary_arm.count(10, total=0)
+    v = audit_verdict()
+    assert (v.status, v.detail) == ("pass", "10 audit records for 10 answers")
+    with AuditLog.open(audit) as log:  # answered after the last scrape: not in the range counted
+        log.append(
+            AuditRecord(f"q{i}", "credit-pd", "credit-pd@2", {}, {"pd": 0.1, "score": 1.0}, [], "approve")
+            for i in range(5)
+        )
+    assert audit_verdict().detail == "10 audit records for 10 answers"
+    canary_arm.count(2, total=14)  # scraped now: 16 answers, 15 records; one answer has no record
+    v = audit_verdict()
+    assert v.status == "fail" and v.value == 1.0
+    canary_arm.count(
+        2, total=11
+    )  # 13 answers, 15 records: 2 records without an answer, and no rows since (rate 0)
+    assert audit_verdict().status == "fail"
+    canary_arm.rows_per_s = 2.0  # 2 rows/s, scrapes 0 s apart: up to 4 records may be rows counted later
+    v = audit_verdict()
+    assert v.status == "pass" and "(+4 in flight)" in v.detail
+    canary_arm.resets = 1
+    v = audit_verdict()
+    assert v.status == "inconclusive" and "counter reset" in v.detail
+    canary_arm.resets = 0
+    del state.arms["credit-pd@2"]  # no canary pod reports: nothing to judge by
+    assert audit_verdict().status == "inconclusive"
+
+
 def test_a_failing_prometheus_mid_rollout_is_inconclusive_not_a_pass(
     tmp_path: Path, prometheus: tuple[FakePrometheus, str]
 ) -> None:
@@ -344,7 +416,8 @@ def test_a_failing_prometheus_mid_rollout_is_inconclusive_not_a_pass(
     )
     state.fail = True
     canary, champion = source.window(0.0)
-    assert set(canary.unmeasured) == {"error_rate", "latency"} and "HTTP 503" in canary.unmeasured["latency"]
+    assert set(canary.unmeasured) == {"error_rate", "latency", "audit"}
+    assert "HTTP 503" in canary.unmeasured["latency"] and "HTTP 503" in canary.unmeasured["audit"]
     from creditops.config import CanaryConfig
     from creditops.deploy.analysis import analyse
 
@@ -365,7 +438,7 @@ def test_an_error_mid_rollout_rolls_the_canary_back_and_says_why(
     emulator, _ = cluster
     deploy(api, emulator, "Knative")
     emulator.reconcile_delay = 2.0  # slower than --timeout below
-    with traffic(setup["audit"], {"credit-pd@1": GOOD, "credit-pd@2": GOOD}):
+    with traffic(setup["audit"], {"credit-pd@1": GOOD, "credit-pd@2": GOOD}, counted=prometheus[0]):
         code, out, err = cli(
             *RUN, "--champion-version", "1", "--prometheus-url", prometheus[1], "--timeout", "0.3"
         )
@@ -389,7 +462,7 @@ def test_a_postgres_audit_log_works_the_same(
     emulator, _ = cluster
     deploy(api, emulator, "Standard")
     approve(setup["history"], "credit-pd", "2", actor="alice", reason="passed staging")
-    with traffic(pg_url, {"credit-pd@1": GOOD, "credit-pd@2": GOOD}):
+    with traffic(pg_url, {"credit-pd@1": GOOD, "credit-pd@2": GOOD}, counted=prometheus[0]):
         code, out, err = cli(
             *RUN, "--champion-version", "1", "--prometheus-url", prometheus[1], "--audit-url", pg_url
         )
@@ -400,7 +473,7 @@ def test_a_postgres_audit_log_works_the_same(
     emulator.writes.clear()
     prometheus[0].arms["credit-pd@3"] = Arm()
     run3 = ("rollout", "kube", "run", "--isvc", NAME, "--version", "3", "--storage-uri", NEW + "-3")
-    with traffic(pg_url, {"credit-pd@2": GOOD, "credit-pd@3": SHIFTED}):
+    with traffic(pg_url, {"credit-pd@2": GOOD, "credit-pd@3": SHIFTED}, counted=prometheus[0]):
         code, out, err = cli(*run3, "--prometheus-url", prometheus[1], "--audit-url", pg_url)
     assert code == 1, out + err
     assert [r[1:4] for r in history_rows(cli.history)][-2:] == [
@@ -425,7 +498,7 @@ def test_promotion_needs_an_approval_unless_auto_promote(
     config["deploy"]["auto_promote"] = auto
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     flags = ("--champion-version", "1", "--prometheus-url", prometheus[1], "--approval-timeout", "0.3")
-    with traffic(setup["audit"], {"credit-pd@1": GOOD, "credit-pd@2": GOOD}):
+    with traffic(setup["audit"], {"credit-pd@1": GOOD, "credit-pd@2": GOOD}, counted=prometheus[0]):
         code, out, err = cli(*RUN, *flags)
     if auto:
         assert code == 0, out + err
@@ -459,7 +532,7 @@ def test_audit_labels_can_be_given_when_the_predictor_labels_bundles_by_digest(
     old, new = "credit-pd@20261101T000000Z-0a1b2c3d", "credit-pd@20261201T000000Z-4e5f6a7b"
     prometheus[0].arms = {old: Arm(), new: Arm()}
     labels = ("--canary-label", new, "--champion-label", old)
-    with traffic(setup["audit"], {old: GOOD, new: GOOD}):
+    with traffic(setup["audit"], {old: GOOD, new: GOOD}, counted=prometheus[0]):
         code, out, err = cli(*RUN, "--champion-version", "1", "--prometheus-url", prometheus[1], *labels)
     assert code == 0, out + err
     assert patches(emulator) == PATCHES["Knative"]["promote"]

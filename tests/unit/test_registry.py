@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -8,11 +9,12 @@ import pytest
 from governance_helpers import PROTECTED, TARGET, make_bundle
 from mlflow import MlflowClient
 
-from creditops.artifact import BUNDLE_FILES, load_bundle
+from creditops.artifact import BUNDLE_FILES, REGISTRATION_FILE, load_bundle
 from creditops.config import GatesConfig, MlflowConfig
 from creditops.errors import BundleError, GateFailure
 from creditops.governance import model_card, registry
 from creditops.governance.gates import Gate, GateReport, evaluate_gates
+from creditops.serving import model_version_of
 
 
 def _digest(directory: Path) -> dict[str, str]:
@@ -96,6 +98,25 @@ def test_lifecycle_challenger_then_explicit_promotion(setup: dict, tmp_path: Pat
         ).is_file()
 
 
+def test_a_registered_bundle_names_its_version_without_the_registry(setup: dict, tmp_path: Path) -> None:
+    """A KServe storageUri holds the bundle's files only: they still label decisions ``<name>@<version>``."""
+    uri, name = setup["uri"], "labelled-model"
+    assert model_version_of(load_bundle(setup["bundle_dir"])).split("@")[1] != "1"  # not registered yet
+    versions = [registry.register(setup["bundle_dir"], setup["report"], uri, name) for _ in range(2)]
+    model_name = load_bundle(setup["bundle_dir"]).manifest.model_name
+    for version in versions:
+        fetched = registry.resolve(uri, f"models:/{name}/{version}", dst_path=tmp_path / f"v{version}")
+        copied = shutil.copytree(fetched, tmp_path / f"storage-uri-{version}")  # as a storage initializer
+        assert model_version_of(load_bundle(copied)) == f"{model_name}@{version}"
+    # registering a registered bundle again: the copy's old record is not carried over
+    again = registry.register(copied, setup["report"], uri, name)
+    fetched = registry.resolve(uri, f"models:/{name}/{again}", dst_path=tmp_path / "again")
+    assert load_bundle(fetched).version == again == "3"
+    (copied / REGISTRATION_FILE).write_text('{"version": "latest"}')
+    with pytest.raises(BundleError, match="version must be a number"):
+        load_bundle(copied)
+
+
 def test_run_holds_bundle_card_gates_metrics_and_lineage(setup: dict) -> None:
     uri = setup["uri"]
     version = registry.register(
@@ -131,6 +152,7 @@ def test_run_holds_bundle_card_gates_metrics_and_lineage(setup: dict) -> None:
         "bundle/reference.parquet",
         "bundle/MLmodel",
         "bundle/requirements.txt",
+        "bundle/registration.json",
     }
     # artifacts sit next to the SQLite database, not in the working directory
     assert (setup["root"] / "mlartifacts").is_dir()

@@ -27,9 +27,9 @@ class ArmWindow:
         audited: Audit records of the arm over the whole rollout (``-1``: not counted).
         audit_answers: Rows the arm answered over the whole rollout, read before counting ``audited``.
         audit_in_flight: Rows answered or in flight after counting, beyond ``audit_answers``.
-        unmeasured: Judges the source has no data for (``error_rate``, ``latency``), with why: they report
-            ``inconclusive`` with that detail instead of judging empty lists (the Kubernetes source without
-            Prometheus).
+        unmeasured: Judges the source has no data for (``error_rate``, ``latency``, ``audit``), with why:
+            they report ``inconclusive`` with that detail instead of judging empty lists (the Kubernetes
+            source without Prometheus).
     """
 
     requests: int = 0
@@ -89,7 +89,8 @@ def analyse(
     ]
     if canary.audited >= 0:
         verdicts.append(
-            judges.audit_completeness(canary.audit_answers, canary.audited, canary.audit_in_flight)
+            _unmeasured("audit", 0.0, canary.unmeasured)
+            or judges.audit_completeness(canary.audit_answers, canary.audited, canary.audit_in_flight)
         )
     return verdicts
 

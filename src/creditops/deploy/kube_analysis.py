@@ -12,6 +12,15 @@ on ``instance``, so the same query works for Serverless revisions and Standard c
 Prometheus those two judges report ``inconclusive`` (:attr:`ArmWindow.unmeasured`), never ``pass``; the
 controller then holds and the progress deadline rolls the canary back.
 
+Audit completeness (records == answers) is judged for the canary, whose pods all serve this rollout: the
+answers are its pods' ``creditops_predictor_decisions_total`` at their last scrape, and the records are the
+canary label's audit records from its earliest pod's start up to the newest of those scrapes. The predictor
+stamps a record before it is durable and counts the row after, so every counted row's record falls in that
+range: fewer records than answers is exact evidence of a lost record. Rows the pods answered between their
+own scrape and the newest one may add records, bounded by twice the canary's row rate over that spread plus
+one second. A restarted canary pod (a counter reset) makes the count inexact: the judge is inconclusive.
+Record times come from the pods' clocks and scrape times from Prometheus': both NTP-synchronised.
+
 Audit timestamps are wall-clock UTC written by the pods, so the window's clock must be wall-clock too: drive
 :func:`creditops.deploy.controller.run_canary` with ``clock=time.time`` (a monotonic clock is converted
 through the current offset). Pods and the runner are assumed NTP-synchronised; a skew of a few seconds
@@ -115,6 +124,40 @@ class PrometheusMetrics:
             "latency": f"sum by (le) (increase({buckets}[{range_s}s]) and on (instance) {pods})",
         }
 
+    def audit_answers(self, version_label: str, range_s: int, now: float) -> tuple[int, int, float, float]:
+        """``(answered rows, in-flight bound, first pod start, newest scrape)`` of ``version_label``'s pods.
+
+        ``answered`` sums each pod's decision counters at their latest sample within ``range_s``; the bound
+        covers rows a pod answered after its own scrape and before the newest one (twice the arm's row rate
+        over the spread of the scrape times, plus one second). Raises :class:`PrometheusError` when no pod of
+        the arm reports decisions, or a counter was reset.
+        """
+        version = _label_value(version_label)
+        info = f'creditops_predictor_model_info{{{self.selector},model_version="{version}"}}'
+        pods = f"max by (instance) (max_over_time({info}[{range_s}s]))"
+        rows = f"creditops_predictor_decisions_total{{{self.selector}}}"
+
+        def value(promql: str) -> float | None:
+            got = self.query(f"{promql} and on (instance) {pods})", now)
+            return float(got[0]["value"][1]) if got else None
+
+        started = value(f"min(process_start_time_seconds{{{self.selector}}}")
+        for _ in range(5):  # the counts and their scrape times from the same samples: retried if one landed
+            before = value(f"sum(timestamp({rows})")
+            answered = value(f"sum(max_over_time({rows}[{range_s}s])")
+            newest, oldest = value(f"max(timestamp({rows})"), value(f"min(timestamp({rows})")
+            if value(f"sum(timestamp({rows})") == before:
+                break
+        else:
+            raise PrometheusError(f"{version_label}: new scrapes kept landing while its answers were read")
+        if started is None or answered is None or newest is None or oldest is None:
+            raise PrometheusError(f"no pod of {version_label} reports its decisions and start time")
+        if value(f"sum(resets({rows}[{range_s}s])"):
+            raise PrometheusError(f"a pod of {version_label} restarted (counter reset): answers not exact")
+        per_s = value(f"sum(rate({rows}[60s])") or 0.0
+        bound = math.ceil(2.0 * per_s * (newest - oldest + 1.0)) if math.isfinite(per_s) else 0
+        return round(answered), bound, started, newest
+
     def arm(self, version_label: str, since: float, now: float) -> tuple[int, int, list[float]]:
         """``(requests, 5xx errors, latencies in ms)`` of one arm's pods for wall-clock ``[since, now]``."""
         range_s = max(1, math.ceil(now - since))
@@ -173,34 +216,45 @@ def read_arms(url: str, labels: list[str], start: datetime) -> tuple[np.ndarray,
     from creditops.governance.audit import TABLE
 
     marks = ", ".join(["%s"] * len(labels))
-    params = [start.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"), *labels]  # the log's fixed-width text
-    if url.startswith("sqlite:///"):
-        import sqlite3
-
-        sql = (
-            f"SELECT model_version, decision, json_extract(output, '$.pd') FROM {TABLE}"  # nosec B608  # constants
-            f" WHERE ts >= ? AND model_version IN ({marks.replace('%s', '?')})"
-        )
-        path = Path(url[len("sqlite:///") :]).absolute()
-        conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=30)  # never creates a file
-        try:
-            rows = conn.execute(sql, params).fetchall()
-        finally:
-            conn.close()
-    else:
-        import psycopg
-
-        sql = (
-            f"SELECT model_version, decision, (output::json ->> 'pd')::float8 FROM {TABLE}"  # nosec B608  # constants
-            f" WHERE ts >= %s AND model_version IN ({marks})"
-        )
-        with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
-            rows = conn.execute(sql, params).fetchall()
+    sqlite = f"SELECT model_version, decision, json_extract(output, '$.pd') FROM {TABLE}"  # nosec B608  # constants
+    postgres = f"SELECT model_version, decision, (output::json ->> 'pd')::float8 FROM {TABLE}"  # nosec B608
+    where = f" WHERE ts >= %s AND model_version IN ({marks})"
+    rows = _select(url, sqlite + where, postgres + where, [_ts(start), *labels])
     if not rows:
         return np.empty(0, object), np.empty(0, object), np.empty(0, float)
     versions, decisions, pds = zip(*rows, strict=True)
     pd_ = np.array([np.nan if p is None else p for p in pds], dtype=float)
     return np.array(versions, dtype=object), np.array(decisions, dtype=object), pd_
+
+
+def count_records(url: str, label: str, start: datetime, end: datetime) -> int:
+    """Audit records labelled ``label`` stamped within ``[start, end]``."""
+    from creditops.governance.audit import TABLE
+
+    sql = f"SELECT count(*) FROM {TABLE} WHERE ts >= %s AND ts <= %s AND model_version = %s"  # nosec B608
+    return int(_select(url, sql, sql, [_ts(start), _ts(end), label])[0][0])
+
+
+def _ts(moment: datetime) -> str:
+    """A time as the audit log writes it (fixed-width UTC text, so text order is time order)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _select(url: str, sqlite_sql: str, postgres_sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+    """Rows of a read-only query (``%s`` placeholders) on the SQLite or Postgres audit log."""
+    if url.startswith("sqlite:///"):
+        import sqlite3
+
+        path = Path(url[len("sqlite:///") :]).absolute()
+        conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=30)  # never creates a file
+        try:
+            return conn.execute(sqlite_sql.replace("%s", "?"), params).fetchall()
+        finally:
+            conn.close()
+    import psycopg
+
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+        return conn.execute(postgres_sql, params).fetchall()
 
 
 class KubeWindow:
@@ -233,6 +287,7 @@ class KubeWindow:
         self.canary_label, self.champion_label = canary_label, champion_label
         self.metrics = metrics
         self.clock = clock
+        self.first: float | None = None  # wall clock of the first window: the rollout's start
 
     def wall(self, since: float) -> float:
         """``since`` (a value of :attr:`clock`) as wall-clock seconds."""
@@ -243,6 +298,7 @@ class KubeWindow:
     def window(self, since: float) -> tuple[ArmWindow, ArmWindow]:
         """``(canary, champion)`` over requests at or after ``since``."""
         start, now = self.wall(since), time.time()
+        self.first = start if self.first is None else min(self.first, start)
         try:
             versions, decision, pds = read_arms(
                 self.audit_url, [self.canary_label, self.champion_label], datetime.fromtimestamp(start, UTC)
@@ -261,7 +317,28 @@ class KubeWindow:
             )
             self._measure(arm, label, start, now)
             arms.append(arm)
+        self._audit(arms[0], now)
         return arms[0], arms[1]
+
+    def _audit(self, canary: ArmWindow, now: float) -> None:
+        """The canary's answers at its pods' last scrapes and its audit records from its pods' start on."""
+        canary.audited = 0  # judged, or inconclusive with the reason
+        if self.metrics is None:
+            canary.unmeasured["audit"] = (
+                "not measured: answers are counted by Prometheus (no --prometheus-url)"
+            )
+            return
+        range_s = max(1, math.ceil(now - (self.first or now)) + 60)  # pods ready just before the first step
+        try:
+            answers, in_flight, started, scraped = self.metrics.audit_answers(self.canary_label, range_s, now)
+            span = (datetime.fromtimestamp(started, UTC), datetime.fromtimestamp(scraped, UTC))
+            records = count_records(self.audit_url, self.canary_label, *span)
+        except PrometheusError as exc:
+            canary.unmeasured["audit"] = f"not measured: {exc}"
+            return
+        except Exception as exc:  # noqa: BLE001 - any database failure becomes one line for the operator
+            raise CreditOpsError(f"audit log {self.audit_url}: {type(exc).__name__}: {exc}") from None
+        canary.audited, canary.audit_answers, canary.audit_in_flight = records, answers, in_flight
 
     def _measure(self, arm: ArmWindow, label: str, start: float, now: float) -> None:
         if self.metrics is None:

@@ -32,7 +32,14 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, RunTag
 from mlflow.exceptions import MlflowException
 
-from creditops.artifact import BUNDLE_FILES, MANIFEST_FILE, Bundle, load_bundle, read_manifest
+from creditops.artifact import (
+    BUNDLE_FILES,
+    MANIFEST_FILE,
+    REGISTRATION_FILE,
+    Bundle,
+    load_bundle,
+    read_manifest,
+)
 from creditops.errors import BundleError, GateFailure
 from creditops.governance.gates import GateReport
 
@@ -159,7 +166,8 @@ def register(
     try:
         with tempfile.TemporaryDirectory(prefix="creditops-register-") as tmp:
             model_dir = Path(tmp) / BUNDLE_ARTIFACT_PATH
-            shutil.copytree(bundle, model_dir)
+            # a registered bundle given again carries its old version: the new one is written below
+            shutil.copytree(bundle, model_dir, ignore=shutil.ignore_patterns(REGISTRATION_FILE))
             write_mlmodel(model_dir)
             client.log_artifacts(run_id, str(model_dir), BUNDLE_ARTIFACT_PATH)
             for card in model_card_paths:
@@ -198,6 +206,11 @@ def register(
         description=gate_report.summary(),
     )
     version = str(mv.version)
+    # the bundle's own record of it: a server given these files without the registry labels its decisions
+    # "<name>@<version>" (a KServe storageUri pointing at this artefact)
+    client.log_dict(
+        run_id, {"model_name": model_name, "version": version}, f"{BUNDLE_ARTIFACT_PATH}/{REGISTRATION_FILE}"
+    )
     arrow = " -> ".join(
         f"{k}:{chain[k]}" for k in ("data_version", "feature_service", "run_id") if chain.get(k) is not None
     )

@@ -74,7 +74,8 @@ def new_prediction_ids(n: int) -> list[str]:
 def model_version_of(bundle: Any) -> str:
     """A stable label of the model that served a decision: ``<model_name>@<version>``.
 
-    Uses ``bundle.version`` (set by the registry resolver) or ``manifest.params['model_version']`` when
+    Uses ``bundle.version`` (the registered version the registry wrote into the bundle,
+    :data:`creditops.artifact.REGISTRATION_FILE`) or ``manifest.params['model_version']`` when
     present, otherwise the manifest creation time and the first 8 hex digits of the model's SHA-256 (two
     bundles written in the same second stay apart; the same model file always gets the same label).
     """
