@@ -54,13 +54,29 @@ ONLINE_READS = Counter("creditops_predictor_online_reads", "Online feature store
 ONLINE_ROWS = Counter("creditops_predictor_online_rows", "Applicant rows fetched from the online store.")
 
 
+#: Series created at 0 when a model is loaded. A labelled series appears at its first increment, and
+#: ``increase()`` cannot count the increments before a series' first sample: a fresh canary's first 5xx
+#: burst would be invisible to the error-rate judge.
+INITIAL_CODES = ("200", "400", "401", "403", "404", "413", "422", "500", "503")
+DECISION_NAMES = ("approve", "review", "decline")
+
+
 def set_model_info(model: str, model_version: str, feature_service: str) -> None:
-    """Publish which model version is served (old versions of the same model are removed)."""
+    """Publish which model version is served (old versions of the same model are removed).
+
+    Also creates the model's request, latency and decision series at 0 (:data:`INITIAL_CODES`).
+    """
     for labels in list(MODEL_INFO._metrics):  # noqa: SLF001 - prometheus_client has no public label listing
         if labels[0] == model:
             MODEL_INFO.remove(*labels)
     _SERVED.add(model)
     MODEL_INFO.labels(model=model, model_version=model_version, feature_service=feature_service).set(1)
+    for protocol in ("v1", "v2"):
+        LATENCY.labels(model=model, protocol=protocol)
+        for code in INITIAL_CODES:
+            REQUESTS.labels(model=model, protocol=protocol, code=code)
+    for decision in DECISION_NAMES:
+        DECISIONS.labels(model=model, decision=decision)
 
 
 def count_decisions(model: str, decisions: list[str]) -> None:

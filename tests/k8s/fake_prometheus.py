@@ -1,6 +1,7 @@
 """A stand-in for Prometheus' HTTP API (``/api/v1/query``) on a live port, for the canary analysis tests.
 
-We do not ship Prometheus and the machines have none, so this stdlib server answers the instant queries
+The rollout tests need Prometheus answers they control (a 5xx canary, a slow one, answers without
+records), so this stdlib server answers the instant queries
 :class:`creditops.deploy.kube_analysis.PrometheusMetrics` sends with the response shape Prometheus uses. It
 does not evaluate PromQL: it recognises the metric (``creditops_predictor_requests_total`` with or without
 ``code=~"5.."``, ``creditops_predictor_request_seconds_bucket``), the arm (``model_version="..."``) and the
