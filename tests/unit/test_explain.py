@@ -42,7 +42,11 @@ def test_fast_path_exact_with_missing_values_and_repeated_features(depth):
         splits = [t.count('"split"') for t in booster.get_dump(dump_format="json")]
         assert max(splits) > 64, splits
     ref = booster.predict(xgb.DMatrix(X), pred_contribs=True)
+    # both kernels: column-wise on a batch (threads; one thread: several blocks at depth 8), row-wise on a row
     np.testing.assert_allclose(explainer.shap_values(X, n_threads=2), ref, atol=1e-5)
+    np.testing.assert_allclose(explainer.shap_values(X, n_threads=1), ref, atol=1e-5)
+    single = np.concatenate([explainer.shap_values(X[i : i + 1]) for i in range(40)])
+    np.testing.assert_allclose(single, ref[:40], atol=1e-5)
 
 
 def test_engine_knows_nothing_of_reasons():

@@ -11,8 +11,9 @@ the row only matters through which path conditions it satisfies (a bit pattern o
 features on the path), so each leaf's Shapley values are tabulated once per bundle for all 2**d patterns
 (the idea behind Fast TreeSHAP v2, Yang 2021). Leaf tables are then summed into tables per small subtree
 ("unit"), indexed by the prefix pattern above the unit and the outcomes of the unit's own splits, so a row
-costs one threshold test per split and a few table lookups per tree (65-85 us for 300 depth-5 trees and
-45 features on this 2-core machine, one thread).
+costs one threshold test per split and a few table lookups per tree. Batches run column-wise (each test
+vectorised over a block of rows): about 16-20 us a row for 300 depth-5 trees and 45 features on this 2-core
+machine, one thread; a single row about 80-100 us.
 The tables are built with numba and checked against xgboost's own ``pred_contribs`` on a probe sample when a
 bundle is first explained; any model the fast path cannot reproduce (categorical splits, deep trees,
 multi-output, a mismatch) falls back to xgboost transparently (``TreeShap.fast`` / ``fallback_reason``).
@@ -40,6 +41,11 @@ _MAX_FAST_DEPTH = 10
 # A unit table has 2**(prefix slots + splits) rows; 10 bits = depth-2 subtrees of a depth-5 tree.
 _UNIT_BITS = 10
 _MAX_TABLE_VALUES = 64_000_000
+# From this many rows the column-wise kernel (:func:`_shap_blocks`) beats the row-wise one (measured here:
+# a single row is about 25 % slower column-wise, 2 rows even, 32 rows 2.5x faster); from _THREAD_ROWS rows
+# the work is split over threads.
+_BLOCK_ROWS = 2
+_THREAD_ROWS = 256
 _PROBE_TOLERANCE = 1e-3
 # numba's disk cache lives in __pycache__ beside this file; in a read-only image (KServe) compile in memory.
 # (No environment lookup here: importing a module never depends on the process environment.)
@@ -226,6 +232,97 @@ def _shap_rows(
             out[r, n_feat] = bias
 
 
+@numba.njit(cache=_CACHE, nogil=True)
+def _shap_blocks(
+    X: np.ndarray,
+    start: int,
+    stop: int,
+    out: np.ndarray,
+    in_feat: np.ndarray,
+    in_thr: np.ndarray,
+    in_defleft: np.ndarray,
+    tree_in_off: np.ndarray,
+    tree_edge_off: np.ndarray,
+    edge_parent: np.ndarray,
+    edge_pk: np.ndarray,
+    edge_child: np.ndarray,
+    edge_left: np.ndarray,
+    edge_slot: np.ndarray,
+    tree_unit_off: np.ndarray,
+    unit_root: np.ndarray,
+    unit_ps: np.ndarray,
+    unit_istart: np.ndarray,
+    unit_m: np.ndarray,
+    unit_nu: np.ndarray,
+    unit_toff: np.ndarray,
+    unit_feat_off: np.ndarray,
+    unit_feat: np.ndarray,
+    table: np.ndarray,
+    bias: float,
+    max_nodes: int,
+) -> None:  # pragma: no cover - compiled
+    """:func:`_shap_rows` for many rows: the same values, with the rows as the innermost loop.
+
+    A block's features are transposed once, so each split's threshold test and each edge's ok-bit update
+    runs over a contiguous column of the block's rows (the compiler vectorises both); only the table reads
+    stay per row. Blocks of up to 4,096 rows (bounded so the per-node array stays near 8 MB): 2-3x faster
+    than row by row on a batch, slower on a single row, so :meth:`TreeShap._fast` picks by size
+    (:data:`_BLOCK_ROWS`).
+    """
+    n_trees = tree_in_off.shape[0] - 1
+    n_feat = X.shape[1]
+    block = max(1, min(4096, stop - start, max(256, (1 << 21) // max(max_nodes, 1))))
+    XT = np.empty((n_feat, block), dtype=np.float32)
+    words = np.zeros(((max_nodes + 63) // 64 + 1, block), dtype=np.int64)
+    bad = np.zeros((max_nodes, block), dtype=np.int32)
+    acc = np.empty((block, n_feat), dtype=np.float64)
+    for b0 in range(start, stop, block):
+        nb = min(b0 + block, stop) - b0
+        for r in range(nb):
+            for f in range(n_feat):
+                XT[f, r] = X[b0 + r, f]
+        acc[:nb, :] = 0.0
+        for t in range(n_trees):
+            i0 = tree_in_off[t]
+            ni = tree_in_off[t + 1] - i0
+            words[: (ni + 63) >> 6, :nb] = 0
+            for k in range(ni):
+                xs, ws = XT[in_feat[i0 + k]], words[k >> 6]
+                thr, default_left, shift = in_thr[i0 + k], in_defleft[i0 + k] != 0, np.int64(k & 63)
+                for r in range(nb):
+                    x = xs[r]
+                    ws[r] |= np.int64((x < thr) | (default_left & (x != x))) << shift
+            bad[0, :nb] = 0
+            for e in range(tree_edge_off[t], tree_edge_off[t + 1]):
+                pk = edge_pk[e]
+                ws, shift = words[pk >> 6], np.int64(pk & 63)
+                turn, slot = np.int64(edge_left[e]), np.int64(edge_slot[e])
+                parent, child = bad[edge_parent[e]], bad[edge_child[e]]
+                for r in range(nb):
+                    child[r] = parent[r] | np.int32((((ws[r] >> shift) & 1) ^ turn) << slot)
+            for u in range(tree_unit_off[t], tree_unit_off[t + 1]):
+                ps, m, s = unit_ps[u], unit_m[u], unit_istart[u]
+                w, o = s >> 6, s & 63
+                prefix, own_mask = (np.int64(1) << ps) - 1, (np.int64(1) << m) - 1
+                nu, toff, f0 = unit_nu[u], unit_toff[u], unit_feat_off[u]
+                root_bad = bad[unit_root[u]]
+                for r in range(nb):
+                    if m == 0:
+                        own = np.int64(0)
+                    elif o + m <= 64:
+                        own = (words[w, r] >> o) & own_mask
+                    else:  # o >= 1 here: an arithmetic shift's sign bits masked off
+                        low = (words[w, r] >> o) & ((np.int64(1) << (64 - o)) - 1)
+                        own = (low | (words[w + 1, r] << (64 - o))) & own_mask
+                    base = toff + ((prefix & ~np.int64(root_bad[r])) | (own << ps)) * nu
+                    for k in range(nu):
+                        acc[r, unit_feat[f0 + k]] += table[base + k]
+        for r in range(nb):
+            for f in range(n_feat):
+                out[b0 + r, f] = acc[r, f]
+            out[b0 + r, n_feat] = bias
+
+
 # --------------------------------------------------------------------------------------------------------
 # the explainer
 
@@ -314,13 +411,14 @@ class TreeShap:
         n = X.shape[0]
         out = np.empty((n, X.shape[1] + 1), dtype=np.float32)
         args = (*self._arrays, self._bias, self._max_nodes)
-        if n_threads <= 1 or n < 256:
-            _shap_rows(X, 0, n, out, *args)
+        kernel = _shap_blocks if n >= _BLOCK_ROWS else _shap_rows
+        if n_threads <= 1 or n < _THREAD_ROWS:
+            kernel(X, 0, n, out, *args)
             return out
         # nogil kernel: plain threads share the tables without numba's threading layer.
         bounds = np.linspace(0, n, n_threads + 1).astype(np.int64)
         workers = [
-            threading.Thread(target=_shap_rows, args=(X, int(a), int(b), out, *args))
+            threading.Thread(target=kernel, args=(X, int(a), int(b), out, *args))
             for a, b in zip(bounds[:-1], bounds[1:], strict=True)
         ]
         for w in workers:
