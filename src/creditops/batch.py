@@ -60,12 +60,33 @@ def _chunks(path: Path, chunk_rows: int) -> tuple[Iterator[pd.DataFrame], int | 
     try:
         if suffix in (".parquet", ".pq"):
             pf = pq.ParquetFile(path)
-            return (b.to_pandas() for b in pf.iter_batches(batch_size=chunk_rows)), pf.metadata.num_rows
+            return _parquet_chunks(pf, chunk_rows), pf.metadata.num_rows
         if suffix == ".csv":
             return iter(pd.read_csv(path, chunksize=chunk_rows)), None
     except (OSError, pa.ArrowInvalid) as exc:
         raise DataError(f"{path}: cannot read input ({exc})") from exc
     raise DataError(f"{path}: unsupported input format {suffix!r} (use .parquet or .csv)")
+
+
+def _parquet_chunks(pf: pq.ParquetFile, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    """Frames of ``chunk_rows`` rows, read a few row groups at a time (about ``chunk_rows`` rows).
+
+    Not ``ParquetFile.iter_batches``: it kept every row group it had decoded in Arrow's memory pool until the
+    file was done (measured here: +32 MB per 100k-row row group), so memory grew with the file. Memory
+    is bounded by the larger of a chunk and a row group (a file written as one row group is read whole).
+    """
+    groups: list[int] = []
+    rows = 0
+    for i in range(pf.num_row_groups):
+        groups.append(i)
+        rows += pf.metadata.row_group(i).num_rows
+        if rows < chunk_rows and i < pf.num_row_groups - 1:
+            continue
+        table = pf.read_row_groups(groups)
+        groups, rows = [], 0
+        for lo in range(0, table.num_rows, chunk_rows):
+            yield table.slice(lo, chunk_rows).to_pandas()
+        del table
 
 
 def _progress(enabled: bool, total: int | None, label: str) -> Any:

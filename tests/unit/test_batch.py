@@ -103,3 +103,21 @@ def test_contract_valid_ranges_apply(tiny, tmp_path):
     result = score_file(ranged, src, tmp_path / "out.parquet", progress=False)
     assert result.rows_quarantined == 1 and result.rows_scored == 19
     assert score_file(bundle, src, tmp_path / "out2.parquet", progress=False).rows_quarantined == 0
+
+
+def test_parquet_is_read_a_few_row_groups_at_a_time(tmp_path):
+    """Chunks of at most ``chunk_rows`` rows, every row once, in order, across uneven row groups."""
+    import pyarrow as pa
+
+    from creditops.batch import _parquet_chunks
+
+    path = tmp_path / "groups.parquet"
+    with pq.ParquetWriter(path, pa.schema([("x", pa.int64())])) as writer:
+        start = 0
+        for size in (30, 30, 5, 70, 0, 12):
+            writer.write_table(pa.table({"x": np.arange(start, start + size)}))
+            start += size
+    chunks = list(_parquet_chunks(pq.ParquetFile(path), 50))
+    assert all(len(c) <= 50 for c in chunks)
+    np.testing.assert_array_equal(np.concatenate([c["x"].to_numpy() for c in chunks]), np.arange(start))
+    assert [len(c) for c in chunks] == [50, 10, 50, 25, 12]  # groups (30+30), (5+70), (0+12)
