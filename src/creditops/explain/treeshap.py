@@ -162,34 +162,20 @@ def _shap_rows(
     start: int,
     stop: int,
     out: np.ndarray,
-    in_feat: np.ndarray,
-    in_thr: np.ndarray,
-    in_defleft: np.ndarray,
-    tree_in_off: np.ndarray,
-    tree_edge_off: np.ndarray,
-    edge_parent: np.ndarray,
-    edge_pk: np.ndarray,
-    edge_child: np.ndarray,
-    edge_left: np.ndarray,
-    edge_slot: np.ndarray,
-    tree_unit_off: np.ndarray,
-    unit_root: np.ndarray,
-    unit_ps: np.ndarray,
-    unit_istart: np.ndarray,
-    unit_m: np.ndarray,
-    unit_nu: np.ndarray,
-    unit_toff: np.ndarray,
-    unit_feat_off: np.ndarray,
-    unit_feat: np.ndarray,
-    table: np.ndarray,
+    arrays: tuple,
     bias: float,
     max_nodes: int,
 ) -> None:  # pragma: no cover - compiled
     """Exact TreeSHAP for rows ``start:stop`` of X into ``out`` (n_rows, n_features + 1).
 
+    ``arrays`` are :meth:`_Builder.finish`'s flattened trees and tables, ``bias`` the bias column's value.
+
     A tree's internal nodes are numbered in the pre-order the builder walks (right child first), so every
     unit's own splits are one contiguous run of the row's go-left bit string: one shift and mask per unit.
     """
+    (in_feat, in_thr, in_defleft, tree_in_off, tree_edge_off, edge_parent, edge_pk, edge_child, edge_left,
+     edge_slot, tree_unit_off, unit_root, unit_ps, unit_istart, unit_m, unit_nu, unit_toff, unit_feat_off,
+     unit_feat, table) = arrays  # fmt: skip
     n_trees = tree_in_off.shape[0] - 1
     n_feat = X.shape[1]
     # 1024-row blocks: one tree's tables (tens of KB) are reused by many rows before the next tree evicts
@@ -238,26 +224,7 @@ def _shap_blocks(
     start: int,
     stop: int,
     out: np.ndarray,
-    in_feat: np.ndarray,
-    in_thr: np.ndarray,
-    in_defleft: np.ndarray,
-    tree_in_off: np.ndarray,
-    tree_edge_off: np.ndarray,
-    edge_parent: np.ndarray,
-    edge_pk: np.ndarray,
-    edge_child: np.ndarray,
-    edge_left: np.ndarray,
-    edge_slot: np.ndarray,
-    tree_unit_off: np.ndarray,
-    unit_root: np.ndarray,
-    unit_ps: np.ndarray,
-    unit_istart: np.ndarray,
-    unit_m: np.ndarray,
-    unit_nu: np.ndarray,
-    unit_toff: np.ndarray,
-    unit_feat_off: np.ndarray,
-    unit_feat: np.ndarray,
-    table: np.ndarray,
+    arrays: tuple,
     bias: float,
     max_nodes: int,
 ) -> None:  # pragma: no cover - compiled
@@ -269,6 +236,9 @@ def _shap_blocks(
     than row by row on a batch, slower on a single row, so :meth:`TreeShap._fast` picks by size
     (:data:`_BLOCK_ROWS`).
     """
+    (in_feat, in_thr, in_defleft, tree_in_off, tree_edge_off, edge_parent, edge_pk, edge_child, edge_left,
+     edge_slot, tree_unit_off, unit_root, unit_ps, unit_istart, unit_m, unit_nu, unit_toff, unit_feat_off,
+     unit_feat, table) = arrays  # fmt: skip
     n_trees = tree_in_off.shape[0] - 1
     n_feat = X.shape[1]
     block = max(1, min(4096, stop - start, max(256, (1 << 21) // max(max_nodes, 1))))
@@ -410,7 +380,7 @@ class TreeShap:
     def _fast(self, X: np.ndarray, n_threads: int = 1) -> np.ndarray:
         n = X.shape[0]
         out = np.empty((n, X.shape[1] + 1), dtype=np.float32)
-        args = (*self._arrays, self._bias, self._max_nodes)
+        args = (self._arrays, self._bias, self._max_nodes)
         kernel = _shap_blocks if n >= _BLOCK_ROWS else _shap_rows
         if n_threads <= 1 or n < _THREAD_ROWS:
             kernel(X, 0, n, out, *args)
