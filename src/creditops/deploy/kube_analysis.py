@@ -216,10 +216,10 @@ def read_arms(url: str, labels: list[str], start: datetime) -> tuple[np.ndarray,
     from creditops.governance.audit import TABLE
 
     marks = ", ".join(["%s"] * len(labels))
-    sqlite = f"SELECT model_version, decision, json_extract(output, '$.pd') FROM {TABLE}"  # nosec B608  # constants
-    postgres = f"SELECT model_version, decision, (output::json ->> 'pd')::float8 FROM {TABLE}"  # nosec B608
-    where = f" WHERE ts >= %s AND model_version IN ({marks})"
-    rows = _select(url, sqlite + where, postgres + where, [_ts(start), *labels])
+    where = f" FROM {TABLE} WHERE ts >= %s AND model_version IN ({marks})"  # nosec B608  # constants, bound values
+    sqlite = "SELECT model_version, decision, json_extract(output, '$.pd')" + where
+    postgres = "SELECT model_version, decision, (output::json ->> 'pd')::float8" + where
+    rows = _select(url, sqlite, postgres, [_ts(start), *labels])
     if not rows:
         return np.empty(0, object), np.empty(0, object), np.empty(0, float)
     versions, decisions, pds = zip(*rows, strict=True)
@@ -231,7 +231,8 @@ def count_records(url: str, label: str, start: datetime, end: datetime) -> int:
     """Audit records labelled ``label`` stamped within ``[start, end]``."""
     from creditops.governance.audit import TABLE
 
-    sql = f"SELECT count(*) FROM {TABLE} WHERE ts >= %s AND ts <= %s AND model_version = %s"  # nosec B608
+    where = "WHERE ts >= %s AND ts <= %s AND model_version = %s"
+    sql = f"SELECT count(*) FROM {TABLE} {where}"  # nosec B608  # a constant table, bound parameters
     return int(_select(url, sql, sql, [_ts(start), _ts(end), label])[0][0])
 
 
