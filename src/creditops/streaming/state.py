@@ -119,7 +119,10 @@ class AddResult:
 def pack_transactions(frame: pd.DataFrame) -> list[bytes]:
     """The stored value of each transaction row (``transaction_ts``, ``amount``, ``type``, ``is_late``)."""
     records = np.empty(len(frame), dtype=_RECORD)
-    records["ts"] = pd.DatetimeIndex(pd.to_datetime(frame["transaction_ts"], utc=True)).as_unit("ns").asi8
+    ts = frame["transaction_ts"]
+    if not isinstance(ts.dtype, pd.DatetimeTZDtype):  # validated rows are UTC already: no value scan
+        ts = pd.to_datetime(ts, utc=True)
+    records["ts"] = pd.DatetimeIndex(ts).tz_convert("UTC").as_unit("ns").asi8
     records["amount"] = frame["amount"].to_numpy(np.float64)
     records["type"] = pd.Index(TRANSACTION_TYPES).get_indexer(frame["type"].to_numpy())
     records["late"] = frame["is_late"].to_numpy(bool)
@@ -236,9 +239,8 @@ class RedisEventState:
                 "applicant_id": owner,
                 "transaction_ts": pd.DatetimeIndex(records["ts"].astype("datetime64[ns]")).tz_localize("UTC"),
                 "amount": records["amount"],
-                "type": np.asarray(TRANSACTION_TYPES, dtype=object)[records["type"].astype(np.int64)]
-                if len(records)
-                else np.array([], dtype=object),
+                # categorical: the window reads the stored codes, no string lookup per transaction
+                "type": pd.Categorical.from_codes(records["type"].astype(np.int64), TRANSACTION_TYPES),
                 "is_late": records["late"],
             }
         )
