@@ -96,11 +96,10 @@ class OfflineSink:
                 continue
             folder = self.root / f"{group}_fv"
             folder.mkdir(parents=True, exist_ok=True)
-            digest = hashlib.sha256(pd.util.hash_pandas_object(table, index=False).to_numpy().tobytes())
-            target = folder / f"part-{digest.hexdigest()[:24]}.parquet"
+            part = _parquet_bytes(table)  # deterministic: the same rows give the same bytes and name
+            target = folder / f"part-{hashlib.sha256(part).hexdigest()[:24]}.parquet"
             tmp = target.with_suffix(".tmp")
-            plain = {"compression": "none", "use_dictionary": False, "write_statistics": False}
-            pq.write_table(pa.Table.from_pandas(table, preserve_index=False), tmp, **plain)
+            tmp.write_bytes(part)
             os.replace(tmp, target)
 
     def parts(self) -> dict[str, list[Path]]:
@@ -108,6 +107,14 @@ class OfflineSink:
         if not self.root.exists():
             return {}
         return {d.name: sorted(d.glob("part-*.parquet")) for d in sorted(self.root.iterdir()) if d.is_dir()}
+
+
+def _parquet_bytes(table: pd.DataFrame) -> bytes:
+    """A plain Parquet file of ``table`` (no compression, dictionary or statistics), in memory."""
+    sink = pa.BufferOutputStream()
+    plain = {"compression": "none", "use_dictionary": False, "write_statistics": False}
+    pq.write_table(pa.Table.from_pandas(table, preserve_index=False), sink, **plain)
+    return sink.getvalue().to_pybytes()
 
 
 def fold_offline(store: FeatureStore, sink: OfflineSink) -> dict[str, int]:
