@@ -58,7 +58,10 @@ class TransactionWindow:
         g_as_of = _ns(groups["as_of"])
         # Slot j = the j-th group of an applicant; within a slot each applicant has at most one group, so a
         # hash lookup maps every transaction to its group in one vectorised step.
-        slot = pd.Series(g_ids).groupby(g_ids).cumcount().to_numpy()
+        if pd.Index(g_ids).is_unique:  # one group per applicant (the stream's case): no groupby needed
+            slot = np.zeros(len(g_ids), dtype=np.int64)
+        else:
+            slot = pd.Series(g_ids).groupby(g_ids).cumcount().to_numpy()
         parts = []
         for j in range(int(slot.max()) + 1 if len(slot) else 0):
             in_slot = np.flatnonzero(slot == j)
