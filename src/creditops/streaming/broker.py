@@ -16,6 +16,7 @@ redelivery delay at 30 s whatever the consumer is configured with.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import time
 from collections import deque
@@ -312,6 +313,9 @@ async def consume(
             does not process (stopped, or an error) is released to the broker for immediate redelivery.
             Below a full batch nothing is fetched ahead: the next batch is what arrived meanwhile.
     """
+    # Everything alive now (store, registry, clients) lives as long as the loop: frozen, the collector's
+    # full passes skip it. Unfrozen, a full pass over it paused the loop ~150 ms, twice in 30 s at 1k ev/s.
+    gc.freeze()
     stats = ConsumerStats()
     start = last = time.perf_counter()
     if idle_grace is None:
