@@ -190,8 +190,10 @@ def _row_keys(df: pd.DataFrame, key: tuple[str, ...], rows: np.ndarray) -> pd.Se
 
 
 def _empty_quarantine() -> pd.DataFrame:
-    frame = pd.DataFrame({c: pd.Series(dtype="object") for c in QUARANTINE_COLUMNS})
-    return frame.astype({"row_number": "int64"})
+    # typed empty arrays, not Series + astype: a stream validates many small batches, most of them clean
+    columns = {c: np.empty(0, dtype=object) for c in QUARANTINE_COLUMNS}
+    columns["row_number"] = np.empty(0, dtype=np.int64)
+    return pd.DataFrame(columns)
 
 
 def _validate(

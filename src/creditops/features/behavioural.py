@@ -58,7 +58,10 @@ class TransactionWindow:
         g_as_of = _ns(groups["as_of"])
         # Slot j = the j-th group of an applicant; within a slot each applicant has at most one group, so a
         # hash lookup maps every transaction to its group in one vectorised step.
-        slot = pd.Series(g_ids).groupby(g_ids).cumcount().to_numpy()
+        if pd.Index(g_ids).is_unique:  # one group per applicant (the stream's case): no groupby needed
+            slot = np.zeros(len(g_ids), dtype=np.int64)
+        else:
+            slot = pd.Series(g_ids).groupby(g_ids).cumcount().to_numpy()
         parts = []
         for j in range(int(slot.max()) + 1 if len(slot) else 0):
             in_slot = np.flatnonzero(slot == j)
@@ -69,12 +72,11 @@ class TransactionWindow:
             keep = (delta >= 0) & (delta < window_days * _NS_PER_DAY)
             parts.append((hit[keep], grp[keep], delta[keep]))
         rows = np.concatenate([p[0] for p in parts]) if parts else np.empty(0, np.int64)
-        type_index = pd.Index(TYPES)
         return cls(
             n_groups=len(groups),
             group=np.concatenate([p[1] for p in parts]) if parts else np.empty(0, np.int64),
             amount=transactions["amount"].to_numpy(np.float64)[rows],
-            type_code=type_index.get_indexer(transactions["type"].to_numpy()[rows]),
+            type_code=_type_codes(transactions["type"])[rows],
             is_late=transactions["is_late"].to_numpy(bool)[rows],
             days_before=(np.concatenate([p[2] for p in parts]) / _NS_PER_DAY) if parts else np.empty(0),
         )
@@ -102,6 +104,14 @@ class TransactionWindow:
         return (hits.reshape(self.n_groups, 12) > 0).sum(axis=1)
 
 
+def _type_codes(types: pd.Series) -> np.ndarray:
+    """Index of each type in :data:`TYPES` (-1 if unknown); a categorical over TYPES has them as its codes."""
+    dtype = types.dtype
+    if isinstance(dtype, pd.CategoricalDtype) and tuple(dtype.categories) == TYPES:
+        return np.asarray(types.cat.codes, dtype=np.int64)
+    return pd.Index(TYPES).get_indexer(types.to_numpy())
+
+
 def _ns(ts: pd.Series) -> np.ndarray:
     """Nanoseconds since the epoch, UTC (naive = UTC); no per-value parsing for datetime columns."""
     if isinstance(getattr(ts, "dtype", None), pd.DatetimeTZDtype):
@@ -110,7 +120,8 @@ def _ns(ts: pd.Series) -> np.ndarray:
 
 
 def _series(values: np.ndarray, name: str, dtype: str = "float64") -> pd.Series:
-    return pd.Series(values, name=name).astype(dtype)
+    # the cast on the array: Series.astype costs more than the feature itself on a stream's few rows
+    return pd.Series(np.asarray(values, dtype=dtype), name=name)
 
 
 def _safe_div(num: np.ndarray, den: np.ndarray, empty: float = 0.0) -> np.ndarray:

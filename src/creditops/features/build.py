@@ -56,7 +56,9 @@ def compute_group(group: Group, source: Any) -> pd.DataFrame:
 
 
 def _utc(ts: pd.Series) -> pd.Series:
-    return pd.to_datetime(ts, utc=True).astype("datetime64[ns, UTC]").reset_index(drop=True)
+    # to_datetime scans a datetime column value by value (its cache check): only strings need it
+    ts = ts.dt.tz_convert("UTC") if isinstance(ts.dtype, pd.DatetimeTZDtype) else pd.to_datetime(ts, utc=True)
+    return ts.astype("datetime64[ns, UTC]").reset_index(drop=True)
 
 
 def _utc_ts(ts: pd.Timestamp) -> pd.Timestamp:

@@ -42,7 +42,8 @@ def payment_consistency_score(frame: pd.DataFrame) -> pd.Series:
     """On-time share of bill payments and loan repayments (1 with no payments: nothing was late)."""
     made = frame["bill_payment_count_12m"] + frame["loan_repayment_count_12m"]
     late = _ratio(frame["late_payment_count_12m"], made, "late")
-    return (1.0 - late).clip(0.0, 1.0).rename("payment_consistency_score")
+    on_time = np.clip(1.0 - late.to_numpy(), 0.0, 1.0)  # numpy's clip: Series.clip costs ~0.5 ms a call
+    return pd.Series(on_time, index=late.index, name="payment_consistency_score")
 
 
 def income_verification_ratio(frame: pd.DataFrame) -> pd.Series:

@@ -33,6 +33,7 @@ from creditops.streaming.state import RedisEventState
 
 STREAM_GROUPS = ("identity", "behavioural", "derived")
 """Feature groups the stream writes (bureau snapshots arrive in batch)."""
+_NO_EVENT = np.iinfo(np.int64).min  # an applicant without a stored event has no behavioural row
 
 
 class FeatureSink(Protocol):
@@ -157,17 +158,22 @@ class StreamProcessor:
 
         Each applicant's behavioural row is as of its newest stored event (transaction or application).
         """
+        ids = np.asarray(ids, dtype=np.int64)
         history = self.state.transactions(ids)
-        newest = pd.Series(pd.NaT, index=ids, dtype="datetime64[ns, UTC]")
-        if len(history):
-            newest = newest.combine_first(history.groupby("applicant_id")["transaction_ts"].max())
         stored_apps = self.state.applications(ids)
+        # newest event per applicant in int64 ns (numpy, not pandas alignment: small batches pay its overhead)
+        position = pd.Index(ids)
+        newest = np.full(len(ids), _NO_EVENT, dtype=np.int64)
+        if len(history):
+            at = position.get_indexer(history["applicant_id"].to_numpy(np.int64))
+            np.maximum.at(newest, at, pd.DatetimeIndex(history["transaction_ts"]).as_unit("ns").asi8)
         if len(stored_apps):
-            app_ts = pd.to_datetime(stored_apps["application_ts"], utc=True)
-            by_app = pd.Series(app_ts.to_numpy(), index=stored_apps["applicant_id"].astype(np.int64))
-            newest = pd.concat([newest, by_app], axis=1).max(axis=1)
-        newest = newest.reindex(ids)
-        points = pd.DataFrame({JOIN_KEY: ids, "as_of": pd.DatetimeIndex(newest, tz="UTC")}).dropna()
+            app_ts = pd.DatetimeIndex(pd.to_datetime(stored_apps["application_ts"], utc=True)).as_unit("ns")
+            at = position.get_indexer(stored_apps["applicant_id"].to_numpy(np.int64))
+            np.maximum.at(newest, at, app_ts.asi8)
+        seen = newest != _NO_EVENT
+        as_of = pd.DatetimeIndex(newest[seen].view("datetime64[ns]")).tz_localize("UTC")
+        points = pd.DataFrame({JOIN_KEY: ids[seen], "as_of": as_of})
         tables: dict[str, pd.DataFrame] = {}
         if applications is not None and len(applications):
             apps = applications.drop(columns=["event_index"]).reset_index(drop=True)

@@ -30,6 +30,7 @@ KINDS: dict[str, str] = {"transaction": "transactions", "application": "applicat
 # inside one batch: the same event twice is a redelivery (harmless), the same id with other content is a
 # ``duplicate_key`` conflict (:class:`creditops.streaming.state.AddResult`).
 _STREAM_SCHEMAS = {name: replace(schema, key=()) for name, schema in WORLD_SCHEMAS.items()}
+_FIELDS = {table: frozenset(c.name for c in WORLD_SCHEMAS[table].columns) for table in KINDS.values()}
 
 
 @dataclass(frozen=True)
@@ -103,8 +104,8 @@ def validate_events(
             out.rejected.append((i, event))
             continue
         table = KINDS[event.pop("kind")]
-        extra = sorted(set(event) - {c.name for c in WORLD_SCHEMAS[table].columns})
-        if extra:
+        if not _FIELDS[table].issuperset(event):
+            extra = sorted(set(event) - _FIELDS[table])
             out.rejected.append((i, Rejected(raw, "schema", f"unknown field(s) {extra}")))
             continue
         rows[table].append(event)
@@ -116,20 +117,24 @@ def validate_events(
         result = validate_table(frame, _STREAM_SCHEMAS[table], now=now)
         pos = np.asarray(positions[table])
         bad = result.quarantine
-        bad_rows = set(bad["row_number"].tolist())
-        for r in bad.itertuples(index=False):
-            out.rejected.append((int(pos[r.row_number]), Rejected(raws[pos[r.row_number]], r.rule, r.detail)))
+        good = np.ones(len(frame), dtype=bool)
+        if len(bad):
+            good[bad["row_number"].to_numpy(np.int64)] = False
+            for r in bad.itertuples(index=False):
+                at = int(pos[r.row_number])
+                out.rejected.append((at, Rejected(raws[at], r.rule, r.detail)))
         accepted = result.accepted[table].copy()
-        accepted["event_index"] = pos[[i for i in range(len(frame)) if i not in bad_rows]]
+        accepted["event_index"] = pos[good]
         if table == "transactions" and known_applicants is not None and len(accepted):
             ids = accepted["applicant_id"].to_numpy(np.int64)
             known = np.asarray(known_applicants(ids), dtype=bool)
             if "applications" in out.tables:
                 known |= np.isin(ids, out.tables["applications"]["applicant_id"].to_numpy(np.int64))
-            for r in accepted.loc[~known].itertuples(index=False):
-                detail = f"applicant_id {r.applicant_id} not in accepted applications"
-                out.rejected.append((int(r.event_index), Rejected(raws[r.event_index], "orphan", detail)))
-            accepted = accepted.loc[known].reset_index(drop=True)
+            if not known.all():
+                for r in accepted.loc[~known].itertuples(index=False):
+                    detail = f"applicant_id {r.applicant_id} not in accepted applications"
+                    out.rejected.append((int(r.event_index), Rejected(raws[r.event_index], "orphan", detail)))
+                accepted = accepted.loc[known].reset_index(drop=True)
         out.tables[table] = accepted
     out.rejected.sort(key=lambda item: item[0])
     return out

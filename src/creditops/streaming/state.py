@@ -119,7 +119,10 @@ class AddResult:
 def pack_transactions(frame: pd.DataFrame) -> list[bytes]:
     """The stored value of each transaction row (``transaction_ts``, ``amount``, ``type``, ``is_late``)."""
     records = np.empty(len(frame), dtype=_RECORD)
-    records["ts"] = pd.DatetimeIndex(pd.to_datetime(frame["transaction_ts"], utc=True)).as_unit("ns").asi8
+    ts = frame["transaction_ts"]
+    if not isinstance(ts.dtype, pd.DatetimeTZDtype):  # validated rows are UTC already: no value scan
+        ts = pd.to_datetime(ts, utc=True)
+    records["ts"] = pd.DatetimeIndex(ts).tz_convert("UTC").as_unit("ns").asi8
     records["amount"] = frame["amount"].to_numpy(np.float64)
     records["type"] = pd.Index(TRANSACTION_TYPES).get_indexer(frame["type"].to_numpy())
     records["late"] = frame["is_late"].to_numpy(bool)
@@ -160,8 +163,7 @@ class RedisEventState:
         ids = frame["applicant_id"].to_numpy(np.int64)
         tx_ids = frame["transaction_id"].to_numpy(np.int64)
         ts = np.frombuffer(b"".join(values), dtype=_RECORD)["ts"]
-        horizon = self.client.hmget(self._horizon_key, [str(int(i)) for i in ids])
-        expired = ts <= np.array([int(h) if h else np.iinfo(np.int64).min for h in horizon], dtype=np.int64)
+        expired = ts <= self._horizons(ids)
         live = np.flatnonzero(~expired)
         codes = np.full(n, -1, dtype=np.int64)
         for lo in range(0, len(live), SCRIPT_KEYS):
@@ -182,7 +184,35 @@ class RedisEventState:
         added = 0
         for lo in range(0, len(transactions), chunk_rows):
             added += int(self.add_transactions(transactions.iloc[lo : lo + chunk_rows]).new.sum())
+        self._prune_seeded(transactions)
         return added
+
+    def _prune_seeded(self, transactions: pd.DataFrame) -> None:
+        """Prune, now, what the seeded applicants' windows can no longer see.
+
+        A batch history can reach further back than the window; left in place, it would be pruned by the
+        stream's first read of each applicant, on the path of a live event. The horizon is the seed's newest
+        event per applicant less the window: at or before the one the stream would set (its newest can only be
+        newer), and applied only where it moves an applicant's stored horizon forward.
+        """
+        if not len(transactions):
+            return
+        stamps = pd.to_datetime(transactions["transaction_ts"], utc=True)
+        ts = pd.Series(pd.DatetimeIndex(stamps).as_unit("ns").asi8)
+        by_applicant = ts.groupby(transactions["applicant_id"].to_numpy(np.int64))
+        horizon = by_applicant.max() - WINDOW_DAYS * _NS_PER_DAY
+        due = by_applicant.min() <= horizon
+        applicants = horizon.index.to_numpy(np.int64)[due.to_numpy()]
+        horizons = horizon.to_numpy(np.int64)[due.to_numpy()]
+        if not len(applicants):
+            return
+        forward = horizons > self._horizons(applicants)
+        self._prune(applicants[forward], horizons[forward])
+
+    def _horizons(self, applicants: np.ndarray) -> np.ndarray:
+        """Each applicant's pruning horizon (ns; int64 minimum where none was recorded)."""
+        stored = self.client.hmget(self._horizon_key, [str(int(a)) for a in applicants])
+        return np.array([int(h) if h else np.iinfo(np.int64).min for h in stored], dtype=np.int64)
 
     def add_applications(self, frame: pd.DataFrame) -> None:
         """Store validated application rows (the latest write wins: an application may be corrected)."""
@@ -236,9 +266,8 @@ class RedisEventState:
                 "applicant_id": owner,
                 "transaction_ts": pd.DatetimeIndex(records["ts"].astype("datetime64[ns]")).tz_localize("UTC"),
                 "amount": records["amount"],
-                "type": np.asarray(TRANSACTION_TYPES, dtype=object)[records["type"].astype(np.int64)]
-                if len(records)
-                else np.array([], dtype=object),
+                # categorical: the window reads the stored codes, no string lookup per transaction
+                "type": pd.Categorical.from_codes(records["type"].astype(np.int64), TRANSACTION_TYPES),
                 "is_late": records["late"],
             }
         )
