@@ -149,18 +149,14 @@ class NatsBroker:
         """
         if self._sub is None:
             await self._bind()
-        await self.nc.flush()  # acknowledgements sent so far are counted by the server's answer
         info = await self.js.consumer_info(self.stream, self.durable)
         return int(info.num_pending or 0) + int(info.num_ack_pending or 0)
 
     async def ack(self, messages: Sequence[Any]) -> None:
-        """Acknowledge every message (after its batch's features are written).
-
-        The acks go out with the client's next write, without a round trip to wait for: one lost to a crash
-        is a redelivery, which the state makes harmless, and :meth:`backlog` flushes before it asks.
-        """
+        """Acknowledge every message (after its batch's features are written)."""
         for m in messages:
             await m.ack()
+        await self.nc.flush()  # the server has the acks before the next backlog question
 
     async def release(self, messages: Sequence[Any]) -> None:
         """Hand fetched, unprocessed messages back (NAK): redelivered now, not after ``ack_wait``."""
