@@ -143,6 +143,7 @@ class KServeTarget:
         self.namespace, self.name = namespace, name
         self.candidate_uri = candidate_uri
         self.canary_name = canary_name
+        self._names = (canary_name, f"{canary_name}-b")  # alternate: a promoted canary keeps its name
         self.poll_s, self.timeout_s, self.sleep = poll_s, timeout_s, sleep
         self._started = False
         self._stable_revision = ""
@@ -201,8 +202,7 @@ class KServeTarget:
         spec = self.get()["spec"]
         self._champion_predictor = dict(spec["predictor"])
         if self.mode == "Standard":
-            names = (self.canary_name, f"{self.canary_name}-b")
-            entries = [c for c in spec.get("canary") or [] if c["predictor"].get("name") in names]
+            entries = [c for c in spec.get("canary") or [] if c["predictor"].get("name") in self._names]
             if not entries:
                 raise CreditOpsError(
                     f"InferenceService {self.namespace}/{self.name} has no canary in progress"
@@ -236,8 +236,8 @@ class KServeTarget:
             settled = self.precheck()
             self._stable_revision = settled.rolled_out or settled.latest_ready
             self._champion_predictor = dict(self.get()["spec"]["predictor"])
-            if self._champion_predictor.get("name") == self.canary_name:
-                self.canary_name = f"{self.canary_name}-b"
+            taken = self._champion_predictor.get("name")
+            self.canary_name = self._names[1] if taken == self._names[0] else self._names[0]
         if self.mode == "Knative":
             predictor: dict[str, Any] = {"canaryTrafficPercent": weight}
             if not self._started:
