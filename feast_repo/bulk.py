@@ -41,6 +41,7 @@ from feast.repo_config import RepoConfig
 from feast.value_type import ValueType
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from creditops.timestamps import utc_ns
 from feast_repo import definitions
 
 logger = logging.getLogger(__name__)
@@ -314,7 +315,7 @@ class _ViewEncoder:
         self.name = name
         self.ts_field = f"_ts:{name}".encode()
         self.join_key = fv.entity_columns[0].name
-        ts = _utc_ns(table[fv.batch_source.timestamp_field])
+        ts = utc_ns(table[fv.batch_source.timestamp_field])
         ids = table[self.join_key].to_numpy(dtype="int64")
         lo, hi = pd.Timestamp(start).value, pd.Timestamp(end).value
         rows = np.flatnonzero((ts >= lo) & (ts <= hi))
@@ -347,14 +348,6 @@ class _ViewEncoder:
             cell[:, len(name) :] = value
             out.extend(_split((cell, len(name) + vlen)))
         return out
-
-
-def _utc_ns(stamps: pd.Series) -> np.ndarray:
-    """Event times as UTC nanoseconds; a column already of datetimes skips ``to_datetime``'s value scan."""
-    if not pd.api.types.is_datetime64_any_dtype(stamps):
-        stamps = pd.to_datetime(stamps, utc=True)
-    index = pd.DatetimeIndex(stamps)
-    return (index.tz_convert("UTC") if index.tz is not None else index).as_unit("ns").asi8
 
 
 def _split(piece: tuple[np.ndarray, np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:

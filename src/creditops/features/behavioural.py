@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from creditops.data.schema import TRANSACTION_TYPES
+from creditops.timestamps import utc_ns
 
 WINDOW_DAYS = 365
 MONTH_DAYS = WINDOW_DAYS / 12
@@ -53,9 +54,9 @@ class TransactionWindow:
             window_days: window length.
         """
         tx_ids = transactions["applicant_id"].to_numpy(np.int64)
-        tx_ts = _ns(transactions["transaction_ts"])
+        tx_ts = utc_ns(transactions["transaction_ts"])
         g_ids = groups["applicant_id"].to_numpy(np.int64)
-        g_as_of = _ns(groups["as_of"])
+        g_as_of = utc_ns(groups["as_of"])
         # Slot j = the j-th group of an applicant; within a slot each applicant has at most one group, so a
         # hash lookup maps every transaction to its group in one vectorised step.
         if pd.Index(g_ids).is_unique:  # one group per applicant (the stream's case): no groupby needed
@@ -110,13 +111,6 @@ def _type_codes(types: pd.Series) -> np.ndarray:
     if isinstance(dtype, pd.CategoricalDtype) and tuple(dtype.categories) == TYPES:
         return np.asarray(types.cat.codes, dtype=np.int64)
     return pd.Index(TYPES).get_indexer(types.to_numpy())
-
-
-def _ns(ts: pd.Series) -> np.ndarray:
-    """Nanoseconds since the epoch, UTC (naive = UTC); no per-value parsing for datetime columns."""
-    if isinstance(getattr(ts, "dtype", None), pd.DatetimeTZDtype):
-        return pd.DatetimeIndex(ts).tz_convert("UTC").as_unit("ns").asi8
-    return pd.DatetimeIndex(pd.to_datetime(ts, utc=True)).as_unit("ns").asi8
 
 
 def _series(values: np.ndarray, name: str, dtype: str = "float64") -> pd.Series:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from creditops.timestamps import utc_ns
+
 NEVER_DELINQUENT_MONTHS = 120.0
 
 
@@ -95,7 +97,7 @@ def _change(bureau: pd.DataFrame, column: str, months: int) -> pd.Series:
     (applicant rank, seconds) key.
     """
     ids = bureau["applicant_id"].to_numpy(np.int64)
-    ts = _ns(bureau["snapshot_ts"])
+    ts = utc_ns(bureau["snapshot_ts"])
     ordered = len(ids) < 2 or bool(
         np.all((ids[1:] > ids[:-1]) | ((ids[1:] == ids[:-1]) & (ts[1:] >= ts[:-1])))
     )
@@ -126,8 +128,3 @@ def _months_back(ts_ns: np.ndarray, months: int) -> np.ndarray:
     month = ts_ns.view("datetime64[ns]").astype("datetime64[M]")
     offset = np.minimum(ts_ns - month.astype("datetime64[ns]").view(np.int64), _MAX_DAY_OFFSET)
     return (month - months).astype("datetime64[ns]").view(np.int64) + offset
-
-
-def _ns(ts: pd.Series) -> np.ndarray:
-    """UTC nanoseconds since the epoch, without materialising Timestamp objects."""
-    return pd.DatetimeIndex(pd.to_datetime(ts, utc=True)).asi8

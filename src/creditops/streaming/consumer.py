@@ -30,6 +30,7 @@ from creditops.features.build import behavioural_table, compute_group, identity_
 from creditops.features.registry import JOIN_KEY, TIMESTAMP, features_in
 from creditops.streaming.events import Rejected, validate_events
 from creditops.streaming.state import RedisEventState
+from creditops.timestamps import utc_ns
 
 STREAM_GROUPS = ("identity", "behavioural", "derived")
 """Feature groups the stream writes (bureau snapshots arrive in batch)."""
@@ -166,11 +167,10 @@ class StreamProcessor:
         newest = np.full(len(ids), _NO_EVENT, dtype=np.int64)
         if len(history):
             at = position.get_indexer(history["applicant_id"].to_numpy(np.int64))
-            np.maximum.at(newest, at, pd.DatetimeIndex(history["transaction_ts"]).as_unit("ns").asi8)
+            np.maximum.at(newest, at, utc_ns(history["transaction_ts"]))
         if len(stored_apps):
-            app_ts = pd.DatetimeIndex(pd.to_datetime(stored_apps["application_ts"], utc=True)).as_unit("ns")
             at = position.get_indexer(stored_apps["applicant_id"].to_numpy(np.int64))
-            np.maximum.at(newest, at, app_ts.asi8)
+            np.maximum.at(newest, at, utc_ns(stored_apps["application_ts"]))
         seen = newest != _NO_EVENT
         as_of = pd.DatetimeIndex(newest[seen].view("datetime64[ns]")).tz_localize("UTC")
         points = pd.DataFrame({JOIN_KEY: ids[seen], "as_of": as_of})

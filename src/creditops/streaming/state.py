@@ -28,6 +28,7 @@ import redis
 
 from creditops.data.schema import TRANSACTION_TYPES
 from creditops.features.behavioural import WINDOW_DAYS
+from creditops.timestamps import utc_ns
 
 SCRIPT_KEYS = 10_000
 """Keys per script call (a seed of 200k rows is 20 calls of a few ms each)."""
@@ -119,10 +120,7 @@ class AddResult:
 def pack_transactions(frame: pd.DataFrame) -> list[bytes]:
     """The stored value of each transaction row (``transaction_ts``, ``amount``, ``type``, ``is_late``)."""
     records = np.empty(len(frame), dtype=_RECORD)
-    ts = frame["transaction_ts"]
-    if not isinstance(ts.dtype, pd.DatetimeTZDtype):  # validated rows are UTC already: no value scan
-        ts = pd.to_datetime(ts, utc=True)
-    records["ts"] = pd.DatetimeIndex(ts).tz_convert("UTC").as_unit("ns").asi8
+    records["ts"] = utc_ns(frame["transaction_ts"])
     records["amount"] = frame["amount"].to_numpy(np.float64)
     records["type"] = pd.Index(TRANSACTION_TYPES).get_indexer(frame["type"].to_numpy())
     records["late"] = frame["is_late"].to_numpy(bool)
@@ -197,8 +195,7 @@ class RedisEventState:
         """
         if not len(transactions):
             return
-        stamps = pd.to_datetime(transactions["transaction_ts"], utc=True)
-        ts = pd.Series(pd.DatetimeIndex(stamps).as_unit("ns").asi8)
+        ts = pd.Series(utc_ns(transactions["transaction_ts"]))
         by_applicant = ts.groupby(transactions["applicant_id"].to_numpy(np.int64))
         horizon = by_applicant.max() - WINDOW_DAYS * _NS_PER_DAY
         due = by_applicant.min() <= horizon
