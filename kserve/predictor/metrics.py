@@ -15,10 +15,12 @@ naming any other: a caller cannot create label values (and time series) by inven
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, get_args
 
 from fastapi import FastAPI
 from prometheus_client import Counter, Gauge, Histogram
+
+from creditops.artifact import Decision
 
 LATENCY = Histogram(
     "creditops_predictor_request_seconds",
@@ -58,7 +60,6 @@ ONLINE_ROWS = Counter("creditops_predictor_online_rows", "Applicant rows fetched
 #: ``increase()`` cannot count the increments before a series' first sample: a fresh canary's first 5xx
 #: burst would be invisible to the error-rate judge.
 INITIAL_CODES = ("200", "400", "401", "403", "404", "413", "422", "500", "503")
-DECISION_NAMES = ("approve", "review", "decline")
 
 
 def set_model_info(model: str, model_version: str, feature_service: str) -> None:
@@ -75,7 +76,7 @@ def set_model_info(model: str, model_version: str, feature_service: str) -> None
         LATENCY.labels(model=model, protocol=protocol)
         for code in INITIAL_CODES:
             REQUESTS.labels(model=model, protocol=protocol, code=code)
-    for decision in DECISION_NAMES:
+    for decision in get_args(Decision):
         DECISIONS.labels(model=model, decision=decision)
 
 
