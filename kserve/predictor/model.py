@@ -178,8 +178,19 @@ class CreditPredictor(kserve.Model):
         writer = self.audit is not None and getattr(self.audit, "alive", True)
         return (ignore_ready or self.ready) and loaded and writer
 
+    async def start(self) -> None:
+        """The server's startup: open the audit writer's connection in the serving loop."""
+        if self.audit is not None:
+            await self.audit.start()
+
+    async def aclose(self) -> None:
+        """Stop serving (the server's shutdown): queued records are committed, then the writer closes."""
+        self.ready = False
+        if self.audit is not None:
+            await self.audit.aclose()
+
     def close(self) -> None:
-        """Stop serving: flush and stop the audit writer (records already queued are committed)."""
+        """Stop serving from outside the loop (nothing in flight): the audit writer refuses new records."""
         self.ready = False
         if self.audit is not None:
             self.audit.close()

@@ -244,7 +244,8 @@ def build_rest_server(model: CreditPredictor, options: ServerOptions, authentica
     app.add_middleware(JsonByDefault)
     app.add_middleware(AuthMiddleware, authenticator=authenticator, repository_api=options.repository_api)
     install_error_handlers(app)  # its metrics middleware goes outside the auth one: refusals are counted
-    app.router.on_shutdown.append(model.close)
+    app.router.on_startup.append(model.start)
+    app.router.on_shutdown.append(model.aclose)
     rest = RESTServer(
         "kserve.model_server:app",
         dataplane,

@@ -96,3 +96,43 @@ def test_postgres_bulk_append_and_group_commit(pg_log):
     assert writer.commits < 64
     df = pg_log.read_inputs(limit=10)
     assert len(df) == 10 and "f44" in df.columns
+
+
+def test_async_writer_on_postgres_isolates_a_bad_caller_and_survives_a_broken_connection(pg_log, pg_url):
+    writer = AuditWriter(pg_log)
+    bad = rec(7, prediction_id="bad\x00id")  # NUL: Postgres refuses the text, in the statement and in COPY
+    holder = AuditLog.open(pg_url, chain_id="reader")  # counts through its own connection
+
+    async def main() -> list[object]:
+        await writer.start()
+        # one group of 1 + 20 callers: the 20 go as COPY, the bad one fails alone, the others are committed
+        first = asyncio.ensure_future(writer.write([rec(0)]))
+        await asyncio.sleep(0)
+        many = [writer.write([rec(i)]) for i in range(1, 20)] + [writer.write([bad])]
+        results = await asyncio.gather(first, *many, return_exceptions=True)
+        # a commit whose reply was lost: the head moves back as if the writer never heard of it
+        seq, head = pg_log._seq, pg_log._head
+        await writer.write([rec(100)])
+        pg_log._seq, pg_log._head = seq, head
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            await writer.write([rec(101)])  # collides with the lost commit's seq ...
+        await writer.write([rec(102)])  # ... and the writer has re-read the head: it continues the chain
+        # the server's connection is cut (Postgres restarted it): that write fails, the next reconnects
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = %s",
+                (pg_log._db._aconn.info.backend_pid,),
+            )
+        with pytest.raises(psycopg.OperationalError):
+            await writer.write([rec(103)])
+        await writer.write([rec(104)])
+        return results
+
+    results = asyncio.run(main())
+    writer.close()
+    assert [r is None for r in results] == [True] * 20 + [False]
+    assert isinstance(results[-1], psycopg.DataError)
+    assert holder.count() == 20 + 3  # 0..19, 100, 102, 104
+    report = holder.verify()
+    assert report.ok, report.reason
+    holder.close()

@@ -152,7 +152,7 @@ def test_async_writer_group_commits(url):
         await writer.write([rec(999)])
 
     asyncio.run(main())
-    writer.write_sync([rec(1000)])
+    asyncio.run(writer.write([rec(1000)]))  # a second loop: the writer's connection follows it
     writer.close()
     assert log.count() == 66
     assert writer.commits < 34  # concurrent callers shared transactions
