@@ -11,8 +11,15 @@ For a batch (in this order, so a crash at any point loses nothing and double-cou
    functions (:class:`~creditops.features.behavioural.TransactionWindow`, ``compute_group``), as of the
    applicant's newest event; the derived features from them and the applicant's identity and bureau features
    (read from the online store); the identity features of new applications;
-4. write those rows to the online (and, when given, offline) store;
-5. only then may the caller acknowledge the batch to the broker.
+4. write those rows to the online store, and keep them for the offline store;
+5. write the kept rows of all batches since the last flush offline (:meth:`~StreamProcessor.flush`);
+6. only then may the caller acknowledge those batches to the broker.
+
+The offline write is off an event's path to the online store: a Parquet part per batch cost about as much as
+the online write and came first, and the next batch waited for both. Writing the rows of many batches as one
+part (the caller flushes by size or age, when idle and at shutdown) keeps crash safety, since a batch is
+acknowledged only after its offline write too: a consumer killed between the two is redelivered the batch,
+and recomputing it from the idempotent state writes the same rows again.
 
 Counts: ``events == applied + duplicates + expired + dead_lettered`` for every batch (:class:`BatchOutcome`).
 """
@@ -78,7 +85,9 @@ class StreamProcessor:
 
     Args:
         state: the idempotent event state.
-        sinks: feature sinks written in order (online store first, then the offline store).
+        sinks: feature sinks written by :meth:`process` (the online store).
+        offline: feature sinks written by :meth:`flush` with the rows of every batch processed since the last
+            flush (the offline store).
         context: reader of the identity and bureau features the derived features need; None writes the
             behavioural and identity views only.
         known_applicants: ids -> mask of applicants known outside the stream (e.g. present in the online
@@ -93,9 +102,12 @@ class StreamProcessor:
         context: ContextReader | None = None,
         known_applicants: Callable[[np.ndarray], np.ndarray] | None = None,
         now: Callable[[], pd.Timestamp] | None = None,
+        offline: Sequence[FeatureSink] = (),
     ):
         self.state = state
         self.sinks = list(sinks)
+        self.offline = list(offline)
+        self._kept: dict[str, list[pd.DataFrame]] = {}  # rows for the offline sinks, by group
         self.context = context
         self.known_applicants = known_applicants
         self.now = now
@@ -109,8 +121,25 @@ class StreamProcessor:
             known[rest] = np.asarray(self.known_applicants(unique[rest]), dtype=bool)
         return known[inverse]
 
+    @property
+    def pending(self) -> bool:
+        """Whether processed rows still wait for :meth:`flush` (their batches may not be acknowledged yet)."""
+        return bool(self._kept)
+
+    def flush(self) -> None:
+        """Step 5: the kept rows of every batch since the last flush, one write per offline sink.
+
+        Kept until every sink has written them: a failed write leaves them (and their batches unacknowledged).
+        """
+        if not self._kept:
+            return
+        tables = {group: pd.concat(frames, ignore_index=True) for group, frames in self._kept.items()}
+        for sink in self.offline:
+            sink.write(tables)
+        self._kept = {}
+
     def process(self, raws: Sequence[bytes]) -> BatchOutcome:
-        """Run steps 1-4 on one batch; acknowledge it only after this returns."""
+        """Run steps 1-4 on one batch; acknowledge it only after this returns and :meth:`flush` ran."""
         now = self.now() if self.now else None
         checked = self._known if self.known_applicants is not None else None
         batch = validate_events(raws, now=now, known_applicants=checked)
@@ -150,6 +179,10 @@ class StreamProcessor:
             outcome.applicants = len(ids)
             for sink in self.sinks:
                 sink.write(outcome.tables)
+            if self.offline:
+                for group, table in outcome.tables.items():
+                    if len(table):
+                        self._kept.setdefault(group, []).append(table)
         if outcome.events != outcome.applied + outcome.duplicates + outcome.expired + outcome.dead_lettered:
             raise RuntimeError(f"stream batch lost events: {outcome}")
         return outcome
