@@ -11,7 +11,8 @@ For a batch (in this order, so a crash at any point loses nothing and double-cou
    functions (:class:`~creditops.features.behavioural.TransactionWindow`, ``compute_group``), as of the
    applicant's newest event; the derived features from them and the applicant's identity and bureau features
    (read from the online store); the identity features of new applications;
-4. write those rows to the online store, and keep them for the offline store;
+4. write those rows to the online store, and keep them for the offline store; then prune the histories
+   read in step 3 (their windows' horizons move forward), off the path of the batch's events;
 5. write the kept rows of all batches since the last flush offline (:meth:`~StreamProcessor.flush`);
 6. only then may the caller acknowledge those batches to the broker.
 
@@ -113,12 +114,13 @@ class StreamProcessor:
         self.now = now
 
     def _known(self, ids: np.ndarray) -> np.ndarray:
-        # each applicant once; the online store is asked only about those the stream has no application of
+        # each applicant once; the state is asked only about those the online store does not hold (an
+        # applicant the stream applied and the store did not yet), so a batch of known applicants asks once
         unique, inverse = np.unique(ids, return_inverse=True)
-        known = self.state.known(unique)
-        if self.known_applicants is not None and not known.all():
+        known = np.asarray(self.known_applicants(unique), dtype=bool)
+        if not known.all():
             rest = np.flatnonzero(~known)
-            known[rest] = np.asarray(self.known_applicants(unique[rest]), dtype=bool)
+            known[rest] = self.state.known(unique[rest])
         return known[inverse]
 
     @property
@@ -175,10 +177,11 @@ class StreamProcessor:
             )
         )
         if len(ids):
-            outcome.tables = self.features(ids, applications)
+            outcome.tables, history = self._features(ids, applications)
             outcome.applicants = len(ids)
             for sink in self.sinks:
                 sink.write(outcome.tables)
+            self.state.prune_windows(history)  # after the online write: off the batch's events' path
             if self.offline:
                 for group, table in outcome.tables.items():
                     if len(table):
@@ -192,9 +195,16 @@ class StreamProcessor:
 
         Each applicant's behavioural row is as of its newest stored event (transaction or application).
         """
+        tables, history = self._features(ids, applications)
+        self.state.prune_windows(history)
+        return tables
+
+    def _features(
+        self, ids: np.ndarray, applications: pd.DataFrame | None = None
+    ) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
+        """:meth:`features` and the stored history they were computed from (not pruned yet)."""
         ids = np.asarray(ids, dtype=np.int64)
-        history = self.state.transactions(ids)
-        stored_apps = self.state.applications(ids)
+        history, stored_apps = self.state.history(ids)
         # newest event per applicant in int64 ns (numpy, not pandas alignment: small batches pay its overhead)
         position = pd.Index(ids)
         newest = np.full(len(ids), _NO_EVENT, dtype=np.int64)
@@ -223,4 +233,4 @@ class StreamProcessor:
             frame = pd.concat([behavioural.reset_index(drop=True), context], axis=1)
             derived = compute_group("derived", frame).fillna(0.0)
             tables["derived"] = pd.concat([behavioural[[JOIN_KEY, TIMESTAMP]], derived], axis=1)
-        return tables
+        return tables, history
