@@ -11,6 +11,9 @@ first, as the daily pipeline does.
    validation, idempotent state, behavioural + derived recomputation, online + offline writes, acks).
 2. Freshness: a publisher sends ``--rate`` events/s for ``--seconds`` while the consumer runs; each event
    carries its send time in a header, and the consumer records ``online write done - sent`` per event.
+   The publisher has its own thread, event loop and connection, as a producer elsewhere would: in the
+   consumer's loop, the events due while a batch was processed were sent (and stamped) only after it, so
+   their wait for that batch went unmeasured, and the next fetch raced their publication.
    RSS of the process is sampled every 10 s (memory must stay flat).
 
 Per batch, the time to fetch, process (validation to the last sink write) and acknowledge is reported
@@ -28,6 +31,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 import time
 import uuid
 
@@ -136,16 +140,16 @@ async def _freshness(
     # a stream of its own: a consumer of the ingest stream would first re-read its whole backlog
     stream = f"{run}_fresh"
     broker = await NatsBroker(NATS, stream, durable="fresh").connect()
-    nc = await nats.connect(NATS)
     events = encode_transactions(frame)
     subject = f"{stream}.events.transaction"
     latencies: list[float] = []
     waits: list[float] = []  # sent -> the fetch that brought the event returned
     rss: list[float] = []
     proc = psutil.Process()
-    done = {"publishing": True}
+    done: dict = {"publishing": True, "error": None}
 
-    async def publish() -> None:
+    async def send() -> None:
+        nc = await nats.connect(NATS)
         start = time.perf_counter()
         for i, event in enumerate(events):
             due = start + i / rate
@@ -156,7 +160,15 @@ async def _freshness(
             if i % 100 == 0:
                 await nc.flush()
         await nc.flush()
-        done["publishing"] = False
+        await nc.close()
+
+    def publish() -> None:  # the publisher's thread
+        try:
+            asyncio.run(send())
+        except BaseException as exc:  # reported by the consumer's side, which stops
+            done["error"] = exc
+        finally:
+            done["publishing"] = False
 
     def record(outcome, messages) -> None:
         now = time.time()
@@ -170,7 +182,8 @@ async def _freshness(
             await asyncio.sleep(10)
 
     stages = _Stages(broker, processor)
-    task = asyncio.create_task(publish())
+    publisher = threading.Thread(target=publish, name="bench-publisher")
+    publisher.start()
     sampler = asyncio.create_task(sample())
     stats = await consume(
         broker,
@@ -178,12 +191,13 @@ async def _freshness(
         batch_size=batch,
         fetch_timeout=0.005,
         on_batch=record,
-        should_stop=lambda: not done["publishing"] and len(latencies) >= len(events),
+        should_stop=lambda: not done["publishing"] and (len(latencies) >= len(events) or done["error"]),
     )
-    await task
+    publisher.join()
     await sampler
-    await nc.close()
     await broker.close()
+    if done["error"] is not None:
+        raise RuntimeError("the freshness publisher failed") from done["error"]
     ms = np.array(latencies) * 1000
     wait_ms = np.array(waits) * 1000
     return stages.summary("fresh_") | {

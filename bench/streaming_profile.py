@@ -84,7 +84,13 @@ def main() -> None:
 
         timings: dict[str, list[float]] = defaultdict(list)
         state = processor.state
-        for name in ("known", "add_transactions", "add_applications", "transactions", "applications"):
+        for name in (
+            "known",
+            "add_transactions",
+            "add_applications",
+            "history",
+            "prune_windows",
+        ):
             if hasattr(state, name):
                 setattr(state, name, _timed(timings, f"state.{name}", getattr(state, name)))
         if processor.context is not None:

@@ -5,9 +5,10 @@
   for the views it feeds: a row replaces what is stored even when its event time is not newer (a late
   transaction changes the window of the applicant's newest event).
 * :class:`OfflineSink` keeps every written row for the offline store, so training sees what serving saw:
-  one Parquet part file per batch under ``<data_dir>/stream/<view>/`` (written before the batch is
-  acknowledged; renamed into place, so a crash leaves no half file), folded into Feast's offline store by
-  :func:`fold_offline` (``store.write_to_offline_store``, then the parts are removed).
+  one Parquet part file per view and flush (the rows of the batches since the last one) under
+  ``<data_dir>/stream/<view>/`` (written before those batches are acknowledged; renamed into place, so a
+  crash leaves no half file), folded into Feast's offline store by :func:`fold_offline`
+  (``store.write_to_offline_store``, then the parts are removed).
 * :func:`context_reader` reads the identity and bureau features the derived features need, and
   :func:`known_applicants` tells which applicants the online store holds (the stream's ``orphan`` rule).
 
@@ -81,16 +82,16 @@ class OnlineSink:
 class OfflineSink:
     """Recomputed rows -> Parquet part files, folded into the offline store by :func:`fold_offline`.
 
-    A part is written before its batch is acknowledged, so its cost is on every event's path, and stream
-    batches are small: parts are plain (no compression, dictionary or statistics), which halves the time
-    of a default Parquet write; :func:`fold_offline` compacts them into the offline store anyway.
+    A part is written before its batches are acknowledged, on the consumer's loop (the next batch waits
+    for it): parts are plain (no compression, dictionary or statistics), which halves the time of a default
+    Parquet write; :func:`fold_offline` compacts them into the offline store anyway.
     """
 
     def __init__(self, data_dir: str | Path):
         self.root = Path(data_dir) / "stream"
 
     def write(self, tables: Mapping[str, pd.DataFrame]) -> None:
-        """One part file per view and batch, named by its content (a replayed batch rewrites it)."""
+        """One part file per view and write, named by its content (the same rows rewrite the same file)."""
         for group, table in tables.items():
             if not len(table):
                 continue
@@ -195,9 +196,12 @@ def stream_processor(settings, store: FeatureStore, client=None):
     cfg = settings.streaming
     client = client or redis.Redis.from_url(cfg.state_redis_url)
     state = RedisEventState(client, prefix=cfg.state_prefix)
-    sinks = [OnlineSink(store), OfflineSink(store.creditops_env["CREDITOPS_FEAST_DATA_DIR"])]
     return StreamProcessor(
-        state, sinks, context=context_reader(store), known_applicants=known_applicants(store)
+        state,
+        [OnlineSink(store)],
+        context=context_reader(store),
+        known_applicants=known_applicants(store),
+        offline=[OfflineSink(store.creditops_env["CREDITOPS_FEAST_DATA_DIR"])],
     )
 
 
@@ -221,6 +225,8 @@ async def run(
             max_events=max_events,
             on_batch=on_batch,
             should_stop=should_stop,
+            flush_events=cfg.offline_flush_events,
+            flush_seconds=cfg.offline_flush_seconds,
         )
     finally:
         await broker.close()

@@ -311,6 +311,10 @@ class StreamingConfig(_Section):
         ack_wait_seconds: an unacknowledged batch is redelivered after this long.
         state_redis_url: Redis holding the per-applicant event state.
         state_prefix: key prefix of that state.
+        offline_flush_events: processed events whose offline write (and acknowledgement) may wait to be
+            done together; the online write of every batch is immediate.
+        offline_flush_seconds: the longest a processed batch waits for its offline write (below
+            ``ack_wait_seconds``, or it is redelivered meanwhile).
     """
 
     broker: Literal["nats"] = "nats"
@@ -321,6 +325,18 @@ class StreamingConfig(_Section):
     ack_wait_seconds: float = Field(30.0, gt=0)
     state_redis_url: str = "redis://127.0.0.1:6379/0"
     state_prefix: str = "creditops:stream:"
+    offline_flush_events: int = Field(10_000, ge=1)
+    offline_flush_seconds: float = Field(1.0, ge=0)
+
+    @model_validator(mode="after")
+    def _flush_before_redelivery(self) -> StreamingConfig:
+        # a batch held past ack_wait is redelivered while the first delivery is still being written
+        if self.offline_flush_seconds >= self.ack_wait_seconds / 2:
+            raise ValueError(
+                f"offline_flush_seconds ({self.offline_flush_seconds}) must be below half of "
+                f"ack_wait_seconds ({self.ack_wait_seconds})"
+            )
+        return self
 
 
 class ScheduleConfig(_Section):

@@ -73,6 +73,11 @@ def setup(redis_url, tmp_path_factory):
             "state_prefix": f"{run}:state:",
             "batch_size": 250,
             "ack_wait_seconds": 2,
+            # the offline write (and acknowledgement) of two batches at once, by size only (0.5 s is longer
+            # than two batches take): the crash after batch 3 leaves batches 1-2 acknowledged and batch 3
+            # in the online store, not yet offline, unacknowledged
+            "offline_flush_events": 500,
+            "offline_flush_seconds": 0.5,
         },
     }
     path = tmp_path_factory.mktemp("cfg") / "config.yaml"
@@ -145,7 +150,7 @@ def test_consumer_crash_and_redelivery_lose_nothing_and_count_nothing_twice(setu
     time.sleep(6)  # well past ack_wait (2 s): the unacknowledged batch becomes deliverable again
     code, stats = _worker(path)
     assert code == 0
-    # the restarted consumer saw the redelivered batch 3 and everything after it
+    # the restarted consumer saw the redelivered batch 3 (online written, offline not) and everything after it
     assert stats["events"] == len(events) + len(bad) + 300 - 2 * 250
     assert stats["dead_lettered"] in (0, 1, 2) and stats["duplicates"] >= 300
     from creditops.streaming.state import RedisEventState
@@ -338,3 +343,62 @@ def test_a_batch_fetched_ahead_and_not_processed_is_handed_back_at_once(redis_ur
     client.close()
     assert (first.events, held) == (25, 50)
     assert (second.events, second.applied, second.duplicates, left) == (50, 50, 0, 0)
+
+
+def test_a_batch_is_acknowledged_only_once_its_rows_are_written_offline(redis_url, run_id, tmp_path):
+    from creditops.streaming.broker import consume
+    from creditops.streaming.consumer import StreamProcessor
+    from creditops.streaming.state import RedisEventState
+
+    frame = synthetic_transactions(
+        np.arange(1, 21), 100, pd.Timestamp("2026-01-01", tz="UTC"), rate=5.0, seed=4
+    )
+    events = encode_transactions(frame)
+    client = redis.Redis.from_url(redis_url)
+    state = RedisEventState(client, prefix=f"creditops_test_{run_id}:offline_ack:")
+    sink = OfflineSink(tmp_path)
+
+    def offline_rows() -> int:
+        return sum(len(pd.read_parquet(f)) for files in sink.parts().values() for f in files)
+
+    class Crash(Exception):
+        pass
+
+    written: list[int] = []  # rows each batch wrote online (and keeps for the offline store)
+    rewritten: list[int] = []  # the same after the restart
+
+    def crash_in_batch_3(outcome, messages):
+        written.append(sum(len(t) for t in outcome.tables.values()))
+        if len(written) == 3:
+            raise Crash
+
+    async def scenario():
+        run = f"creditops_test_{run_id}_offline_ack"
+        broker = await NatsBroker(NATS_URL, run, ack_wait=1).connect()
+        try:
+            await broker.publish(events)
+            processor = StreamProcessor(state, offline=[sink])
+            with pytest.raises(Crash):  # batches 1-2 flushed together at 50 events, batch 3 held
+                await consume(
+                    broker, processor, batch_size=25, flush_events=50, flush_seconds=60,
+                    on_batch=crash_in_batch_3, prefetch=False,
+                )  # fmt: skip
+            crashed = (await broker.backlog(), offline_rows())
+            restarted = await consume(
+                broker, StreamProcessor(state, offline=[sink]), batch_size=25, flush_events=50,
+                flush_seconds=60, stop_when_idle=True,
+                on_batch=lambda o, m: rewritten.append(sum(len(t) for t in o.tables.values())),
+            )  # fmt: skip
+            return crashed, restarted, await broker.backlog()
+        finally:
+            await broker.close(delete=True)
+
+    (held, rows_at_crash), restarted, left = asyncio.run(scenario())
+    state.clear()
+    client.close()
+    # batch 3 (in the online store, not offline) and batch 4 (never delivered) wait; only 1-2 are offline
+    assert held == 50 and rows_at_crash == written[0] + written[1]
+    # the restarted consumer is redelivered batch 3 and writes it offline (again online: same rows), then 4
+    assert (restarted.events, restarted.duplicates, restarted.applied, left) == (50, 25, 25, 0)
+    assert len(rewritten) == 2 and rewritten[0] == written[2]
+    assert offline_rows() == rows_at_crash + sum(rewritten)  # stopped idle: everything processed is offline

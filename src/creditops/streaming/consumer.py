@@ -11,8 +11,16 @@ For a batch (in this order, so a crash at any point loses nothing and double-cou
    functions (:class:`~creditops.features.behavioural.TransactionWindow`, ``compute_group``), as of the
    applicant's newest event; the derived features from them and the applicant's identity and bureau features
    (read from the online store); the identity features of new applications;
-4. write those rows to the online (and, when given, offline) store;
-5. only then may the caller acknowledge the batch to the broker.
+4. write those rows to the online store, and keep them for the offline store; then prune the histories
+   read in step 3 (their windows' horizons move forward), off the path of the batch's events;
+5. write the kept rows of all batches since the last flush offline (:meth:`~StreamProcessor.flush`);
+6. only then may the caller acknowledge those batches to the broker.
+
+The offline write is off an event's path to the online store: a Parquet part per batch cost about as much as
+the online write and came first, and the next batch waited for both. Writing the rows of many batches as one
+part (the caller flushes by size or age, when idle and at shutdown) keeps crash safety, since a batch is
+acknowledged only after its offline write too: a consumer killed between the two is redelivered the batch,
+and recomputing it from the idempotent state writes the same rows again.
 
 Counts: ``events == applied + duplicates + expired + dead_lettered`` for every batch (:class:`BatchOutcome`).
 """
@@ -78,7 +86,9 @@ class StreamProcessor:
 
     Args:
         state: the idempotent event state.
-        sinks: feature sinks written in order (online store first, then the offline store).
+        sinks: feature sinks written by :meth:`process` (the online store).
+        offline: feature sinks written by :meth:`flush` with the rows of every batch processed since the last
+            flush (the offline store).
         context: reader of the identity and bureau features the derived features need; None writes the
             behavioural and identity views only.
         known_applicants: ids -> mask of applicants known outside the stream (e.g. present in the online
@@ -93,24 +103,45 @@ class StreamProcessor:
         context: ContextReader | None = None,
         known_applicants: Callable[[np.ndarray], np.ndarray] | None = None,
         now: Callable[[], pd.Timestamp] | None = None,
+        offline: Sequence[FeatureSink] = (),
     ):
         self.state = state
         self.sinks = list(sinks)
+        self.offline = list(offline)
+        self._kept: dict[str, list[pd.DataFrame]] = {}  # rows for the offline sinks, by group
         self.context = context
         self.known_applicants = known_applicants
         self.now = now
 
     def _known(self, ids: np.ndarray) -> np.ndarray:
-        # each applicant once; the online store is asked only about those the stream has no application of
+        # each applicant once; the state is asked only about those the online store does not hold (an
+        # applicant the stream applied and the store did not yet), so a batch of known applicants asks once
         unique, inverse = np.unique(ids, return_inverse=True)
-        known = self.state.known(unique)
-        if self.known_applicants is not None and not known.all():
+        known = np.asarray(self.known_applicants(unique), dtype=bool)
+        if not known.all():
             rest = np.flatnonzero(~known)
-            known[rest] = np.asarray(self.known_applicants(unique[rest]), dtype=bool)
+            known[rest] = self.state.known(unique[rest])
         return known[inverse]
 
+    @property
+    def pending(self) -> bool:
+        """Whether processed rows still wait for :meth:`flush` (their batches may not be acknowledged yet)."""
+        return bool(self._kept)
+
+    def flush(self) -> None:
+        """Step 5: the kept rows of every batch since the last flush, one write per offline sink.
+
+        Kept until every sink has written them: a failed write leaves them (and their batches unacknowledged).
+        """
+        if not self._kept:
+            return
+        tables = {group: pd.concat(frames, ignore_index=True) for group, frames in self._kept.items()}
+        for sink in self.offline:
+            sink.write(tables)
+        self._kept = {}
+
     def process(self, raws: Sequence[bytes]) -> BatchOutcome:
-        """Run steps 1-4 on one batch; acknowledge it only after this returns."""
+        """Run steps 1-4 on one batch; acknowledge it only after this returns and :meth:`flush` ran."""
         now = self.now() if self.now else None
         checked = self._known if self.known_applicants is not None else None
         batch = validate_events(raws, now=now, known_applicants=checked)
@@ -146,10 +177,15 @@ class StreamProcessor:
             )
         )
         if len(ids):
-            outcome.tables = self.features(ids, applications)
+            outcome.tables, history = self._features(ids, applications)
             outcome.applicants = len(ids)
             for sink in self.sinks:
                 sink.write(outcome.tables)
+            self.state.prune_windows(history)  # after the online write: off the batch's events' path
+            if self.offline:
+                for group, table in outcome.tables.items():
+                    if len(table):
+                        self._kept.setdefault(group, []).append(table)
         if outcome.events != outcome.applied + outcome.duplicates + outcome.expired + outcome.dead_lettered:
             raise RuntimeError(f"stream batch lost events: {outcome}")
         return outcome
@@ -159,9 +195,16 @@ class StreamProcessor:
 
         Each applicant's behavioural row is as of its newest stored event (transaction or application).
         """
+        tables, history = self._features(ids, applications)
+        self.state.prune_windows(history)
+        return tables
+
+    def _features(
+        self, ids: np.ndarray, applications: pd.DataFrame | None = None
+    ) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
+        """:meth:`features` and the stored history they were computed from (not pruned yet)."""
         ids = np.asarray(ids, dtype=np.int64)
-        history = self.state.transactions(ids)
-        stored_apps = self.state.applications(ids)
+        history, stored_apps = self.state.history(ids)
         # newest event per applicant in int64 ns (numpy, not pandas alignment: small batches pay its overhead)
         position = pd.Index(ids)
         newest = np.full(len(ids), _NO_EVENT, dtype=np.int64)
@@ -190,4 +233,4 @@ class StreamProcessor:
             frame = pd.concat([behavioural.reset_index(drop=True), context], axis=1)
             derived = compute_group("derived", frame).fillna(0.0)
             tables["derived"] = pd.concat([behavioural[[JOIN_KEY, TIMESTAMP]], derived], axis=1)
-        return tables
+        return tables, history

@@ -63,6 +63,19 @@ for i, key in ipairs(KEYS) do
 end
 return out
 """
+# the stream's read per batch: KEYS = n histories, then their applicants' application keys; ARGV = n. Each
+# history's values as _VALUES_SCRIPT gives them, then each application (nil where none): one round trip
+_HISTORY_SCRIPT = """
+local n = tonumber(ARGV[1])
+local out = {}
+for i = 1, n do
+  out[i] = table.concat(redis.call('HVALS', KEYS[i]))
+end
+for i = n + 1, #KEYS do
+  out[i] = redis.call('GET', KEYS[i])
+end
+return out
+"""
 # prune: KEYS = histories, then the horizon hash; ARGV = (applicant, horizon, high and low 32 bits of the
 # horizon) per history. Every transaction at or before its history's horizon (the record starts with its
 # time, int64 little-endian) is deleted and the horizon recorded, in one atomic step.
@@ -143,6 +156,7 @@ class RedisEventState:
         self._horizon_key = self.prefix + b"horizon"
         self._add = client.register_script(_ADD_SCRIPT)
         self._values = client.register_script(_VALUES_SCRIPT)
+        self._history = client.register_script(_HISTORY_SCRIPT)
         self._prune_script = client.register_script(_PRUNE_SCRIPT)
 
     def _tx_key(self, applicant_id: int) -> bytes:
@@ -230,13 +244,13 @@ class RedisEventState:
     def applications(self, ids: Sequence[int]) -> pd.DataFrame:
         """The stored applications of ``ids`` that have one."""
         raw = self.client.mget([self._app_key(int(i)) for i in ids]) if len(ids) else []
-        rows = [json.loads(r) for r in raw if r]
-        return pd.DataFrame(rows)
+        return _applications_frame(raw)
 
     def transactions(self, ids: Sequence[int], prune: bool = True) -> pd.DataFrame:
         """Every stored transaction of ``ids`` (``applicant_id, transaction_ts, amount, type, is_late``).
 
-        With ``prune``, transactions older than the window before each applicant's newest one are deleted.
+        With ``prune``, transactions older than the window before each applicant's newest one are deleted
+        (:meth:`prune_windows`).
         """
         keys = [self._tx_key(int(i)) for i in ids]
         replies = [
@@ -244,30 +258,47 @@ class RedisEventState:
             for lo in range(0, len(keys), SCRIPT_KEYS)
             for v in self._values(keys=keys[lo : lo + SCRIPT_KEYS])
         ]
-        counts = np.array([len(r) // _RECORD.itemsize for r in replies], dtype=np.int64)
-        records = np.frombuffer(b"".join(replies), dtype=_RECORD)
-        owner = np.repeat(np.asarray(ids, dtype=np.int64), counts)
-        if prune and len(records):
-            newest = np.repeat(
-                np.maximum.reduceat(records["ts"], np.r_[0, np.cumsum(counts)[:-1]][counts > 0]),
-                counts[counts > 0],
-            )
-            horizon = newest - WINDOW_DAYS * _NS_PER_DAY
-            old = records["ts"] <= horizon
-            if old.any():
-                # the horizon only moves forward: an event at or before it can never enter a window again
-                marks = pd.Series(horizon[old]).groupby(owner[old]).max()
-                self._prune(marks.index.to_numpy(np.int64), marks.to_numpy(np.int64))
-        return pd.DataFrame(
-            {
-                "applicant_id": owner,
-                "transaction_ts": pd.DatetimeIndex(records["ts"].astype("datetime64[ns]")).tz_localize("UTC"),
-                "amount": records["amount"],
-                # categorical: the window reads the stored codes, no string lookup per transaction
-                "type": pd.Categorical.from_codes(records["type"].astype(np.int64), TRANSACTION_TYPES),
-                "is_late": records["late"],
-            }
-        )
+        history = _transactions_frame(ids, replies)
+        if prune:
+            self.prune_windows(history)
+        return history
+
+    def history(self, ids: Sequence[int]) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """:meth:`transactions` (not pruned) and :meth:`applications` of ``ids``, in one round trip.
+
+        The stream reads both for every batch before it can write the batch's features: a round trip saved
+        here is saved on every event's path (it prunes with :meth:`prune_windows` once they are written).
+        """
+        ids = np.asarray(ids, dtype=np.int64)
+        values: list[bytes] = []
+        apps: list[bytes | None] = []
+        step = SCRIPT_KEYS // 2
+        for lo in range(0, len(ids), step):
+            part = ids[lo : lo + step]
+            keys = [self._tx_key(int(i)) for i in part] + [self._app_key(int(i)) for i in part]
+            reply = self._history(keys=keys, args=[len(part)])
+            values += reply[: len(part)]
+            apps += reply[len(part) :]
+        return _transactions_frame(ids, values), _applications_frame(apps)
+
+    def prune_windows(self, history: pd.DataFrame) -> None:
+        """Delete the transactions of a read ``history`` that its applicants' windows can no longer see.
+
+        Those at or before the applicant's newest transaction less the window; the horizon is recorded, so a
+        later event at or before it is counted expired (:class:`AddResult`).
+        """
+        if not len(history):
+            return
+        ts = utc_ns(history["transaction_ts"])
+        owners, at = np.unique(history["applicant_id"].to_numpy(np.int64), return_inverse=True)
+        newest = np.full(len(owners), np.iinfo(np.int64).min, dtype=np.int64)
+        np.maximum.at(newest, at, ts)
+        horizon = newest - WINDOW_DAYS * _NS_PER_DAY
+        old = ts <= horizon[at]
+        if old.any():
+            # the horizon only moves forward: an event at or before it can never enter a window again
+            due = np.unique(at[old])
+            self._prune(owners[due], horizon[due])
 
     def _prune(self, applicants: np.ndarray, horizons: np.ndarray) -> None:
         """Delete each applicant's transactions at or before its horizon and record the horizon."""
@@ -285,3 +316,25 @@ class RedisEventState:
         for i in range(0, len(keys), 1000):
             self.client.delete(*keys[i : i + 1000])
         return len(keys)
+
+
+def _applications_frame(raw: Sequence[bytes | None]) -> pd.DataFrame:
+    """Stored applications (JSON lines; None where an applicant has none) as a frame."""
+    return pd.DataFrame([json.loads(r) for r in raw if r])
+
+
+def _transactions_frame(ids: Sequence[int], replies: Sequence[bytes]) -> pd.DataFrame:
+    """The stored histories of ``ids`` (each one reply: its records concatenated) as a transactions frame."""
+    counts = np.array([len(r) // _RECORD.itemsize for r in replies], dtype=np.int64)
+    records = np.frombuffer(b"".join(replies), dtype=_RECORD)
+    owner = np.repeat(np.asarray(ids, dtype=np.int64), counts)
+    return pd.DataFrame(
+        {
+            "applicant_id": owner,
+            "transaction_ts": pd.DatetimeIndex(records["ts"].astype("datetime64[ns]")).tz_localize("UTC"),
+            "amount": records["amount"],
+            # categorical: the window reads the stored codes, no string lookup per transaction
+            "type": pd.Categorical.from_codes(records["type"].astype(np.int64), TRANSACTION_TYPES),
+            "is_late": records["late"],
+        }
+    )
