@@ -1,10 +1,10 @@
 """Run :class:`CreditPredictor` on kserve's REST data plane: one or more workers behind one socket.
 
 kserve's ``ModelServer(workers=N)`` pickles the loaded model into ``spawn``-ed children and re-imports its
-module-level FastAPI app there, so everything the parent set up (the audit writer's thread and connection,
+module-level FastAPI app there, so everything the parent set up (the audit writer and its connection,
 the error handlers, extra routes, middleware) is missing or broken in the workers. Here the parent only binds
 the configured host and port; each worker process builds its own model from a picklable factory, loads it
-(its own audit chain, writer thread, database and online-store connections), installs the handlers, routes
+(its own audit chain, audit writer, database and online-store connections), installs the handlers, routes
 and middleware on its own app and serves the shared socket with kserve's ``RESTServer``. The parent restarts
 a worker that dies after it was ready and forwards SIGTERM/SIGINT to all of them.
 
