@@ -14,8 +14,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import ORJSONResponse
 from kserve.errors import InferenceError, InvalidInput
 
-from predictor import metrics
-
 
 class PredictorError(InvalidInput):
     """A request the predictor refuses: ``status`` (4xx) and a message naming the problem."""
@@ -54,16 +52,26 @@ def bad_request(message: str, reason: str = "invalid_input") -> PredictorError:
     return PredictorError(message, HTTPStatus.BAD_REQUEST, reason)
 
 
-async def _predictor_error_handler(request: Request, exc: Exception) -> ORJSONResponse:
-    assert isinstance(exc, PredictorError)  # nosec B101  # type narrowing; Starlette routes only this class here
-    request.state.error_reason = exc.error_reason
-    return ORJSONResponse(status_code=exc.status, content={"error": exc.reason})
+def error_answer(exc: BaseException) -> tuple[int, dict[str, str], str]:
+    """``(status, body, reason label)`` of the answer to a request that failed with ``exc``.
+
+    The predictor's errors carry their own; kserve's client errors are 400s and anything else is a 500, with
+    the bodies kserve's handlers give.
+    """
+    if isinstance(exc, PredictorError):
+        return exc.status, {"error": exc.reason}, exc.error_reason
+    if isinstance(exc, Unavailable):
+        return HTTPStatus.SERVICE_UNAVAILABLE, {"error": exc.reason}, exc.error_reason
+    if isinstance(exc, InvalidInput):
+        return HTTPStatus.BAD_REQUEST, {"error": str(exc)}, "invalid_input"
+    if isinstance(exc, InferenceError):
+        return HTTPStatus.INTERNAL_SERVER_ERROR, {"error": str(exc)}, "server_error"
+    return HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"{type(exc).__name__} : {exc}"}, "server_error"
 
 
-async def _unavailable_handler(request: Request, exc: Exception) -> ORJSONResponse:
-    assert isinstance(exc, Unavailable)  # nosec B101  # type narrowing; Starlette routes only this class here
-    request.state.error_reason = exc.error_reason
-    return ORJSONResponse(status_code=HTTPStatus.SERVICE_UNAVAILABLE, content={"error": exc.reason})
+async def _error_handler(request: Request, exc: Exception) -> ORJSONResponse:
+    status, body, request.state.error_reason = error_answer(exc)
+    return ORJSONResponse(status_code=status, content=body)
 
 
 async def _validation_error_handler(request: Request, exc: Exception) -> ORJSONResponse:
@@ -82,13 +90,12 @@ async def _validation_error_handler(request: Request, exc: Exception) -> ORJSONR
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Register the predictor's handlers on kserve's FastAPI app (before ``ModelServer.start``).
+    """Register the predictor's error handlers on kserve's FastAPI app (before the server starts).
 
     kserve registers its own handlers for its exception classes and ``Exception`` when the server starts;
     these are keyed on the predictor's own classes, so they take precedence for them (Starlette looks the
     handler up along the exception's MRO).
     """
-    app.add_exception_handler(PredictorError, _predictor_error_handler)
-    app.add_exception_handler(Unavailable, _unavailable_handler)
+    app.add_exception_handler(PredictorError, _error_handler)
+    app.add_exception_handler(Unavailable, _error_handler)
     app.add_exception_handler(RequestValidationError, _validation_error_handler)
-    metrics.install_middleware(app)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import time
 from typing import Any, get_args
 
-from fastapi import FastAPI
 from prometheus_client import Counter, Gauge, Histogram
 
 from creditops.artifact import Decision
@@ -128,8 +127,3 @@ class MetricsMiddleware:
                 state = scope.get("state") or {}
                 reason = state.get("error_reason") or ("server_error" if code >= 500 else f"http_{code}")
                 ERRORS.labels(model=model, reason=reason).inc()
-
-
-def install_middleware(app: FastAPI) -> None:
-    """Add the metrics middleware to kserve's app (must happen before the server starts)."""
-    app.add_middleware(MetricsMiddleware)

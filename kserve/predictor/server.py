@@ -31,6 +31,8 @@ from creditops.errors import CreditOpsError
 from creditops.security import Authenticator, authenticator_from_config
 from predictor.auth import AuthMiddleware
 from predictor.errors import install_error_handlers
+from predictor.fastpath import V1Predict
+from predictor.metrics import MetricsMiddleware
 from predictor.model import CreditPredictor
 from predictor.openapi import openapi_document
 
@@ -112,11 +114,18 @@ def check_options(options: ServerOptions) -> Authenticator:
 # the app of one worker
 
 
-def _install_routes(app: FastAPI, model: CreditPredictor, registry: Any) -> None:
-    """Routes that take precedence over kserve's (added first, so Starlette matches them first)."""
+def serving_check(model: CreditPredictor, registry: Any) -> Callable[[], bool]:
+    """Whether ``model`` can answer now: still the registry's model of its name, loaded, audit writer up."""
 
     def serving() -> bool:
         return registry.get_model(model.name) is model and model.can_answer()
+
+    return serving
+
+
+def _install_routes(app: FastAPI, model: CreditPredictor, registry: Any) -> None:
+    """Routes that take precedence over kserve's (added first, so Starlette matches them first)."""
+    serving = serving_check(model, registry)
 
     async def server_ready() -> ORJSONResponse:
         ready = serving()
@@ -241,9 +250,7 @@ def build_rest_server(model: CreditPredictor, options: ServerOptions, authentica
     dataplane = DataPlane(model_registry=registry)
     extension = ModelRepositoryExtension(model_registry=registry)
     _install_routes(app, model, registry)
-    app.add_middleware(JsonByDefault)
-    app.add_middleware(AuthMiddleware, authenticator=authenticator, repository_api=options.repository_api)
-    install_error_handlers(app)  # its metrics middleware goes outside the auth one: refusals are counted
+    install_error_handlers(app)
     app.router.on_startup.append(model.start)
     app.router.on_shutdown.append(model.aclose)
     rest = RESTServer(
@@ -254,7 +261,25 @@ def build_rest_server(model: CreditPredictor, options: ServerOptions, authentica
         grace_period=options.grace_s,
     )
     rest.config.host = options.host
+    serving = serving_check(model, registry)
+    rest.config.app = asgi_stack(app, model, serving, authenticator, options.repository_api)
     return rest
+
+
+def asgi_stack(
+    app: Any,
+    model: CreditPredictor,
+    serving: Callable[[], bool],
+    authenticator: Authenticator,
+    repository: bool,
+) -> Any:
+    """What uvicorn serves: metrics, then authentication, around the V1 fast path and kserve's ``app``.
+
+    Metrics are outermost so that refusals (401, 403) are counted; every request is authenticated before
+    either handler sees it.
+    """
+    inner = JsonByDefault(V1Predict(app, model, serving))
+    return MetricsMiddleware(AuthMiddleware(inner, authenticator=authenticator, repository_api=repository))
 
 
 def run_worker(

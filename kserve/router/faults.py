@@ -2,7 +2,9 @@
 
 ``python -m router.faults --error-rate 0.3 --delay-ms 50 -- <predictor arguments>`` starts the unchanged
 ``python -m predictor`` with an ASGI middleware in front of its scoring routes that answers a share of them
-with a 500 (before the model runs, so nothing is audited) and/or delays each one. Nothing in the predictor
+with a 500 (before the model runs, so nothing is audited) and/or delays each one. It sits where the
+predictor's own handlers start (inside authentication and metrics, ahead of both the V1 fast path and
+kserve's app), so its refusals are counted like the predictor's. Nothing in the predictor
 itself can inject faults; this module is never used by the CLI, the images or the manifests.
 """
 
@@ -54,11 +56,16 @@ def main(argv: list[str] | None = None) -> int:
     # as in predictor.__main__: a one-process server must not inherit a parent's multiprocess metrics dir
     for var in ("PROMETHEUS_MULTIPROC_DIR", "PROMETHEUS_MULTIPROCESS_DIR", "prometheus_multiproc_dir"):
         os.environ.pop(var, None)
-    from kserve.model_server import app
-
+    from predictor import server
     from predictor.__main__ import main as predictor_main
 
-    app.add_middleware(FaultInjector, error_rate=args.error_rate, delay_ms=args.delay_ms, seed=args.seed)
+    handlers = server.V1Predict
+
+    def faulty_handlers(*handler_args: Any) -> FaultInjector:
+        inner = handlers(*handler_args)
+        return FaultInjector(inner, error_rate=args.error_rate, delay_ms=args.delay_ms, seed=args.seed)
+
+    server.V1Predict = faulty_handlers  # type: ignore[assignment,misc]  # test-only wrapping of one process
     sys.argv = [sys.argv[0], *rest]  # kserve's own parser reads sys.argv
     return predictor_main(rest)
 

@@ -373,7 +373,8 @@ class _Postgres:
         try:
             if len(rows) <= _PG_VALUES_ROWS:
                 values = [v for row in rows for v in row]
-                await conn.execute(_pg_values_insert(len(rows)), values, prepare=True)
+                async with self.psycopg.AsyncRawCursor(conn) as cur:
+                    await cur.execute(_pg_values_insert(len(rows)), values, prepare=True)
             else:
                 async with conn.transaction(), conn.cursor() as cur, cur.copy(_PG_COPY) as copy:
                     for row in rows:
@@ -408,8 +409,14 @@ _PG_VALUES_ROWS = 16
 
 @functools.cache
 def _pg_values_insert(n: int) -> str:
-    row = "(" + ", ".join(["%s"] * len(_COLUMNS)) + ")"
-    return f"INSERT INTO {TABLE} ({_INSERT_COLS}) VALUES " + ", ".join([row] * n)  # nosec B608  # TABLE and columns are module constants, values bound
+    """``INSERT ... VALUES`` of ``n`` rows in PostgreSQL's own ``$k`` placeholders (for a raw cursor).
+
+    psycopg re-parses a ``%s`` query with more than 50 parameters on every execution (4 rows and up here):
+    measured here, 1.14 ms of client CPU at 16 rows against 0.27 ms for the raw cursor, which parses nothing.
+    """
+    width = len(_COLUMNS)
+    rows = ("(" + ", ".join(f"${r * width + c + 1}" for c in range(width)) + ")" for r in range(n))
+    return f"INSERT INTO {TABLE} ({_INSERT_COLS}) VALUES " + ", ".join(rows)  # nosec B608  # TABLE and columns are module constants, values bound
 
 
 # --------------------------------------------------------------------------------------------------------
