@@ -1,7 +1,8 @@
 """Feast adapters of the stream processor (:mod:`creditops.streaming`): online sink, offline sink, context.
 
 * :class:`OnlineSink` writes recomputed rows into Feast's Redis online store in Feast's exact layout (the
-  bulk writer's encoder, :mod:`feast_repo.bulk`), one pipelined write per batch. The stream is the authority
+  bulk writer's bytes, built row by row for a batch's few rows: :class:`feast_repo.bulk.RowWriter`), one
+  pipelined write per batch. The stream is the authority
   for the views it feeds: a row replaces what is stored even when its event time is not newer (a late
   transaction changes the window of the applicant's newest event).
 * :class:`OfflineSink` keeps every written row for the offline store, so training sees what serving saw:
@@ -31,7 +32,7 @@ from feast import FeatureStore
 from feast.infra.online_stores.helpers import compute_versioned_name
 from feast.infra.online_stores.redis import RedisOnlineStore
 
-from feast_repo.bulk import _RedisWriter, _ViewEncoder, bulk_redis, entity_key_prefix, supported
+from feast_repo.bulk import RowWriter, _RedisWriter, _ViewEncoder, bulk_redis, entity_key_prefix, supported
 from feast_repo.direct import RedisServiceReader
 
 _FAR = pd.Timestamp("2262-01-01", tz="UTC").to_pydatetime()
@@ -54,6 +55,7 @@ class OnlineSink:
         for fv in store.list_feature_views():
             if fv.name.endswith("_fv") and (supported(fv) or not self.redis):
                 self.views[fv.name[: -len("_fv")]] = (fv, compute_versioned_name(fv, versioning))
+        self.rows = RowWriter(store, self.views, client=self.client) if self.redis and self.views else None
 
     def write(self, tables: Mapping[str, pd.DataFrame]) -> None:
         """Write each group's rows (latest per applicant) into its view, all views of an applicant at once."""
@@ -62,6 +64,8 @@ class OnlineSink:
                 if group in self.views and len(table):
                     latest = table.drop_duplicates(table.columns[0], keep="last")
                     self.store.write_to_online_store(f"{group}_fv", latest, allow_registry_cache=True)
+            return
+        if self.rows is not None and self.rows.write(tables, _EPOCH, _FAR):
             return
         encoders = [
             _ViewEncoder(self.views[g][0], self.views[g][1], t, _EPOCH, _FAR)
