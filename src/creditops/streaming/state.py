@@ -269,6 +269,16 @@ class RedisEventState:
         The stream reads both for every batch before it can write the batch's features: a round trip saved
         here is saved on every event's path (it prunes with :meth:`prune_windows` once they are written).
         """
+        owner, records, applications = self.history_records(ids)
+        return _records_frame(owner, records), applications
+
+    def history_records(self, ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+        """:meth:`history` with the transactions as arrays: each one's applicant, and the stored records.
+
+        The records (fields ``ts`` in UTC ns, ``amount``, ``type`` code into ``TRANSACTION_TYPES``, ``late``)
+        are what the stream's features are computed from; a frame of a batch's few histories costs more to
+        build than the features (prune them with :meth:`prune_records`).
+        """
         ids = np.asarray(ids, dtype=np.int64)
         values: list[bytes] = []
         apps: list[bytes | None] = []
@@ -279,7 +289,7 @@ class RedisEventState:
             reply = self._history(keys=keys, args=[len(part)])
             values += reply[: len(part)]
             apps += reply[len(part) :]
-        return _transactions_frame(ids, values), _applications_frame(apps)
+        return (*_records(ids, values), _applications_frame(apps))
 
     def prune_windows(self, history: pd.DataFrame) -> None:
         """Delete the transactions of a read ``history`` that its applicants' windows can no longer see.
@@ -287,10 +297,14 @@ class RedisEventState:
         Those at or before the applicant's newest transaction less the window; the horizon is recorded, so a
         later event at or before it is counted expired (:class:`AddResult`).
         """
-        if not len(history):
+        if len(history):
+            self.prune_records(history["applicant_id"].to_numpy(np.int64), utc_ns(history["transaction_ts"]))
+
+    def prune_records(self, owner: np.ndarray, ts: np.ndarray) -> None:
+        """:meth:`prune_windows` of a history as arrays (each transaction's applicant, its time in ns)."""
+        if not len(owner):
             return
-        ts = utc_ns(history["transaction_ts"])
-        owners, at = np.unique(history["applicant_id"].to_numpy(np.int64), return_inverse=True)
+        owners, at = np.unique(owner, return_inverse=True)
         newest = np.full(len(owners), np.iinfo(np.int64).min, dtype=np.int64)
         np.maximum.at(newest, at, ts)
         horizon = newest - WINDOW_DAYS * _NS_PER_DAY
@@ -323,11 +337,20 @@ def _applications_frame(raw: Sequence[bytes | None]) -> pd.DataFrame:
     return pd.DataFrame([json.loads(r) for r in raw if r])
 
 
-def _transactions_frame(ids: Sequence[int], replies: Sequence[bytes]) -> pd.DataFrame:
-    """The stored histories of ``ids`` (each one reply: its records concatenated) as a transactions frame."""
+def _records(ids: Sequence[int], replies: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    """The stored histories of ``ids`` (each one reply: its records concatenated): owners and records."""
     counts = np.array([len(r) // _RECORD.itemsize for r in replies], dtype=np.int64)
     records = np.frombuffer(b"".join(replies), dtype=_RECORD)
-    owner = np.repeat(np.asarray(ids, dtype=np.int64), counts)
+    return np.repeat(np.asarray(ids, dtype=np.int64), counts), records
+
+
+def _transactions_frame(ids: Sequence[int], replies: Sequence[bytes]) -> pd.DataFrame:
+    """The stored histories of ``ids`` (each one reply: its records concatenated) as a transactions frame."""
+    return _records_frame(*_records(ids, replies))
+
+
+def _records_frame(owner: np.ndarray, records: np.ndarray) -> pd.DataFrame:
+    """Stored records and their applicants as a transactions frame."""
     return pd.DataFrame(
         {
             "applicant_id": owner,
