@@ -107,7 +107,10 @@ class TransactionWindow:
 
     def is_type(self, *names: str) -> np.ndarray:
         """Mask of transactions of any of the given types."""
-        return np.isin(self.type_code, [TYPES.index(n) for n in names])
+        # a lookup table by code (np.isin sorts on every call); code -1 (unknown) reads the False at the end
+        table = np.zeros(len(TYPES) + 1, dtype=bool)
+        table[[TYPES.index(n) for n in names]] = True
+        return table[self.type_code]
 
     def count(self, mask: np.ndarray | None = None) -> np.ndarray:
         """Number of (masked) transactions per group."""
