@@ -32,6 +32,7 @@ from feast import FeatureStore
 from feast.infra.online_stores.helpers import compute_versioned_name
 from feast.infra.online_stores.redis import RedisOnlineStore
 
+from creditops.features.registry import JOIN_KEY
 from feast_repo.bulk import RowWriter, _RedisWriter, _ViewEncoder, bulk_redis, entity_key_prefix, supported
 from feast_repo.direct import RedisServiceReader
 
@@ -55,7 +56,9 @@ class OnlineSink:
         for fv in store.list_feature_views():
             if fv.name.endswith("_fv") and (supported(fv) or not self.redis):
                 self.views[fv.name[: -len("_fv")]] = (fv, compute_versioned_name(fv, versioning))
-        self.rows = RowWriter(store, self.views, client=self.client) if self.redis and self.views else None
+        # the row writer for the views of the stream's join key (the column writer stays for anything else)
+        keyed = {g: v for g, v in self.views.items() if v[0].entity_columns[0].name == JOIN_KEY}
+        self.rows = RowWriter(store, keyed, client=self.client) if self.redis and keyed else None
 
     def write(self, tables: Mapping[str, pd.DataFrame]) -> None:
         """Write each group's rows (latest per applicant) into its view, all views of an applicant at once."""
@@ -65,7 +68,9 @@ class OnlineSink:
                     latest = table.drop_duplicates(table.columns[0], keep="last")
                     self.store.write_to_online_store(f"{group}_fv", latest, allow_registry_cache=True)
             return
-        if self.rows is not None and self.rows.write(tables, _EPOCH, _FAR):
+        groups = {g for g, t in tables.items() if g in self.views and len(t)}
+        rows = self.rows
+        if rows is not None and groups <= rows.encoders.keys() and rows.write(tables, _EPOCH, _FAR):
             return
         encoders = [
             _ViewEncoder(self.views[g][0], self.views[g][1], t, _EPOCH, _FAR)
