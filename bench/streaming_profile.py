@@ -88,8 +88,8 @@ def main() -> None:
             "known",
             "add_transactions",
             "add_applications",
-            "history",
-            "prune_windows",
+            "history_records",
+            "prune_records",
         ):
             if hasattr(state, name):
                 setattr(state, name, _timed(timings, f"state.{name}", getattr(state, name)))
@@ -100,11 +100,11 @@ def main() -> None:
         for sink in processor.sinks:
             sink.write = _timed(timings, f"sink.{type(sink).__name__}", sink.write)
         consumer_module.validate_events = _timed(timings, "validate_events", consumer_module.validate_events)
-        consumer_module.behavioural_table = _timed(
-            timings, "behavioural_table", consumer_module.behavioural_table
-        )
-        consumer_module.compute_group = _timed(timings, "compute_group", consumer_module.compute_group)
-        processor.features = _timed(timings, "features (all)", processor.features)
+        window = consumer_module.TransactionWindow
+        window.from_arrays = _timed(timings, "transaction_window", window.from_arrays)
+        # per group: behavioural, then derived (identity goes through identity_table)
+        consumer_module.compute_columns = _timed(timings, "compute_columns", consumer_module.compute_columns)
+        processor._features = _timed(timings, "features (all)", processor._features)
 
         profiler = cProfile.Profile() if args.cprofile else None
         totals = []

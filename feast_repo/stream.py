@@ -1,7 +1,8 @@
 """Feast adapters of the stream processor (:mod:`creditops.streaming`): online sink, offline sink, context.
 
 * :class:`OnlineSink` writes recomputed rows into Feast's Redis online store in Feast's exact layout (the
-  bulk writer's encoder, :mod:`feast_repo.bulk`), one pipelined write per batch. The stream is the authority
+  bulk writer's bytes, built row by row for a batch's few rows: :class:`feast_repo.bulk.RowWriter`), one
+  pipelined write per batch. The stream is the authority
   for the views it feeds: a row replaces what is stored even when its event time is not newer (a late
   transaction changes the window of the applicant's newest event).
 * :class:`OfflineSink` keeps every written row for the offline store, so training sees what serving saw:
@@ -31,7 +32,8 @@ from feast import FeatureStore
 from feast.infra.online_stores.helpers import compute_versioned_name
 from feast.infra.online_stores.redis import RedisOnlineStore
 
-from feast_repo.bulk import _RedisWriter, _ViewEncoder, bulk_redis, entity_key_prefix, supported
+from creditops.features.registry import JOIN_KEY
+from feast_repo.bulk import RowWriter, _RedisWriter, _ViewEncoder, bulk_redis, entity_key_prefix, supported
 from feast_repo.direct import RedisServiceReader
 
 _FAR = pd.Timestamp("2262-01-01", tz="UTC").to_pydatetime()
@@ -54,6 +56,9 @@ class OnlineSink:
         for fv in store.list_feature_views():
             if fv.name.endswith("_fv") and (supported(fv) or not self.redis):
                 self.views[fv.name[: -len("_fv")]] = (fv, compute_versioned_name(fv, versioning))
+        # the row writer for the views of the stream's join key (the column writer stays for anything else)
+        keyed = {g: v for g, v in self.views.items() if v[0].entity_columns[0].name == JOIN_KEY}
+        self.rows = RowWriter(store, keyed, client=self.client) if self.redis and keyed else None
 
     def write(self, tables: Mapping[str, pd.DataFrame]) -> None:
         """Write each group's rows (latest per applicant) into its view, all views of an applicant at once."""
@@ -62,6 +67,10 @@ class OnlineSink:
                 if group in self.views and len(table):
                     latest = table.drop_duplicates(table.columns[0], keep="last")
                     self.store.write_to_online_store(f"{group}_fv", latest, allow_registry_cache=True)
+            return
+        groups = {g for g, t in tables.items() if g in self.views and len(t)}
+        rows = self.rows
+        if rows is not None and groups <= rows.encoders.keys() and rows.write(tables, _EPOCH, _FAR):
             return
         encoders = [
             _ViewEncoder(self.views[g][0], self.views[g][1], t, _EPOCH, _FAR)

@@ -43,6 +43,51 @@ def test_value_bytes_match_protobuf(value_type, values, field):
         assert payload[row, : plen[row]].tobytes() == expected, value
 
 
+_VALUE_CASES = [
+    (ValueType.DOUBLE, [0.0, -0.0, 1.5, -1e300, np.inf, -np.inf, np.nan, 5e-324], "double_val"),
+    (ValueType.DOUBLE, [0.0, 2.5, -1e300, np.inf], "double_val"),  # no null: one fixed-width block
+    (ValueType.FLOAT, [0.0, 1.1, -3.4e38, np.nan], "float_val"),
+    (ValueType.FLOAT, [0.0, 1.1, -3.4e38], "float_val"),
+    (ValueType.INT64, [0, 1, 127, 128, -1, 2**63 - 1, -(2**63), 300], "int64_val"),
+    (ValueType.INT64, [0, 1, 127, 5], "int64_val"),  # one-byte varints: fixed width
+    (ValueType.INT64, [0, 128, 200, 255], "int64_val"),  # a byte each, but 128 on need two varint bytes
+    (ValueType.INT64, [2.9, np.nan, -2.9, 127.5], "int64_val"),  # a float column: null, or truncated
+    (ValueType.INT32, [0, -1, 2**31 - 1, -(2**31)], "int32_val"),
+    (ValueType.BOOL, [True, False], "bool_val"),
+    (ValueType.BOOL, [1.0, np.nan, 0.0], "bool_val"),
+]
+
+
+@pytest.mark.parametrize(("value_type", "values", "field"), _VALUE_CASES)
+def test_row_bytes_match_protobuf(value_type, values, field):
+    """The stream's row-by-row encoding (and its fixed-width block) gives Feast's bytes, value by value."""
+    column = np.asarray(values)
+    name = b"$4\r\nname\r\n"
+    cast = {"int64_val": int, "int32_val": int, "bool_val": bool}.get(field, float)
+    expected = [b"" if pd.isna(v) else ValueProto(**{field: cast(v)}).SerializeToString() for v in values]
+    want = [name + b"$%d\r\n%s\r\n" % (len(e), e) for e in expected]
+    assert bulk._resp_values(name, value_type, column) == want
+    cell = bulk._fixed_cell(value_type, column)
+    if len({len(e) for e in expected}) > 1 or any(pd.isna(v) for v in values):
+        assert cell is None
+    else:  # the head and the value bytes of the fixed-width block are the same bytes
+        head, raw = cell
+        assert [name + head + raw[i].tobytes() + b"\r\n" for i in range(len(values))] == want
+
+
+@pytest.mark.parametrize(
+    "ts",
+    ["1970-01-01", "1970-01-01 00:00:00.000001", "2026-01-01 12:34:56.789123456", "2026-01-01 00:00:01"],
+)
+def test_row_timestamp_bytes_match_feast(ts):
+    stamp = pd.Timestamp(ts, tz="UTC")
+    expected = Timestamp()
+    expected.FromDatetime(stamp.to_pydatetime(warn=False))
+    payload = expected.SerializeToString()
+    got = bulk._resp_timestamps(b"f", np.array([stamp.value], dtype=np.int64))
+    assert got == [b"f$%d\r\n%s\r\n" % (len(payload), payload)]
+
+
 def test_nullable_int_column_is_null_or_truncated_like_feast():
     payload, plen = bulk._value_payload(ValueType.INT64, pd.Series([2.9, np.nan, -2.9]))
     got = [payload[i, : plen[i]].tobytes() for i in range(3)]
@@ -322,5 +367,54 @@ def test_key_ttl_is_set_like_feast(redis_url, redis_client, tables, world, tmp_p
     finally:
         fs.teardown(store)
         leftovers = list(redis_client.scan_iter(match=f"*{project}*", count=1000))
+        if leftovers:
+            redis_client.delete(*leftovers)
+
+
+def test_row_writer_leaves_the_hashes_of_the_column_writer(redis_url, redis_client, tables, world, tmp_path):
+    """The stream's RowWriter and the bulk writer without dedup (what the stream used) write the same hashes.
+
+    The tables hold several rows per applicant (the latest in the window wins), rows outside the window,
+    NaNs, infinities, negative and large ints: both the fixed-width block and the per-value path are used.
+    """
+    from feast.infra.online_stores.helpers import compute_versioned_name
+
+    rd = urlparse(redis_url)
+    run = f"creditops_rows_{uuid.uuid4().hex[:8]}"
+    end = world.as_of
+    start = end - pd.Timedelta(days=30)
+    made = {}
+    try:
+        for name in ("columns", "rows"):
+            config = FeastConfig(
+                project=f"{run}_{name}",
+                online_store="redis",
+                redis_connection=f"{rd.hostname}:{rd.port or 6379},db={(rd.path or '/0').lstrip('/') or 0}",
+            )
+            made[name] = fs.open_store(config=config, data_dir=tmp_path / name)
+            fs.write_offline(tables, made[name])
+            fs.apply(made[name])
+        groups = ("identity", "behavioural", "derived")
+        views = {}
+        for name, store in made.items():
+            fvs = {g: store.get_feature_view(f"{g}_fv") for g in groups}
+            views[name] = {g: (fv, compute_versioned_name(fv, False)) for g, fv in fvs.items()}
+        encoders = [bulk._ViewEncoder(*views["columns"][g], tables[g], start, end) for g in groups]
+        bulk._RedisWriter(made["columns"], encoders, dedup=False).run(connections=1, chunk_entities=10**6)
+        assert bulk.RowWriter(made["rows"], views["rows"]).write({g: tables[g] for g in groups}, start, end)
+        columns = _hashes(redis_client, made["columns"].project)
+        rows = _hashes(redis_client, made["rows"].project)
+        inside = set()
+        for g in groups:
+            ts = tables[g][TIMESTAMP]
+            inside |= set(tables[g].loc[(ts >= start) & (ts <= end), JOIN_KEY].tolist())
+        assert AFTER_END_ID not in inside and len(inside) > 250
+        assert len(columns) == len(inside)
+        assert rows == columns
+        assert sum(v == b"" for h in rows.values() for v in h.values()) > 0  # NaN stored as null
+    finally:
+        for store in made.values():
+            fs.teardown(store)
+        leftovers = list(redis_client.scan_iter(match=f"*{run}*", count=1000))
         if leftovers:
             redis_client.delete(*leftovers)

@@ -192,6 +192,23 @@ def test_state_prunes_exactly_what_is_at_or_before_the_horizon(state):
         pd.DataFrame([_tx(2, 7, horizon), _tx(11, 7, horizon), _tx(12, 7, horizon + one_ns)])
     )
     assert again.expired.tolist() == [True, True, False] and again.new.tolist() == [False, False, True]
+    # a horizon before 1970 (negative ns) and times of fewer digits: compared as numbers, not as text
+    early = pd.Timestamp("1970-03-01", tz="UTC")
+    early_horizon = early - pd.Timedelta(days=365)
+    state.add_transactions(pd.DataFrame([_tx(21, 30, early), _tx(22, 30, early_horizon - one_ns)]))
+    state.transactions([30])  # prunes tx 22 and records the negative horizon
+    late = state.add_transactions(
+        pd.DataFrame(
+            [
+                _tx(23, 30, early_horizon),  # at the horizon
+                _tx(24, 30, early_horizon - pd.Timedelta(days=1)),  # before it, more digits
+                _tx(25, 30, early_horizon + one_ns),  # inside the window
+                _tx(26, 30, pd.Timestamp("1970-01-01T00:00:00.5", tz="UTC")),  # positive, fewer digits
+            ]
+        )
+    )
+    assert late.expired.tolist() == [True, True, False, False]
+    assert late.new.tolist() == [False, False, True, True]
 
 
 def test_state_add_tells_new_redelivered_and_conflicting_in_one_batch(state):

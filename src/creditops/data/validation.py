@@ -21,7 +21,9 @@ as JSON, values as read) and ``row_number`` (position in the input table). For e
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import math
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -387,3 +389,84 @@ def validate_table(
     schema = schema_from_spec(spec) if isinstance(spec, DatasetSpec) else spec
     ts_now = _utc(now)
     return _finish({schema.name: _validate(df, schema, ts_now, None)}, ts_now)
+
+
+# --- records that are clean: the same rules, no frame -----------------------------------------------------
+# A stream validates ~50 records a batch; building a frame and running validate_table costs ~6 ms of fixed
+# pandas overhead there, though almost every batch is clean. ``clean_records`` applies the same ColumnRules
+# to plain records and answers only "every record passes": a value of another Python type than the rule's
+# plain one (a number as text, a bool as 0/1, a timestamp with another offset), which validate_table may
+# still accept, is not judged here; the caller then runs validate_table, whose verdict and reasons stand.
+
+_UTC_ISO = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|\+00:00)")
+_INT64 = (-(2**63), 2**63)
+
+
+def _plain_values(rule: ColumnRule, values: list) -> np.ndarray | None:
+    """``values`` as validate_table would accept them (same dtype), or None if any might break a rule."""
+    kind = rule.kind
+    if kind == "int":
+        if not all(type(v) is int and _INT64[0] <= v < _INT64[1] for v in values):
+            return None
+        out = np.asarray(values, dtype=np.int64)
+    elif kind == "float":
+        if not all(
+            (type(v) is int and _INT64[0] <= v < _INT64[1]) or (type(v) is float and math.isfinite(v))
+            for v in values
+        ):
+            return None
+        out = np.asarray(values)  # int64 when every value is an int, as a frame of these records infers
+    elif kind == "bool":
+        return np.asarray(values, dtype=bool) if all(type(v) is bool for v in values) else None
+    elif kind == "str":
+        if not all(type(v) is str for v in values):
+            return None
+        if rule.categories is not None and not set(values).issubset(rule.categories):
+            return None
+        return np.asarray(values, dtype=object)
+    elif kind == "timestamp":
+        # years a nanosecond timestamp holds whole (to_datetime makes the others NaT: a ``type`` break)
+        if not all(type(v) is str and _UTC_ISO.fullmatch(v) and "1678" <= v[:4] <= "2261" for v in values):
+            return None
+        try:  # numpy reads the ISO text without its UTC suffix to the nanosecond, as to_datetime does
+            naive = np.array([v[:-1] if v[-1] == "Z" else v[:-6] for v in values], dtype="datetime64[ns]")
+        except ValueError:  # e.g. month 13
+            return None
+        return naive
+    else:  # "any": a frame infers its dtype from whatever the values are; validate_table decides
+        return None
+    if rule.min is not None or rule.max is not None:
+        floats = out.astype(np.float64)
+        lo = -np.inf if rule.min is None else rule.min
+        hi = np.inf if rule.max is None else rule.max
+        below = floats < lo if rule.min_inclusive else floats <= lo
+        if (below | (floats > hi)).any():
+            return None
+    return out
+
+
+def clean_records(
+    records: Sequence[Mapping[str, Any]], schema: TableSchema, now: pd.Timestamp | str | None = None
+) -> pd.DataFrame | None:
+    """The accepted frame of ``validate_table(frame of records, schema, now)`` when it accepts every record.
+
+    None when a record breaks a rule of ``schema`` (its columns' type, null, range, category and
+    ``future_timestamp`` rules, the rules validate_table applies to one table; ``schema`` must have no key,
+    whose duplicates are not checked here) or holds a value of another type than the rule's plain one (see
+    above): then validate_table decides.
+    """
+    if schema.key:
+        raise ValueError(f"clean_records checks column rules only; {schema.name} has a key")
+    ts_now = _utc(now)
+    columns: dict[str, Any] = {}
+    for rule in schema.columns:
+        values = _plain_values(rule, [r.get(rule.name) for r in records])
+        if values is None:
+            return None
+        if rule.kind == "timestamp":
+            if ts_now is not None and rule.name in schema.timestamp_columns and len(values):
+                if (values.view(np.int64) > ts_now.value).any():
+                    return None
+            values = pd.DatetimeIndex(values).tz_localize("UTC")
+        columns[rule.name] = values
+    return pd.DataFrame(columns)

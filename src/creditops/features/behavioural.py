@@ -53,10 +53,33 @@ class TransactionWindow:
                 appear several times (e.g. as of the application and as of today).
             window_days: window length.
         """
-        tx_ids = transactions["applicant_id"].to_numpy(np.int64)
-        tx_ts = utc_ns(transactions["transaction_ts"])
-        g_ids = groups["applicant_id"].to_numpy(np.int64)
-        g_as_of = utc_ns(groups["as_of"])
+        return cls.from_arrays(
+            transactions["applicant_id"].to_numpy(np.int64),
+            utc_ns(transactions["transaction_ts"]),
+            transactions["amount"].to_numpy(np.float64),
+            _type_codes(transactions["type"]),
+            transactions["is_late"].to_numpy(bool),
+            groups["applicant_id"].to_numpy(np.int64),
+            utc_ns(groups["as_of"]),
+            window_days,
+        )
+
+    @classmethod
+    def from_arrays(
+        cls,
+        tx_ids: np.ndarray,
+        tx_ts: np.ndarray,
+        amount: np.ndarray,
+        type_code: np.ndarray,
+        is_late: np.ndarray,
+        g_ids: np.ndarray,
+        g_as_of: np.ndarray,
+        window_days: int = WINDOW_DAYS,
+    ):
+        """:meth:`build` from the columns as arrays (times in int64 UTC ns, types as codes into ``TYPES``).
+
+        The stream's state holds its histories as such arrays: no frame to build and take apart again.
+        """
         # Slot j = the j-th group of an applicant; within a slot each applicant has at most one group, so a
         # hash lookup maps every transaction to its group in one vectorised step.
         if pd.Index(g_ids).is_unique:  # one group per applicant (the stream's case): no groupby needed
@@ -74,17 +97,20 @@ class TransactionWindow:
             parts.append((hit[keep], grp[keep], delta[keep]))
         rows = np.concatenate([p[0] for p in parts]) if parts else np.empty(0, np.int64)
         return cls(
-            n_groups=len(groups),
+            n_groups=len(g_ids),
             group=np.concatenate([p[1] for p in parts]) if parts else np.empty(0, np.int64),
-            amount=transactions["amount"].to_numpy(np.float64)[rows],
-            type_code=_type_codes(transactions["type"])[rows],
-            is_late=transactions["is_late"].to_numpy(bool)[rows],
+            amount=np.asarray(amount, dtype=np.float64)[rows],
+            type_code=np.asarray(type_code, dtype=np.int64)[rows],
+            is_late=np.asarray(is_late, dtype=bool)[rows],
             days_before=(np.concatenate([p[2] for p in parts]) / _NS_PER_DAY) if parts else np.empty(0),
         )
 
     def is_type(self, *names: str) -> np.ndarray:
         """Mask of transactions of any of the given types."""
-        return np.isin(self.type_code, [TYPES.index(n) for n in names])
+        # a lookup table by code (np.isin sorts on every call); code -1 (unknown) reads the False at the end
+        table = np.zeros(len(TYPES) + 1, dtype=bool)
+        table[[TYPES.index(n) for n in names]] = True
+        return table[self.type_code]
 
     def count(self, mask: np.ndarray | None = None) -> np.ndarray:
         """Number of (masked) transactions per group."""

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from creditops.features.behavioural import TransactionWindow
@@ -46,13 +47,22 @@ def feature_function(name: str) -> Callable[[Any], pd.Series]:
     return getattr(import_module(f"creditops.features.{feature.group}"), feature.name)
 
 
-def compute_group(group: Group, source: Any) -> pd.DataFrame:
-    """Apply every feature function of ``group`` to ``source``: registry column order, declared dtypes."""
+def compute_columns(group: Group, source: Any) -> dict[str, np.ndarray]:
+    """Every feature function of ``group`` applied to ``source``: name -> values (registry order, dtypes).
+
+    :func:`compute_group` as arrays, for a caller that puts them into a frame of its own with other columns
+    (one frame construction instead of several and a concat: the stream's batches are small).
+    """
     columns = {}
     for feature in features_in(group):
         values = feature_function(feature.name)(source)
         columns[feature.name] = values.to_numpy().astype("int64" if feature.dtype == "int" else "float64")
-    return pd.DataFrame(columns)
+    return columns
+
+
+def compute_group(group: Group, source: Any) -> pd.DataFrame:
+    """Apply every feature function of ``group`` to ``source``: registry column order, declared dtypes."""
+    return pd.DataFrame(compute_columns(group, source))
 
 
 def _utc(ts: pd.Series) -> pd.Series:

@@ -8,7 +8,7 @@ For a batch (in this order, so a crash at any point loses nothing and double-cou
    id with other content is a ``duplicate_key`` rejection) and the applications;
 3. recompute, for every applicant the batch touched (redelivered events included, since the crash may have
    come before step 4), the behavioural features from the applicant's whole stored history with the batch
-   functions (:class:`~creditops.features.behavioural.TransactionWindow`, ``compute_group``), as of the
+   functions (:class:`~creditops.features.behavioural.TransactionWindow`, ``compute_columns``), as of the
    applicant's newest event; the derived features from them and the applicant's identity and bureau features
    (read from the online store); the identity features of new applications;
 4. write those rows to the online store, and keep them for the offline store; then prune the histories
@@ -34,7 +34,8 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
-from creditops.features.build import behavioural_table, compute_group, identity_table
+from creditops.features.behavioural import TransactionWindow
+from creditops.features.build import compute_columns, identity_table
 from creditops.features.registry import JOIN_KEY, TIMESTAMP, features_in
 from creditops.streaming.events import Rejected, validate_events
 from creditops.streaming.state import RedisEventState
@@ -181,7 +182,7 @@ class StreamProcessor:
             outcome.applicants = len(ids)
             for sink in self.sinks:
                 sink.write(outcome.tables)
-            self.state.prune_windows(history)  # after the online write: off the batch's events' path
+            self.state.prune_records(*history)  # after the online write: off the batch's events' path
             if self.offline:
                 for group, table in outcome.tables.items():
                     if len(table):
@@ -196,41 +197,54 @@ class StreamProcessor:
         Each applicant's behavioural row is as of its newest stored event (transaction or application).
         """
         tables, history = self._features(ids, applications)
-        self.state.prune_windows(history)
+        self.state.prune_records(*history)
         return tables
 
     def _features(
         self, ids: np.ndarray, applications: pd.DataFrame | None = None
-    ) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
-        """:meth:`features` and the stored history they were computed from (not pruned yet)."""
+    ) -> tuple[dict[str, pd.DataFrame], tuple[np.ndarray, np.ndarray]]:
+        """:meth:`features` and the stored history they came from (applicant, time; not pruned yet).
+
+        The history stays arrays (:meth:`RedisEventState.history_records`) and each table is one frame built
+        from the feature functions' columns (:func:`compute_columns`): for a batch's few applicants, frames
+        built and concatenated step by step cost more than the features.
+        """
         ids = np.asarray(ids, dtype=np.int64)
-        history, stored_apps = self.state.history(ids)
+        owner, records, stored_apps = self.state.history_records(ids)
+        ts = records["ts"]
         # newest event per applicant in int64 ns (numpy, not pandas alignment: small batches pay its overhead)
         position = pd.Index(ids)
         newest = np.full(len(ids), _NO_EVENT, dtype=np.int64)
-        if len(history):
-            at = position.get_indexer(history["applicant_id"].to_numpy(np.int64))
-            np.maximum.at(newest, at, utc_ns(history["transaction_ts"]))
+        if len(owner):
+            np.maximum.at(newest, position.get_indexer(owner), ts)
         if len(stored_apps):
             at = position.get_indexer(stored_apps["applicant_id"].to_numpy(np.int64))
             np.maximum.at(newest, at, utc_ns(stored_apps["application_ts"]))
         seen = newest != _NO_EVENT
-        as_of = pd.DatetimeIndex(newest[seen].view("datetime64[ns]")).tz_localize("UTC")
-        points = pd.DataFrame({JOIN_KEY: ids[seen], "as_of": as_of})
+        keys = {
+            JOIN_KEY: ids[seen],
+            TIMESTAMP: pd.DatetimeIndex(newest[seen].view("datetime64[ns]")).tz_localize("UTC"),
+        }
         tables: dict[str, pd.DataFrame] = {}
         if applications is not None and len(applications):
             apps = applications.drop(columns=["event_index"]).reset_index(drop=True)
             tables["identity"] = identity_table(apps)
-        behavioural = behavioural_table(history, points.reset_index(drop=True))
-        tables["behavioural"] = behavioural
-        if self.context is not None and len(behavioural):
-            context = self.context(behavioural[JOIN_KEY].to_numpy(np.int64)).reset_index(drop=True)
+        window = TransactionWindow.from_arrays(
+            owner, ts, records["amount"], records["type"], records["late"], keys[JOIN_KEY], newest[seen]
+        )
+        behavioural = compute_columns("behavioural", window)
+        tables["behavioural"] = pd.DataFrame({**keys, **behavioural})
+        if self.context is not None and seen.any():
+            context = self.context(keys[JOIN_KEY]).reset_index(drop=True)
             if "identity" in tables:  # a fresh application beats what the online store held
                 fresh = tables["identity"].drop_duplicates(JOIN_KEY, keep="last").set_index(JOIN_KEY)
-                idx = pd.Index(behavioural[JOIN_KEY]).get_indexer(fresh.index)
+                idx = pd.Index(keys[JOIN_KEY]).get_indexer(fresh.index)
                 for column in [f.name for f in features_in("identity")]:
                     context.loc[idx[idx >= 0], column] = fresh[column].to_numpy()[idx >= 0]
-            frame = pd.concat([behavioural.reset_index(drop=True), context], axis=1)
-            derived = compute_group("derived", frame).fillna(0.0)
-            tables["derived"] = pd.concat([behavioural[[JOIN_KEY, TIMESTAMP]], derived], axis=1)
-        return tables, history
+            frame = pd.DataFrame({**behavioural, **{c: context[c].to_numpy() for c in context.columns}})
+            derived = compute_columns("derived", frame)
+            for name, values in derived.items():  # a missing input gives 0 (NaN never reaches the store)
+                if values.dtype.kind == "f":
+                    derived[name] = np.where(np.isnan(values), 0.0, values)
+            tables["derived"] = pd.DataFrame({**keys, **derived})
+        return tables, (owner, ts)

@@ -7,6 +7,9 @@ table's columns (:data:`creditops.data.schema.WORLD_SCHEMAS`)::
      "amount": 42.5, "type": "card_purchase", "is_late": false}
     {"kind": "application", "applicant_id": 3, "application_ts": "...", "income": ..., ...}
 
+A batch whose events all pass is checked by :func:`creditops.data.validation.clean_records` (the same rules on
+the parsed records, no frame); any other goes through ``validate_table``, which gives the reasons.
+
 Every event that fails is returned as a :class:`Rejected` with every rule it broke (the same rule names and
 details as the quarantine table), never dropped: ``len(events) == len(accepted rows) + len(rejected)``.
 """
@@ -21,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from creditops.data.schema import WORLD_SCHEMAS
-from creditops.data.validation import validate_table
+from creditops.data.validation import clean_records, validate_table
 
 KINDS: dict[str, str] = {"transaction": "transactions", "application": "applications"}
 """Event kind -> raw table whose schema validates it."""
@@ -113,18 +116,21 @@ def validate_events(
     for table in ("applications", "transactions"):
         if not rows[table]:
             continue
-        frame = pd.DataFrame(rows[table], columns=[c.name for c in WORLD_SCHEMAS[table].columns])
-        result = validate_table(frame, _STREAM_SCHEMAS[table], now=now)
         pos = np.asarray(positions[table])
-        bad = result.quarantine
-        good = np.ones(len(frame), dtype=bool)
-        if len(bad):
-            good[bad["row_number"].to_numpy(np.int64)] = False
-            for r in bad.itertuples(index=False):
-                at = int(pos[r.row_number])
-                out.rejected.append((at, Rejected(raws[at], r.rule, r.detail)))
-        accepted = result.accepted[table].copy()
-        accepted["event_index"] = pos[good]
+        accepted = clean_records(rows[table], _STREAM_SCHEMAS[table], now=now)  # the usual case: all pass
+        if accepted is None:
+            frame = pd.DataFrame(rows[table], columns=[c.name for c in WORLD_SCHEMAS[table].columns])
+            result = validate_table(frame, _STREAM_SCHEMAS[table], now=now)
+            bad = result.quarantine
+            good = np.ones(len(frame), dtype=bool)
+            if len(bad):
+                good[bad["row_number"].to_numpy(np.int64)] = False
+                for r in bad.itertuples(index=False):
+                    at = int(pos[r.row_number])
+                    out.rejected.append((at, Rejected(raws[at], r.rule, r.detail)))
+            accepted = result.accepted[table].copy()
+            pos = pos[good]
+        accepted["event_index"] = pos
         if table == "transactions" and known_applicants is not None and len(accepted):
             ids = accepted["applicant_id"].to_numpy(np.int64)
             known = np.asarray(known_applicants(ids), dtype=bool)

@@ -10,10 +10,11 @@ columns as JSON).
 Transactions older than the feature window (365 days before the applicant's newest event) are pruned, so the
 state of an applicant stays bounded.
 
-A batch costs a few Redis commands, not a few per event: the per-key work (HSETNX and the comparison of a
-redelivered value, EXISTS, reading every stored value of a history) runs in small Lua scripts over all the
-batch's keys, one ``EVALSHA`` each (at most :data:`SCRIPT_KEYS` keys per call, so a script never holds the
-server for long). Each script does what the commands it replaces did, key by key and in order.
+A batch costs a few Redis commands, not a few per event: the per-key work (the horizon check, HSETNX and
+the comparison of a redelivered value, EXISTS, reading every stored value of a history) runs in small Lua
+scripts over all the batch's keys, one ``EVALSHA`` each (at most :data:`SCRIPT_KEYS` keys per call, so a
+script never holds the server for long). Each script does what the commands it replaces did, key by key
+and in order.
 """
 
 from __future__ import annotations
@@ -33,12 +34,25 @@ from creditops.timestamps import utc_ns
 SCRIPT_KEYS = 10_000
 """Keys per script call (a seed of 200k rows is 20 calls of a few ms each)."""
 
-# per event: 0 = stored now, 1 = the same value was there (a redelivery), 2 = another value was there
+# KEYS = n histories, then the horizon hash; ARGV = n transaction ids, n values, n applicants, n event times
+# (decimal ns). Per event: 0 = stored now, 1 = the same value was there (a redelivery), 2 = another value was
+# there, 3 = at or before its applicant's horizon (expired: not stored). Times are compared as decimal text
+# (Lua's numbers are doubles, which do not hold an int64 of nanoseconds exactly).
 _ADD_SCRIPT = """
+local function at_or_before(a, b)
+  local neg_a, neg_b = a:sub(1, 1) == '-', b:sub(1, 1) == '-'
+  if neg_a ~= neg_b then return neg_a end
+  if neg_a then a, b = b:sub(2), a:sub(2) end
+  if #a ~= #b then return #a < #b end
+  return a <= b
+end
 local out = {}
-local n = #KEYS
+local n = #KEYS - 1
 for i = 1, n do
-  if redis.call('HSETNX', KEYS[i], ARGV[i], ARGV[n + i]) == 1 then
+  local horizon = redis.call('HGET', KEYS[n + 1], ARGV[2 * n + i])
+  if horizon and at_or_before(ARGV[3 * n + i], horizon) then
+    out[i] = 3
+  elseif redis.call('HSETNX', KEYS[i], ARGV[i], ARGV[n + i]) == 1 then
     out[i] = 0
   elseif redis.call('HGET', KEYS[i], ARGV[i]) == ARGV[n + i] then
     out[i] = 1
@@ -172,21 +186,16 @@ class RedisEventState:
             empty = np.zeros(0, bool)
             return AddResult(empty, empty, empty, empty)
         values = pack_transactions(frame)
-        ids = frame["applicant_id"].to_numpy(np.int64)
-        tx_ids = frame["transaction_id"].to_numpy(np.int64)
-        ts = np.frombuffer(b"".join(values), dtype=_RECORD)["ts"]
-        expired = ts <= self._horizons(ids)
-        live = np.flatnonzero(~expired)
+        ids = frame["applicant_id"].to_numpy(np.int64).tolist()
+        tx_ids = frame["transaction_id"].to_numpy(np.int64).tolist()
+        ts = np.frombuffer(b"".join(values), dtype=_RECORD)["ts"].tolist()
         codes = np.full(n, -1, dtype=np.int64)
-        for lo in range(0, len(live), SCRIPT_KEYS):
-            rows = live[lo : lo + SCRIPT_KEYS]
-            keys = [self._tx_key(int(ids[i])) for i in rows]
-            fields = [str(int(tx_ids[i])) for i in rows]
-            codes[rows] = self._add(keys=keys, args=fields + [values[i] for i in rows])
-        new = codes == 0
-        duplicate = codes == 1
-        conflict = codes == 2
-        return AddResult(new, duplicate, conflict, expired)
+        for lo in range(0, n, SCRIPT_KEYS):
+            hi = min(lo + SCRIPT_KEYS, n)
+            keys = [self._tx_key(a) for a in ids[lo:hi]]
+            args = [*map(str, tx_ids[lo:hi]), *values[lo:hi], *map(str, ids[lo:hi]), *map(str, ts[lo:hi])]
+            codes[lo:hi] = self._add(keys=[*keys, self._horizon_key], args=args)
+        return AddResult(codes == 0, codes == 1, codes == 2, codes == 3)
 
     def seed(self, transactions: pd.DataFrame, chunk_rows: int = 200_000) -> int:
         """Load a batch history (e.g. the snapshot's last 12 months) so the stream continues from it.
@@ -269,6 +278,16 @@ class RedisEventState:
         The stream reads both for every batch before it can write the batch's features: a round trip saved
         here is saved on every event's path (it prunes with :meth:`prune_windows` once they are written).
         """
+        owner, records, applications = self.history_records(ids)
+        return _records_frame(owner, records), applications
+
+    def history_records(self, ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+        """:meth:`history` with the transactions as arrays: each one's applicant, and the stored records.
+
+        The records (fields ``ts`` in UTC ns, ``amount``, ``type`` code into ``TRANSACTION_TYPES``, ``late``)
+        are what the stream's features are computed from; a frame of a batch's few histories costs more to
+        build than the features (prune them with :meth:`prune_records`).
+        """
         ids = np.asarray(ids, dtype=np.int64)
         values: list[bytes] = []
         apps: list[bytes | None] = []
@@ -279,7 +298,7 @@ class RedisEventState:
             reply = self._history(keys=keys, args=[len(part)])
             values += reply[: len(part)]
             apps += reply[len(part) :]
-        return _transactions_frame(ids, values), _applications_frame(apps)
+        return (*_records(ids, values), _applications_frame(apps))
 
     def prune_windows(self, history: pd.DataFrame) -> None:
         """Delete the transactions of a read ``history`` that its applicants' windows can no longer see.
@@ -287,10 +306,14 @@ class RedisEventState:
         Those at or before the applicant's newest transaction less the window; the horizon is recorded, so a
         later event at or before it is counted expired (:class:`AddResult`).
         """
-        if not len(history):
+        if len(history):
+            self.prune_records(history["applicant_id"].to_numpy(np.int64), utc_ns(history["transaction_ts"]))
+
+    def prune_records(self, owner: np.ndarray, ts: np.ndarray) -> None:
+        """:meth:`prune_windows` of a history as arrays (each transaction's applicant, its time in ns)."""
+        if not len(owner):
             return
-        ts = utc_ns(history["transaction_ts"])
-        owners, at = np.unique(history["applicant_id"].to_numpy(np.int64), return_inverse=True)
+        owners, at = np.unique(owner, return_inverse=True)
         newest = np.full(len(owners), np.iinfo(np.int64).min, dtype=np.int64)
         np.maximum.at(newest, at, ts)
         horizon = newest - WINDOW_DAYS * _NS_PER_DAY
@@ -323,11 +346,20 @@ def _applications_frame(raw: Sequence[bytes | None]) -> pd.DataFrame:
     return pd.DataFrame([json.loads(r) for r in raw if r])
 
 
-def _transactions_frame(ids: Sequence[int], replies: Sequence[bytes]) -> pd.DataFrame:
-    """The stored histories of ``ids`` (each one reply: its records concatenated) as a transactions frame."""
+def _records(ids: Sequence[int], replies: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    """The stored histories of ``ids`` (each one reply: its records concatenated): owners and records."""
     counts = np.array([len(r) // _RECORD.itemsize for r in replies], dtype=np.int64)
     records = np.frombuffer(b"".join(replies), dtype=_RECORD)
-    owner = np.repeat(np.asarray(ids, dtype=np.int64), counts)
+    return np.repeat(np.asarray(ids, dtype=np.int64), counts), records
+
+
+def _transactions_frame(ids: Sequence[int], replies: Sequence[bytes]) -> pd.DataFrame:
+    """The stored histories of ``ids`` (each one reply: its records concatenated) as a transactions frame."""
+    return _records_frame(*_records(ids, replies))
+
+
+def _records_frame(owner: np.ndarray, records: np.ndarray) -> pd.DataFrame:
+    """Stored records and their applicants as a transactions frame."""
     return pd.DataFrame(
         {
             "applicant_id": owner,
