@@ -24,10 +24,12 @@ from __future__ import annotations
 
 import logging
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -435,8 +437,7 @@ class _RedisWriter:
         n = len(ids)
         keys, klen = self._keys(ids)
         present = [r[lo:hi] >= 0 for r in self.rows]
-        conn = self.client.connection_pool.get_connection()
-        try:
+        with _connection(self.client) as conn:
             if self.dedup:
                 existing = self._existing_ns(conn, keys)
                 if existing is not None:  # Feast skips a row unless it is newer than what is stored
@@ -468,14 +469,7 @@ class _RedisWriter:
                 commands *= 2
             pieces = [(d, np.where(any_view, plen, 0)) for d, plen in pieces]
             if commands:
-                conn.send_packed_command([_stream(pieces)], check_health=False)
-                for _ in range(commands):
-                    conn.read_response()
-        except BaseException:
-            conn.disconnect()  # replies may still be pending: never hand this connection back for reuse
-            raise
-        finally:
-            self.client.connection_pool.release(conn)
+                _send_all(conn, _stream(pieces), commands)
         return {e.name: int(p.sum()) for e, p in zip(self.encoders, present, strict=True)}
 
     def run(self, connections: int, chunk_entities: int) -> dict[str, int]:
@@ -495,6 +489,26 @@ class _RedisWriter:
 
     def close(self) -> None:
         self.client.close()
+
+
+@contextmanager
+def _connection(client: Any) -> Iterator[Any]:
+    """A connection of ``client``'s pool for raw pipelined commands, returned to the pool afterwards."""
+    conn = client.connection_pool.get_connection()
+    try:
+        yield conn
+    except BaseException:
+        conn.disconnect()  # replies may still be pending: never hand this connection back for reuse
+        raise
+    finally:
+        client.connection_pool.release(conn)
+
+
+def _send_all(conn: Any, payload: bytes, commands: int) -> None:
+    """Send ``commands`` packed commands at once and read every reply (raising the first error reply)."""
+    conn.send_packed_command([payload], check_health=False)
+    for _ in range(commands):
+        conn.read_response()
 
 
 def _feast_ns(ns: np.ndarray) -> np.ndarray:
@@ -694,14 +708,6 @@ class RowWriter:
             if self.expire is not None:
                 parts.append(self.expire % key)
         commands = len(applicants) * (2 if self.expire is not None else 1)
-        conn = self.client.connection_pool.get_connection()
-        try:
-            conn.send_packed_command([b"".join(parts)], check_health=False)
-            for _ in range(commands):
-                conn.read_response()
-        except BaseException:
-            conn.disconnect()  # replies may still be pending: never hand this connection back for reuse
-            raise
-        finally:
-            self.client.connection_pool.release(conn)
+        with _connection(self.client) as conn:
+            _send_all(conn, b"".join(parts), commands)
         return True

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
+from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import numpy as np
@@ -156,26 +160,39 @@ def redis_client(redis_url):
 @pytest.fixture(scope="module")
 def stores(redis_url, redis_client, tables, tmp_path_factory):
     """Project A loaded by Feast's materialize, project B by materialize_redis (same data, same end)."""
+    with redis_projects(
+        redis_url, "creditops_bulk", ("feast", "bulk"), tmp_path_factory.mktemp, tables
+    ) as made:
+        yield made
+
+
+@contextmanager
+def redis_projects(
+    redis_url: str, prefix: str, names: tuple[str, ...], data_dir: Callable[[str], Path], tables
+) -> Iterator[dict[str, Any]]:
+    """Feast projects on the test Redis (one per name, ``tables`` offline, applied), torn down, keys too."""
     rd = urlparse(redis_url)
-    run = f"creditops_bulk_{uuid.uuid4().hex[:8]}"
-    made = {}
+    run = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    made: dict[str, Any] = {}
     try:
-        for name in ("feast", "bulk"):
+        for name in names:
             config = FeastConfig(
                 project=f"{run}_{name}",
                 online_store="redis",
                 redis_connection=f"{rd.hostname}:{rd.port or 6379},db={(rd.path or '/0').lstrip('/') or 0}",
             )
-            made[name] = fs.open_store(config=config, data_dir=tmp_path_factory.mktemp(name))
+            made[name] = fs.open_store(config=config, data_dir=data_dir(name))
             fs.write_offline(tables, made[name])
             fs.apply(made[name])
         yield made
     finally:
         for store in made.values():
             fs.teardown(store)
-        leftovers = list(redis_client.scan_iter(match=f"*{run}*", count=1000))
+        client = redis.Redis.from_url(redis_url)
+        leftovers = list(client.scan_iter(match=f"*{run}*", count=1000))
         if leftovers:
-            redis_client.delete(*leftovers)
+            client.delete(*leftovers)
+        client.close()
 
 
 @pytest.fixture(scope="module")
@@ -379,21 +396,9 @@ def test_row_writer_leaves_the_hashes_of_the_column_writer(redis_url, redis_clie
     """
     from feast.infra.online_stores.helpers import compute_versioned_name
 
-    rd = urlparse(redis_url)
-    run = f"creditops_rows_{uuid.uuid4().hex[:8]}"
     end = world.as_of
     start = end - pd.Timedelta(days=30)
-    made = {}
-    try:
-        for name in ("columns", "rows"):
-            config = FeastConfig(
-                project=f"{run}_{name}",
-                online_store="redis",
-                redis_connection=f"{rd.hostname}:{rd.port or 6379},db={(rd.path or '/0').lstrip('/') or 0}",
-            )
-            made[name] = fs.open_store(config=config, data_dir=tmp_path / name)
-            fs.write_offline(tables, made[name])
-            fs.apply(made[name])
+    with redis_projects(redis_url, "creditops_rows", ("columns", "rows"), tmp_path.joinpath, tables) as made:
         groups = ("identity", "behavioural", "derived")
         views = {}
         for name, store in made.items():
@@ -412,9 +417,3 @@ def test_row_writer_leaves_the_hashes_of_the_column_writer(redis_url, redis_clie
         assert len(columns) == len(inside)
         assert rows == columns
         assert sum(v == b"" for h in rows.values() for v in h.values()) > 0  # NaN stored as null
-    finally:
-        for store in made.values():
-            fs.teardown(store)
-        leftovers = list(redis_client.scan_iter(match=f"*{run}*", count=1000))
-        if leftovers:
-            redis_client.delete(*leftovers)
