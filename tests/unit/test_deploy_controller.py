@@ -45,6 +45,17 @@ def test_machine_holds_when_inconclusive_and_rolls_back_at_the_deadline() -> Non
     assert action.kind == "rollback" and "deadline" in action.reason
 
 
+def test_a_late_evaluation_of_passing_checks_advances_instead_of_hitting_the_deadline() -> None:
+    # A check that took longer than the deadline (a loaded cluster) saw a healthy step: it advances.
+    m = CanaryMachine(CFG, started_at=0.0)
+    assert m.observe(OK, 5).kind == "hold"
+    action = m.observe(OK, 75)
+    assert action.kind == "advance" and m.weight == 25
+    # The next step is held to its own deadline from its start (75 s): inconclusive past it rolls back.
+    assert m.observe(WAIT, 130).kind == "hold"
+    assert m.observe(WAIT, 136).kind == "rollback"
+
+
 def test_auto_promote_skips_the_approval() -> None:
     m = CanaryMachine(CanaryConfig(steps=[50], interval_s=10, check_every_s=5), 0.0, auto_promote=True)
     assert m.observe(OK, 10).kind == "promote"

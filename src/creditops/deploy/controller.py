@@ -4,9 +4,10 @@ Semantics (Flagger's): the canary gets ``steps[0]`` % of traffic; every ``check_
 the current step's traffic; a failed check increments ``failed_checks`` and ``threshold`` of them roll back;
 after ``interval_s`` on a step with the last check passing (not inconclusive) the weight moves to the next
 step; after the last step passes, the rollout waits for a recorded approval (unless ``auto_promote``) and
-then promotes. No step advance for ``progress_deadline_s`` rolls back. The machine never touches a target:
-the driver applies its actions through the :class:`Target` protocol, so the local router and the KServe
-InferenceService are driven by the same code.
+then promotes. A step that cannot advance for ``progress_deadline_s`` (its checks stay inconclusive) rolls
+back; one whose checks pass advances when they are evaluated, however late (a slow check is no reason).
+The machine never touches a target: the driver applies its actions through the :class:`Target` protocol,
+so the local router and the KServe InferenceService are driven by the same code.
 """
 
 from __future__ import annotations
@@ -78,10 +79,14 @@ class CanaryMachine:
             )
         if self.phase == "awaiting_approval":
             return Action("await_approval", self.weight, "last step passed; waiting for an approval")
-        if now - self.step_started_at >= self.cfg.progress_deadline_s:
-            return self._rollback(f"no progress for {self.cfg.progress_deadline_s:.0f} s (progress deadline)")
         conclusive = all(v.status == "pass" for v in verdicts)
         if now - self.step_started_at < self.cfg.interval_s or not conclusive:
+            # The deadline is for a step that cannot advance (not ready, too little traffic): a step whose
+            # checks pass when they are next evaluated advances, however late that evaluation came.
+            if now - self.step_started_at >= self.cfg.progress_deadline_s:
+                return self._rollback(
+                    f"no progress for {self.cfg.progress_deadline_s:.0f} s (progress deadline)"
+                )
             why = "checks pass" if conclusive else "too little traffic to judge yet"
             return Action("hold", self.weight, why)
         if self.step + 1 < len(self.cfg.steps):
