@@ -272,17 +272,12 @@ class RedisEventState:
             self.prune_windows(history)
         return history
 
-    def history(self, ids: Sequence[int]) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """:meth:`transactions` (not pruned) and :meth:`applications` of ``ids``, in one round trip.
+    def history_records(self, ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+        """The stored transactions and :meth:`applications` of ``ids``, in one round trip (not pruned).
 
         The stream reads both for every batch before it can write the batch's features: a round trip saved
-        here is saved on every event's path (it prunes with :meth:`prune_windows` once they are written).
-        """
-        owner, records, applications = self.history_records(ids)
-        return _records_frame(owner, records), applications
-
-    def history_records(self, ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
-        """:meth:`history` with the transactions as arrays: each one's applicant, and the stored records.
+        here is saved on every event's path. The transactions come as arrays: each one's applicant, and the
+        stored records.
 
         The records (fields ``ts`` in UTC ns, ``amount``, ``type`` code into ``TRANSACTION_TYPES``, ``late``)
         are what the stream's features are computed from; a frame of a batch's few histories costs more to
