@@ -7,6 +7,7 @@ instead of a copy per environment. Unknown keys are errors (``extra="forbid"``).
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from pathlib import Path
@@ -369,6 +370,12 @@ class CanaryConfig(_Section):
     promoted: only up to there does the champion serve traffic at the same time, so the judges compare the
     two arms on concurrent traffic. A step of 100 % is allowed, but its canary is judged against the
     champion's traffic from earlier in the rollout (other time, other load per server).
+
+    ``alpha`` is the chance that a statistical judge (latency, score PSI, approval and decline shift) fails
+    a challenger no different from the champion anywhere in the rollout. The judges look again at every
+    check on cumulative windows, so each look tests at :attr:`look_alpha`, ``alpha`` split evenly over the
+    planned looks (Bonferroni). Testing every look at ``alpha`` itself rolled back 4 % of equal challengers
+    (10 % of ones 1.4 points of decline rate off) over 12 looks instead of the 1 % asked for.
     """
 
     steps: list[int] = Field(default_factory=lambda: [10, 25, 50], min_length=1)
@@ -396,6 +403,16 @@ class CanaryConfig(_Section):
                 f"interval_s ({self.interval_s}) so a breach rolls back within one interval"
             )
         return self
+
+    @property
+    def planned_looks(self) -> int:
+        """Checks a rollout that passes makes: ``ceil(interval_s / check_every_s)`` on each step."""
+        return len(self.steps) * math.ceil(self.interval_s / self.check_every_s - 1e-9)
+
+    @property
+    def look_alpha(self) -> float:
+        """The significance level of one judge at one check: ``alpha / planned_looks``."""
+        return self.alpha / self.planned_looks
 
 
 class DeployConfig(_Section):

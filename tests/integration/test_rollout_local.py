@@ -46,7 +46,10 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     root = tmp_path_factory.mktemp("rollout")
     audit_url = f"sqlite:///{root / 'audit.db'}"
     champion_dir = tiny_bundle(root / "v1", seed=0)
-    good_dir = tiny_bundle(root / "v2", seed=1)
+    # retrained on more of the same data: approval and decline rates within 1.1 points of the champion's on
+    # ROWS. A challenger 1.4 points from a 5-point limit is rolled back in ~2 % of rollouts at these window
+    # sizes (tests/unit/test_deploy_controller.py), which is the controller working, not this test's subject
+    good_dir = tiny_bundle(root / "v2", seed=0, n_rows=2500)
 
     def server(bundle: Path, name: str, launcher: tuple[str, ...] = ("-m", "predictor")):
         return model_server(

@@ -52,7 +52,10 @@ class ArmWindow:
 def analyse(
     canary: ArmWindow, champion: ArmWindow, cfg: CanaryConfig, *, ready: tuple[bool, str] = (True, "")
 ) -> list[Verdict]:
-    """Run every judge on the window: readiness, errors, latency, score PSI, approval/decline shift, audit."""
+    """Run every judge on the window: readiness, errors, latency, score PSI, approval/decline shift, audit.
+
+    The statistical judges test at ``cfg.look_alpha``: the window is looked at again at every check.
+    """
     unmeasured = {**champion.unmeasured, **canary.unmeasured}
     verdicts = [
         judges.readiness(*ready),
@@ -65,17 +68,17 @@ def analyse(
             canary.latencies_ms,
             champion.latencies_ms,
             max_ratio=cfg.max_latency_ratio,
-            alpha=cfg.alpha,
+            alpha=cfg.look_alpha,
             min_samples=cfg.min_latency_samples,
         ),
-        judges.score_psi(canary.scores, champion.scores, threshold=cfg.psi_threshold, alpha=cfg.alpha),
+        judges.score_psi(canary.scores, champion.scores, threshold=cfg.psi_threshold, alpha=cfg.look_alpha),
         judges.approval_shift(
             canary.approved,
             canary.answered,
             champion.approved,
             champion.answered,
             max_diff=cfg.max_approval_shift,
-            alpha=cfg.alpha,
+            alpha=cfg.look_alpha,
         ),
         judges.approval_shift(
             canary.declined,
@@ -83,7 +86,7 @@ def analyse(
             champion.declined,
             champion.answered,
             max_diff=cfg.max_approval_shift,
-            alpha=cfg.alpha,
+            alpha=cfg.look_alpha,
             label="decline",
         ),
     ]
