@@ -14,7 +14,9 @@ first, as the daily pipeline does.
    The publisher has its own thread, event loop and connection, as a producer elsewhere would: in the
    consumer's loop, the events due while a batch was processed were sent (and stamped) only after it, so
    their wait for that batch went unmeasured, and the next fetch raced their publication.
-   RSS of the process is sampled every 10 s (memory must stay flat).
+   RSS of the process is sampled every 10 s (memory must stay flat: ``rss_mb_growth`` is the last sample
+   minus the one at 60 s, or the first in a shorter run). The bench's own per-event records are packed
+   doubles (8 bytes an event), so a 10-minute run's RSS is the consumer's.
 
 Per batch, the time to fetch, process (validation to the last sink write) and acknowledge is reported
 (``*_fetch_ms_p50`` ...), and for freshness how much of an event's latency is spent waiting to be fetched
@@ -34,6 +36,7 @@ import tempfile
 import threading
 import time
 import uuid
+from array import array
 
 import numpy as np
 import pandas as pd
@@ -58,11 +61,11 @@ class _Stages:
     """Seconds per batch spent fetching, processing and acknowledging (wraps the broker and processor)."""
 
     def __init__(self, broker, processor):
-        self.fetch: list[float] = []
-        self.process: list[float] = []
-        self.ack: list[float] = []
-        self.fetched_at: list[float] = []  # wall clock when each non-empty fetch returned
-        self.sizes: list[int] = []
+        self.fetch = array("d")
+        self.process = array("d")
+        self.ack = array("d")
+        self.fetched_at = array("d")  # wall clock when each non-empty fetch returned
+        self.sizes = array("q")
         fetch, ack, process = broker.fetch, broker.ack, processor.process
 
         async def timed_fetch(n, timeout):
@@ -142,8 +145,8 @@ async def _freshness(
     broker = await NatsBroker(NATS, stream, durable="fresh").connect()
     events = encode_transactions(frame)
     subject = f"{stream}.events.transaction"
-    latencies: list[float] = []
-    waits: list[float] = []  # sent -> the fetch that brought the event returned
+    latencies = array("d")
+    waits = array("d")  # sent -> the fetch that brought the event returned
     rss: list[float] = []
     proc = psutil.Process()
     done: dict = {"publishing": True, "error": None}
@@ -211,6 +214,7 @@ async def _freshness(
         "fresh_wait_p50_ms": round(float(np.percentile(wait_ms, 50)), 2),
         "fresh_wait_p99_ms": round(float(np.percentile(wait_ms, 99)), 2),
         "rss_mb_samples": [round(x) for x in rss],
+        "rss_mb_growth": round(rss[-1] - rss[min(6, len(rss) - 1)], 1) if rss else None,
     }
 
 

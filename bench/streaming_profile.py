@@ -6,8 +6,9 @@ The same setup as ``bench/streaming.py`` (a synthetic world, Feast on Redis mate
 transactions seeded into the stream state), then ``--batches`` batches of ``--batch`` encoded transaction
 events go straight into ``process`` (no broker: the NATS fetch/ack side is in ``bench/streaming.py``).
 Each stage is timed by wrapping the processor's collaborators (validation, state reads and writes, context
-read, feature computation, each sink). With ``--cprofile`` the top functions follow (by cumulative time;
-``PROFILE_SORT=tottime`` sorts by own time).
+read, feature computation, each sink); ``redis.<command>`` is the Redis server's own time per batch by
+command (``INFO commandstats``; other clients of the same Redis count too). With ``--cprofile`` the top
+functions follow (by cumulative time; ``PROFILE_SORT=tottime`` sorts by own time).
 
 The last line printed is one JSON object: milliseconds per batch by stage (median over the batches).
 """
@@ -108,6 +109,7 @@ def main() -> None:
 
         profiler = cProfile.Profile() if args.cprofile else None
         totals = []
+        redis_before = _command_usec(client)
         for raws in batches:
             t = time.perf_counter()
             if profiler is not None:
@@ -117,8 +119,15 @@ def main() -> None:
                 profiler.disable()
             totals.append(time.perf_counter() - t)
             assert outcome.events == len(raws)  # nosec B101  # bench sanity, not a test
+        redis_after = _command_usec(client)
         skip = 1 if len(totals) > 2 else 0  # the first batch warms caches
         out = {"batch": args.batch, "batches": len(totals), "process_ms": _ms(totals[skip:])}
+        # the Redis server's own time per batch, by command (over every batch; other clients of this Redis
+        # count too, so run it alone)
+        for command, usec in sorted(redis_after.items(), key=lambda kv: -kv[1]):
+            spent = (usec - redis_before.get(command, 0)) / 1000 / len(totals)
+            if spent >= 0.05:
+                out[f"redis.{command}"] = round(spent, 2)
         for name, values in sorted(timings.items()):
             out[name] = _ms(values[skip:]) if len(values) > skip else _ms(values)
         out["events_per_s_process_only"] = round(args.batch / (np.median(totals[skip:]) or 1e-9))
@@ -138,6 +147,11 @@ def main() -> None:
         for i in range(0, len(keys), 5000):
             client.delete(*keys[i : i + 5000])
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _command_usec(client: redis.Redis) -> dict[str, int]:
+    """Redis server microseconds by command so far (``INFO commandstats``)."""
+    return {name.removeprefix("cmdstat_"): int(v["usec"]) for name, v in client.info("commandstats").items()}
 
 
 def _ms(values: list[float]) -> float:

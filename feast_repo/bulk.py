@@ -601,6 +601,13 @@ def _fixed_cell(value_type: ValueType, column: np.ndarray) -> tuple[bytes, np.nd
 
 def _resp_timestamps(field: bytes, ns: np.ndarray) -> list[bytes]:
     """``field`` (RESP), then each serialized ``Timestamp`` as a RESP bulk string (``_timestamp_payload``)."""
+    if len(ns) >= 64:  # numpy's fixed cost pays off; below, the per-row varints are faster
+        payload, lens = _timestamp_payload(ns)
+        width, data = payload.shape[1], payload.tobytes()
+        return [
+            b"%s$%d\r\n%s\r\n" % (field, k, data[i * width : i * width + k])
+            for i, k in enumerate(lens.tolist())
+        ]
     out = []
     for t in ns.tolist():
         seconds, rest = divmod(t, 1_000_000_000)

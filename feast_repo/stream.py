@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +32,7 @@ from feast import FeatureStore
 from feast.infra.online_stores.helpers import compute_versioned_name
 from feast.infra.online_stores.redis import RedisOnlineStore
 
-from creditops.features.registry import JOIN_KEY
+from creditops.features.registry import DERIVED_SOURCES, JOIN_KEY
 from feast_repo.bulk import RowWriter, _RedisWriter, _ViewEncoder, bulk_redis, entity_key_prefix, supported
 from feast_repo.direct import RedisServiceReader
 
@@ -149,10 +149,21 @@ def fold_offline(store: FeatureStore, sink: OfflineSink) -> dict[str, int]:
     return out
 
 
-def context_reader(store: FeatureStore, groups: tuple[str, ...] = ("identity", "bureau")):
-    """Reader: ids -> frame of the features of ``groups`` from the online store (derived inputs)."""
+def context_reader(
+    store: FeatureStore,
+    groups: tuple[str, ...] = ("identity", "bureau"),
+    features: Collection[str] | None = None,
+):
+    """Reader: ids -> frame of the features of ``groups`` from the online store (derived inputs).
+
+    ``features`` limits the read to those (default: the ones the derived features are computed from,
+    :data:`creditops.features.registry.DERIVED_SOURCES`, 8 of the 20 identity and bureau features). Each
+    field of a Feast hash is found by a scan of the hash, so the server's time grows with the fields read.
+    """
+    if features is None:
+        features = {c for sources in DERIVED_SOURCES.values() for c in sources}
     views = [store.get_feature_view(f"{g}_fv") for g in groups]
-    names = [f.name for fv in views for f in fv.features]
+    names = [f.name for fv in views for f in fv.features if f.name in features]
     if bulk_redis(store):
         reader = RedisServiceReader(store, views, names)
 

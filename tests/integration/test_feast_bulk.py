@@ -81,15 +81,27 @@ def test_row_bytes_match_protobuf(value_type, values, field):
 
 @pytest.mark.parametrize(
     "ts",
-    ["1970-01-01", "1970-01-01 00:00:00.000001", "2026-01-01 12:34:56.789123456", "2026-01-01 00:00:01"],
+    [
+        "1970-01-01",
+        "1970-01-01 00:00:00.000001",
+        "2026-01-01 12:34:56.789123456",
+        "2026-01-01 00:00:01",
+        "1969-12-31 23:59:59.5",
+    ],
 )
-def test_row_timestamp_bytes_match_feast(ts):
+@pytest.mark.parametrize("rows", [1, 64])  # the per-row varints, then the column-wise path
+def test_row_timestamp_bytes_match_feast(ts, rows):
     stamp = pd.Timestamp(ts, tz="UTC")
     expected = Timestamp()
     expected.FromDatetime(stamp.to_pydatetime(warn=False))
     payload = expected.SerializeToString()
-    got = bulk._resp_timestamps(b"f", np.array([stamp.value], dtype=np.int64))
-    assert got == [b"f$%d\r\n%s\r\n" % (len(payload), payload)]
+    other = pd.Timestamp("2026-11-30 10:00:00.25", tz="UTC")  # a neighbour of another length
+    got = bulk._resp_timestamps(b"f", np.array([stamp.value] * rows + [other.value], dtype=np.int64))
+    expected.FromDatetime(other.to_pydatetime(warn=False))
+    tail = expected.SerializeToString()
+    assert got == [b"f$%d\r\n%s\r\n" % (len(payload), payload)] * rows + [
+        b"f$%d\r\n%s\r\n" % (len(tail), tail)
+    ]
 
 
 def test_nullable_int_column_is_null_or_truncated_like_feast():

@@ -232,3 +232,63 @@ def test_state_add_tells_new_redelivered_and_conflicting_in_one_batch(state):
     assert not out.expired.any()
     stored = state.transactions([7, 8], prune=False)
     assert sorted(stored["amount"].tolist()) == [10.0] * 4 and set(stored["type"]) == {"card_purchase"}
+
+
+def _hash_and_log(state, applicant):
+    """The records a history's hash holds and the ones its log holds, both sorted."""
+    from creditops.streaming.state import _RECORD
+
+    values = state.client.hvals(state._tx_key(applicant))
+    log = state.client.get(state._log_key(applicant)) or b""
+    as_bytes = sorted(v for v in values)
+    size = _RECORD.itemsize
+    return as_bytes, sorted(log[i : i + size] for i in range(0, len(log), size))
+
+
+def test_state_log_holds_exactly_the_history_through_redelivery_conflict_and_prune(state):
+    newest = pd.Timestamp("2026-06-01", tz="UTC")
+    old = newest - pd.Timedelta(days=500)
+    state.add_transactions(pd.DataFrame([_tx(1, 7, newest), _tx(2, 7, old), _tx(3, 7, newest)]))
+    # redelivered, conflicting and expired-after-prune events append nothing
+    state.add_transactions(pd.DataFrame([_tx(1, 7, newest), _tx(3, 7, newest, amount=99.0)]))
+    hashed, logged = _hash_and_log(state, 7)
+    assert len(hashed) == 3 and hashed == logged
+    state.transactions([7])  # prunes tx 2 from both
+    state.add_transactions(pd.DataFrame([_tx(2, 7, old), _tx(4, 7, newest)]))  # 2 is expired now
+    hashed, logged = _hash_and_log(state, 7)
+    assert len(hashed) == 3 and hashed == logged
+    assert set(state.transactions([7], prune=False)["amount"]) == {10.0}
+
+
+def test_a_prune_keeps_what_was_appended_after_its_read(state):
+    newest = pd.Timestamp("2026-06-01", tz="UTC")
+    state.add_transactions(pd.DataFrame([_tx(1, 7, newest), _tx(2, 7, newest - pd.Timedelta(days=400))]))
+    owner, records, _ = state.history_records([7])
+    # another consumer appends between this one's read and its prune
+    state.add_transactions(pd.DataFrame([_tx(3, 7, newest + pd.Timedelta(hours=1))]))
+    state.prune_records(owner, records)
+    kept = state.transactions([7], prune=False)
+    assert sorted(kept["transaction_ts"]) == [newest, newest + pd.Timedelta(hours=1)]
+    hashed, logged = _hash_and_log(state, 7)
+    assert len(hashed) == 2 and hashed == logged
+
+
+def test_a_state_of_another_layout_is_refused_not_misread(redis_url, run_id):
+    from creditops.errors import ConfigError
+
+    client = redis.Redis.from_url(redis_url)
+    prefix = f"creditops_test_{run_id}:layout:"
+    try:
+        client.hset(f"{prefix}horizon", "7", "0")  # what a pruned state of the first layout left
+        client.hset(f"{prefix}tx:7", "1", b"x" * 18)
+        with pytest.raises(ConfigError, match="layout 1"):
+            RedisEventState(client, prefix=prefix).history_records([7])
+        client.set(f"{prefix}layout", "9")
+        with pytest.raises(ConfigError, match="layout b'9'"):
+            RedisEventState(client, prefix=prefix).add_transactions(
+                pd.DataFrame([_tx(1, 7, pd.Timestamp.now("UTC"))])
+            )
+        assert client.hget(f"{prefix}tx:7", "1") == b"x" * 18  # nothing written
+    finally:
+        RedisEventState(client, prefix=prefix).clear()
+        client.close()

@@ -54,7 +54,7 @@ class FeatureSink(Protocol):
 
 
 ContextReader = Callable[[np.ndarray], pd.DataFrame]
-"""ids -> frame of the identity and bureau features of those applicants (NaN where unknown), id order."""
+"""ids -> frame of the identity and bureau features the derived ones need (NaN where unknown), id order."""
 
 
 @dataclass
@@ -203,7 +203,7 @@ class StreamProcessor:
     def _features(
         self, ids: np.ndarray, applications: pd.DataFrame | None = None
     ) -> tuple[dict[str, pd.DataFrame], tuple[np.ndarray, np.ndarray]]:
-        """:meth:`features` and the stored history they came from (applicant, time; not pruned yet).
+        """:meth:`features` and the stored history they came from (applicants, records; not pruned yet).
 
         The history stays arrays (:meth:`RedisEventState.history_records`) and each table is one frame built
         from the feature functions' columns (:func:`compute_columns`): for a batch's few applicants, frames
@@ -239,7 +239,7 @@ class StreamProcessor:
             if "identity" in tables:  # a fresh application beats what the online store held
                 fresh = tables["identity"].drop_duplicates(JOIN_KEY, keep="last").set_index(JOIN_KEY)
                 idx = pd.Index(keys[JOIN_KEY]).get_indexer(fresh.index)
-                for column in [f.name for f in features_in("identity")]:
+                for column in [f.name for f in features_in("identity") if f.name in context.columns]:
                     context.loc[idx[idx >= 0], column] = fresh[column].to_numpy()[idx >= 0]
             frame = pd.DataFrame({**behavioural, **{c: context[c].to_numpy() for c in context.columns}})
             derived = compute_columns("derived", frame)
@@ -247,4 +247,4 @@ class StreamProcessor:
                 if values.dtype.kind == "f":
                     derived[name] = np.where(np.isnan(values), 0.0, values)
             tables["derived"] = pd.DataFrame({**keys, **derived})
-        return tables, (owner, ts)
+        return tables, (owner, records)

@@ -1,20 +1,23 @@
 """Per-applicant event history in Redis: the state the streaming features are recomputed from.
 
 Each applicant's transactions live in one hash ``<prefix>tx:<applicant_id>``, field = transaction id,
-value = 18 packed bytes (event time ns, amount, type code, late flag). Adding is ``HSETNX``: a redelivered
-event (same id, same content) changes nothing, so a consumer that crashed after writing state but before
-acknowledging can simply process the batch again. The same id with different content is a conflict
-(``duplicate_key``), as in batch validation. Applications live in ``<prefix>app:<applicant_id>`` (their raw
-columns as JSON).
+value = 26 packed bytes (event time ns, amount, type code, late flag, transaction id). Adding is ``HSETNX``:
+a redelivered event (same id, same content) changes nothing, so a consumer that crashed after writing state
+but before acknowledging can simply process the batch again. The same id with different content is a
+conflict (``duplicate_key``), as in batch validation. Each new record is also appended to the applicant's
+log ``<prefix>log:<applicant_id>`` (one string, the records back to back), which is what the stream reads:
+one ``MGET`` for a batch's histories, instead of a hash's values one by one. Applications live in
+``<prefix>app:<applicant_id>`` (their raw columns as JSON). ``<prefix>layout`` names this layout
+(:data:`LAYOUT`); a state written by another one is refused, not misread.
 
 Transactions older than the feature window (365 days before the applicant's newest event) are pruned, so the
-state of an applicant stays bounded.
+state of an applicant stays bounded: deleted from the hash by id and the log rewritten without them, from
+what the stream has just read (nothing is read again for it).
 
-A batch costs a few Redis commands, not a few per event: the per-key work (the horizon check, HSETNX and
-the comparison of a redelivered value, EXISTS, reading every stored value of a history) runs in small Lua
-scripts over all the batch's keys, one ``EVALSHA`` each (at most :data:`SCRIPT_KEYS` keys per call, so a
-script never holds the server for long). Each script does what the commands it replaces did, key by key
-and in order.
+A batch costs a few round trips, not a few per event: the per-key work (the horizon check, HSETNX, the
+comparison of a redelivered value and the log append; EXISTS; pruning) runs in small Lua scripts over all
+the batch's keys, one ``EVALSHA`` each (at most :data:`SCRIPT_KEYS` keys per call, so a script never holds
+the server for long). Each script does what the commands it replaces did, key by key and in order.
 """
 
 from __future__ import annotations
@@ -22,21 +25,26 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import redis
 
 from creditops.data.schema import TRANSACTION_TYPES
+from creditops.errors import ConfigError
 from creditops.features.behavioural import WINDOW_DAYS
 from creditops.timestamps import utc_ns
 
 SCRIPT_KEYS = 10_000
 """Keys per script call (a seed of 200k rows is 20 calls of a few ms each)."""
+LAYOUT = b"2"
+"""The state layout (1: histories read from the hashes' values, 18-byte records without the id)."""
 
-# KEYS = n histories, then the horizon hash; ARGV = n transaction ids, n values, n applicants, n event times
-# (decimal ns). Per event: 0 = stored now, 1 = the same value was there (a redelivery), 2 = another value was
-# there, 3 = at or before its applicant's horizon (expired: not stored). Times are compared as decimal text
+# KEYS = n histories, their n logs, then the horizon hash; ARGV = n transaction ids, n values, n applicants,
+# n event times (decimal ns). Per event: 0 = stored now (and appended to the log), 1 = the same value was
+# there (a redelivery), 2 = another value was there, 3 = at or before its applicant's horizon (expired: not
+# stored). Times are compared as decimal text
 # (Lua's numbers are doubles, which do not hold an int64 of nanoseconds exactly).
 _ADD_SCRIPT = """
 local function at_or_before(a, b)
@@ -47,12 +55,13 @@ local function at_or_before(a, b)
   return a <= b
 end
 local out = {}
-local n = #KEYS - 1
+local n = (#KEYS - 1) / 2
 for i = 1, n do
-  local horizon = redis.call('HGET', KEYS[n + 1], ARGV[2 * n + i])
+  local horizon = redis.call('HGET', KEYS[2 * n + 1], ARGV[2 * n + i])
   if horizon and at_or_before(ARGV[3 * n + i], horizon) then
     out[i] = 3
   elseif redis.call('HSETNX', KEYS[i], ARGV[i], ARGV[n + i]) == 1 then
+    redis.call('APPEND', KEYS[n + i], ARGV[n + i])
     out[i] = 0
   elseif redis.call('HGET', KEYS[i], ARGV[i]) == ARGV[n + i] then
     out[i] = 1
@@ -62,56 +71,35 @@ for i = 1, n do
 end
 return out
 """
+# prune: KEYS = per applicant its history and its log, then the horizon hash; ARGV = per applicant: the log's
+# length when read, the records it keeps, the applicant, the horizon, the count of ids to delete, those ids.
+# A log that grew since it was read (appended records) keeps what was appended; one that shrank (pruned
+# meanwhile) is left as it is.
+_PRUNE_SCRIPT = """
+local n = (#KEYS - 1) / 2
+local at = 1
+for i = 1, n do
+  local history, log = KEYS[2 * i - 1], KEYS[2 * i]
+  local read, kept, count = tonumber(ARGV[at]), ARGV[at + 1], tonumber(ARGV[at + 4])
+  local size = redis.call('STRLEN', log)
+  if size >= read then
+    if size > read then kept = kept .. redis.call('GETRANGE', log, read, -1) end
+    if #kept > 0 then redis.call('SET', log, kept) else redis.call('DEL', log) end
+  end
+  for j = at + 5, at + 4 + count, 1000 do
+    redis.call('HDEL', history, unpack(ARGV, j, math.min(j + 999, at + 4 + count)))
+  end
+  redis.call('HSET', KEYS[#KEYS], ARGV[at + 2], ARGV[at + 3])
+  at = at + 5 + count
+end
+return at
+"""
 _EXISTS_SCRIPT = """
 local out = {}
 for i, key in ipairs(KEYS) do
   out[i] = redis.call('EXISTS', key)
 end
 return out
-"""
-# every value of each hash, concatenated in HGETALL's order (fixed-size records: the caller splits them)
-_VALUES_SCRIPT = """
-local out = {}
-for i, key in ipairs(KEYS) do
-  out[i] = table.concat(redis.call('HVALS', key))
-end
-return out
-"""
-# the stream's read per batch: KEYS = n histories, then their applicants' application keys; ARGV = n. Each
-# history's values as _VALUES_SCRIPT gives them, then each application (nil where none): one round trip
-_HISTORY_SCRIPT = """
-local n = tonumber(ARGV[1])
-local out = {}
-for i = 1, n do
-  out[i] = table.concat(redis.call('HVALS', KEYS[i]))
-end
-for i = n + 1, #KEYS do
-  out[i] = redis.call('GET', KEYS[i])
-end
-return out
-"""
-# prune: KEYS = histories, then the horizon hash; ARGV = (applicant, horizon, high and low 32 bits of the
-# horizon) per history. Every transaction at or before its history's horizon (the record starts with its
-# time, int64 little-endian) is deleted and the horizon recorded, in one atomic step.
-_PRUNE_SCRIPT = """
-local n = #KEYS - 1
-local deleted = 0
-for i = 1, n do
-  local top, bottom = tonumber(ARGV[4 * i - 1]), tonumber(ARGV[4 * i])
-  local stored = redis.call('HGETALL', KEYS[i])
-  local doomed = {}
-  for j = 1, #stored, 2 do
-    local low, high = struct.unpack('<I4i4', stored[j + 1])
-    if high < top or (high == top and low <= bottom) then
-      doomed[#doomed + 1] = stored[j]
-    end
-  end
-  for j = 1, #doomed, 1000 do
-    deleted = deleted + redis.call('HDEL', KEYS[i], unpack(doomed, j, math.min(j + 999, #doomed)))
-  end
-  redis.call('HSET', KEYS[n + 1], ARGV[4 * i - 3], ARGV[4 * i - 2])
-end
-return deleted
 """
 
 
@@ -122,7 +110,7 @@ def exists_many(client: redis.Redis, keys: Sequence[bytes]) -> np.ndarray:
     return np.asarray([x for part in out for x in part], dtype=bool)
 
 
-_RECORD = np.dtype([("ts", "<i8"), ("amount", "<f8"), ("type", "i1"), ("late", "?")])
+_RECORD = np.dtype([("ts", "<i8"), ("amount", "<f8"), ("type", "i1"), ("late", "?"), ("id", "<i8")])
 _NS_PER_DAY = 86_400 * 10**9
 
 
@@ -145,12 +133,13 @@ class AddResult:
 
 
 def pack_transactions(frame: pd.DataFrame) -> list[bytes]:
-    """The stored value of each transaction row (``transaction_ts``, ``amount``, ``type``, ``is_late``)."""
+    """The stored value of each transaction row (time, ``amount``, ``type``, ``is_late``, transaction id)."""
     records = np.empty(len(frame), dtype=_RECORD)
     records["ts"] = utc_ns(frame["transaction_ts"])
     records["amount"] = frame["amount"].to_numpy(np.float64)
     records["type"] = pd.Index(TRANSACTION_TYPES).get_indexer(frame["type"].to_numpy())
     records["late"] = frame["is_late"].to_numpy(bool)
+    records["id"] = frame["transaction_id"].to_numpy(np.int64)
     raw = records.tobytes()
     size = _RECORD.itemsize
     return [raw[i * size : (i + 1) * size] for i in range(len(frame))]
@@ -168,10 +157,27 @@ class RedisEventState:
         self.client = client
         self.prefix = prefix.encode()
         self._horizon_key = self.prefix + b"horizon"
+        self._layout_key = self.prefix + b"layout"
+        self._layout_checked = False
         self._add = client.register_script(_ADD_SCRIPT)
-        self._values = client.register_script(_VALUES_SCRIPT)
-        self._history = client.register_script(_HISTORY_SCRIPT)
         self._prune_script = client.register_script(_PRUNE_SCRIPT)
+
+    def _check_layout(self) -> None:
+        """Claim the prefix for :data:`LAYOUT`, or refuse a state another layout wrote (once per instance)."""
+        if self._layout_checked:
+            return
+        if self.client.set(self._layout_key, LAYOUT, nx=True):
+            if self.client.exists(self._horizon_key):  # pruned before, yet unmarked: the first layout
+                self.client.delete(self._layout_key)
+                raise ConfigError(
+                    f"stream state under {self.prefix.decode()!r} has layout 1: seed a new prefix"
+                )
+        elif (stored := self.client.get(self._layout_key)) != LAYOUT:
+            raise ConfigError(
+                f"stream state under {self.prefix.decode()!r} has layout {stored!r}; this version reads "
+                f"{LAYOUT!r}: seed a new prefix"
+            )
+        self._layout_checked = True
 
     def _tx_key(self, applicant_id: int) -> bytes:
         return self.prefix + b"tx:%d" % applicant_id
@@ -179,12 +185,16 @@ class RedisEventState:
     def _app_key(self, applicant_id: int) -> bytes:
         return self.prefix + b"app:%d" % applicant_id
 
+    def _log_key(self, applicant_id: int) -> bytes:
+        return self.prefix + b"log:%d" % applicant_id
+
     def add_transactions(self, frame: pd.DataFrame) -> AddResult:
         """Store validated transaction rows; idempotent by ``transaction_id``."""
         n = len(frame)
         if n == 0:
             empty = np.zeros(0, bool)
             return AddResult(empty, empty, empty, empty)
+        self._check_layout()
         values = pack_transactions(frame)
         ids = frame["applicant_id"].to_numpy(np.int64).tolist()
         tx_ids = frame["transaction_id"].to_numpy(np.int64).tolist()
@@ -192,7 +202,7 @@ class RedisEventState:
         codes = np.full(n, -1, dtype=np.int64)
         for lo in range(0, n, SCRIPT_KEYS):
             hi = min(lo + SCRIPT_KEYS, n)
-            keys = [self._tx_key(a) for a in ids[lo:hi]]
+            keys = [self._tx_key(a) for a in ids[lo:hi]] + [self._log_key(a) for a in ids[lo:hi]]
             args = [*map(str, tx_ids[lo:hi]), *values[lo:hi], *map(str, ids[lo:hi]), *map(str, ts[lo:hi])]
             codes[lo:hi] = self._add(keys=[*keys, self._horizon_key], args=args)
         return AddResult(codes == 0, codes == 1, codes == 2, codes == 3)
@@ -227,7 +237,24 @@ class RedisEventState:
         if not len(applicants):
             return
         forward = horizons > self._horizons(applicants)
-        self._prune(applicants[forward], horizons[forward])
+        applicants, horizons = applicants[forward].tolist(), horizons[forward].tolist()
+        for lo in range(0, len(applicants), SCRIPT_KEYS):
+            part = applicants[lo : lo + SCRIPT_KEYS]
+            items = []
+            logs = self.client.mget([self._log_key(a) for a in part])
+            for applicant, log, horizon in zip(part, logs, horizons[lo : lo + SCRIPT_KEYS], strict=True):
+                records = np.frombuffer(log or b"", dtype=_RECORD)
+                doomed = records["ts"] <= horizon
+                items.append(
+                    (
+                        applicant,
+                        len(log or b""),
+                        records[~doomed].tobytes(),
+                        horizon,
+                        records["id"][doomed].tolist(),
+                    )
+                )
+            self._prune(items)
 
     def _horizons(self, applicants: np.ndarray) -> np.ndarray:
         """Each applicant's pruning horizon (ns; int64 minimum where none was recorded)."""
@@ -259,73 +286,86 @@ class RedisEventState:
         """Every stored transaction of ``ids`` (``applicant_id, transaction_ts, amount, type, is_late``).
 
         With ``prune``, transactions older than the window before each applicant's newest one are deleted
-        (:meth:`prune_windows`).
+        (:meth:`prune_records`).
         """
-        keys = [self._tx_key(int(i)) for i in ids]
-        replies = [
-            v
-            for lo in range(0, len(keys), SCRIPT_KEYS)
-            for v in self._values(keys=keys[lo : lo + SCRIPT_KEYS])
-        ]
-        history = _transactions_frame(ids, replies)
+        owner, records, _ = self.history_records(ids)
         if prune:
-            self.prune_windows(history)
-        return history
+            self.prune_records(owner, records)
+        return _records_frame(owner, records)
 
     def history_records(self, ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
-        """The stored transactions and :meth:`applications` of ``ids``, in one round trip (not pruned).
+        """The stored transactions and :meth:`applications` of ``ids``, in one ``MGET`` (not pruned).
 
         The stream reads both for every batch before it can write the batch's features: a round trip saved
-        here is saved on every event's path. The transactions come as arrays: each one's applicant, and the
-        stored records.
+        here is saved on every event's path. The transactions come as arrays: each one's applicant (each
+        applicant's records next to each other, in ``ids`` order), and the stored records.
 
-        The records (fields ``ts`` in UTC ns, ``amount``, ``type`` code into ``TRANSACTION_TYPES``, ``late``)
-        are what the stream's features are computed from; a frame of a batch's few histories costs more to
-        build than the features (prune them with :meth:`prune_records`).
+        The records (fields ``ts`` in UTC ns, ``amount``, ``type`` code into ``TRANSACTION_TYPES``, ``late``,
+        ``id``) are what the stream's features are computed from; a frame of a batch's few histories costs
+        more to build than the features (prune them with :meth:`prune_records`).
         """
         ids = np.asarray(ids, dtype=np.int64)
-        values: list[bytes] = []
+        self._check_layout()
+        logs: list[bytes | None] = []
         apps: list[bytes | None] = []
         step = SCRIPT_KEYS // 2
         for lo in range(0, len(ids), step):
-            part = ids[lo : lo + step]
-            keys = [self._tx_key(int(i)) for i in part] + [self._app_key(int(i)) for i in part]
-            reply = self._history(keys=keys, args=[len(part)])
-            values += reply[: len(part)]
+            part = ids[lo : lo + step].tolist()
+            reply = self.client.mget([self._log_key(i) for i in part] + [self._app_key(i) for i in part])
+            logs += reply[: len(part)]
             apps += reply[len(part) :]
-        return (*_records(ids, values), _applications_frame(apps))
+        return (*_records(ids, logs), _applications_frame(apps))
 
-    def prune_windows(self, history: pd.DataFrame) -> None:
-        """Delete the transactions of a read ``history`` that its applicants' windows can no longer see.
+    def prune_records(self, owner: np.ndarray, records: np.ndarray) -> None:
+        """Delete the read transactions no window can see again (at or before the newest less the window).
 
-        Those at or before the applicant's newest transaction less the window; the horizon is recorded, so a
-        later event at or before it is counted expired (:class:`AddResult`).
+        The horizon is recorded, so a later event at or before it is counted expired. ``owner`` and
+        ``records`` are what :meth:`history_records` returned: each applicant's records next to each other,
+        the whole of its log as read.
         """
-        if len(history):
-            self.prune_records(history["applicant_id"].to_numpy(np.int64), utc_ns(history["transaction_ts"]))
-
-    def prune_records(self, owner: np.ndarray, ts: np.ndarray) -> None:
-        """:meth:`prune_windows` of a history as arrays (each transaction's applicant, its time in ns)."""
         if not len(owner):
             return
-        owners, at = np.unique(owner, return_inverse=True)
-        newest = np.full(len(owners), np.iinfo(np.int64).min, dtype=np.int64)
-        np.maximum.at(newest, at, ts)
-        horizon = newest - WINDOW_DAYS * _NS_PER_DAY
-        old = ts <= horizon[at]
-        if old.any():
-            # the horizon only moves forward: an event at or before it can never enter a window again
-            due = np.unique(at[old])
-            self._prune(owners[due], horizon[due])
+        ts = records["ts"]
+        starts = np.r_[0, np.flatnonzero(owner[1:] != owner[:-1]) + 1]
+        ends = np.r_[starts[1:], len(owner)]
+        horizon = np.maximum.reduceat(ts, starts) - WINDOW_DAYS * _NS_PER_DAY
+        old = ts <= np.repeat(horizon, ends - starts)
+        # the horizon only moves forward: an event at or before it can never enter a window again
+        due = np.flatnonzero(np.logical_or.reduceat(old, starts)).tolist()
+        if not due:
+            return
+        # the kept records and deleted ids of each due applicant, sliced out of all of them (no numpy each)
+        size = _RECORD.itemsize
+        kept = records[~old].tobytes()
+        kept_at = (np.r_[0, np.cumsum(np.add.reduceat((~old).astype(np.int64), starts))] * size).tolist()
+        doomed_ids = records["id"][old].tolist()
+        doomed_at = np.r_[0, np.cumsum(np.add.reduceat(old.astype(np.int64), starts))].tolist()
+        first, length, limit = starts.tolist(), (ends - starts).tolist(), horizon.tolist()
+        self._prune(
+            [
+                (
+                    int(owner[first[b]]),
+                    length[b] * size,
+                    kept[kept_at[b] : kept_at[b + 1]],
+                    limit[b],
+                    doomed_ids[doomed_at[b] : doomed_at[b + 1]],
+                )
+                for b in due
+            ]
+        )
 
-    def _prune(self, applicants: np.ndarray, horizons: np.ndarray) -> None:
-        """Delete each applicant's transactions at or before its horizon and record the horizon."""
-        for lo in range(0, len(applicants), SCRIPT_KEYS):
-            args = []
-            for a, h in zip(applicants[lo : lo + SCRIPT_KEYS], horizons[lo : lo + SCRIPT_KEYS], strict=True):
-                top, bottom = divmod(int(h), 2**32)
-                args += [int(a), int(h), top, bottom]
-            keys = [self._tx_key(int(a)) for a in applicants[lo : lo + SCRIPT_KEYS]]
+    def _prune(self, items: Sequence[tuple[int, int, bytes, int, list[int]]]) -> None:
+        """Per (applicant, its log's length as read, the records it keeps, horizon, ids to delete): prune.
+
+        The ids leave the history, the log keeps its kept records (and whatever was appended since it was
+        read), and the horizon is recorded: one script call per few thousand applicants.
+        """
+        for lo in range(0, len(items), SCRIPT_KEYS // 2):
+            keys: list[bytes] = []
+            args: list[Any] = []
+            for applicant, read, kept, horizon, ids in items[lo : lo + SCRIPT_KEYS // 2]:
+                keys += [self._tx_key(applicant), self._log_key(applicant)]
+                args += [read, kept, applicant, horizon, len(ids), *ids]
             self._prune_script(keys=[*keys, self._horizon_key], args=args)
 
     def clear(self) -> int:
@@ -341,16 +381,13 @@ def _applications_frame(raw: Sequence[bytes | None]) -> pd.DataFrame:
     return pd.DataFrame([json.loads(r) for r in raw if r])
 
 
-def _records(ids: Sequence[int], replies: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:
-    """The stored histories of ``ids`` (each one reply: its records concatenated): owners and records."""
-    counts = np.array([len(r) // _RECORD.itemsize for r in replies], dtype=np.int64)
-    records = np.frombuffer(b"".join(replies), dtype=_RECORD)
+def _records(ids: Sequence[int], logs: Sequence[bytes | None]) -> tuple[np.ndarray, np.ndarray]:
+    """The logs of ``ids`` (their records back to back; None where none): owners and records."""
+    counts = np.fromiter(
+        (len(x) // _RECORD.itemsize if x else 0 for x in logs), dtype=np.int64, count=len(logs)
+    )
+    records = np.frombuffer(b"".join(x for x in logs if x), dtype=_RECORD)
     return np.repeat(np.asarray(ids, dtype=np.int64), counts), records
-
-
-def _transactions_frame(ids: Sequence[int], replies: Sequence[bytes]) -> pd.DataFrame:
-    """The stored histories of ``ids`` (each one reply: its records concatenated) as a transactions frame."""
-    return _records_frame(*_records(ids, replies))
 
 
 def _records_frame(owner: np.ndarray, records: np.ndarray) -> pd.DataFrame:
