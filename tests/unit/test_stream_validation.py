@@ -137,8 +137,10 @@ def test_random_events_get_the_same_verdict_and_rows_on_both_paths():
             passed += 1
             assert batch is not None, record
             pd.testing.assert_frame_equal(fast, batch)
-        elif type(record["transaction_id"]) is int and all(
-            (type(record[f]), record[f]) in plain[f] for f in GOOD if f != "transaction_id"
+        elif (
+            type(record["transaction_id"]) is int
+            and record["transaction_id"] < 2**63
+            and all((type(record[f]), record[f]) in plain[f] for f in GOOD if f != "transaction_id")
         ):
             pytest.fail(f"a plain valid event left to the batch validator: {record}")
     assert 30 < passed < 270  # both verdicts were exercised
@@ -189,3 +191,33 @@ def test_a_bad_event_in_a_batch_is_dead_lettered_with_the_batch_validators_reaso
     pd.testing.assert_frame_equal(accepted.drop(columns="event_index"), expected.accepted["transactions"])
     clean = validate_events([raws[i] for i in (0, 1, 2, 3, 20, 21, 22, 23)], now=NOW).tables["transactions"]
     pd.testing.assert_frame_equal(clean.drop(columns="event_index"), _batch(good))
+
+
+@pytest.mark.parametrize(
+    ("raw", "rule", "names"),
+    [
+        # not JSON, but what Python's json writes and reads: the field rules judge it
+        (json.dumps({"kind": "transaction", **GOOD, "amount": float("nan")}).encode(), "null", "amount"),
+        (
+            json.dumps({"kind": "transaction", **GOOD, "transaction_id": 2**70}).encode(),
+            "type",
+            "transaction_id",
+        ),
+        (b"{oops", "schema", "JSON"),
+        (b"\xff\xfe", "schema", "JSON"),
+        (b"[1, 2]", "schema", "JSON object"),
+    ],
+)
+def test_events_orjson_refuses_are_judged_by_the_field_rules_when_json_reads_them(raw, rule, names):
+    # an id beyond int64 was accepted (as a float or uint64) and broke the state's int64 packing
+    batch = validate_events([raw], now=NOW)
+    assert len(batch.rejected) == 1 and batch.accepted == 0
+    reason = batch.rejected[0][1].reason
+    assert reason.split(":")[0] == rule and names in reason, reason
+
+
+def test_batch_validation_refuses_integers_beyond_int64():
+    frame = pd.DataFrame([{**GOOD, "transaction_id": 1}, {**GOOD, "transaction_id": 2**63}])
+    out = validate_table(frame, _STREAM_SCHEMAS["transactions"], now=NOW)
+    assert out.accepted["transactions"]["transaction_id"].tolist() == [1]
+    assert out.quarantine["rule"].tolist() == ["type"] and "64-bit" in out.quarantine["detail"].iloc[0]

@@ -126,6 +126,14 @@ def _coerce(s: pd.Series, rule: ColumnRule, probs: _Problems) -> pd.Series:
         if rule.kind == "int" and not pd.api.types.is_integer_dtype(out):
             frac = np.isfinite(values) & (values != np.round(values))
             probs.add("type", frac, _values(s, " is not an integer"))
+        if rule.kind == "int":  # every integer column is int64 downstream (state, stores, model matrix)
+            if out.dtype.kind == "u":
+                wide = present & (out.to_numpy() > np.iinfo(np.int64).max)
+            elif pd.api.types.is_integer_dtype(out):
+                wide = np.zeros(len(s), dtype=bool)
+            else:
+                wide = np.isfinite(values) & ((values >= 2.0**63) | (values < -(2.0**63)))
+            probs.add("type", wide, _values(s, " is beyond a 64-bit integer"))
         return out
     if rule.kind == "timestamp":
         if isinstance(s.dtype, pd.DatetimeTZDtype):

@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+import orjson
 import pandas as pd
 
 from creditops.data.schema import WORLD_SCHEMAS
@@ -71,9 +72,14 @@ class ValidatedBatch:
 
 def _parse(raw: bytes) -> dict | Rejected:
     try:
-        event = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        return Rejected(raw, "schema", f"not a JSON object ({exc.__class__.__name__}: {exc})")
+        event = orjson.loads(raw)  # a fifth of json.loads' time per event
+    except orjson.JSONDecodeError:
+        # what orjson refuses and Python's json reads (NaN, Infinity, integers beyond 64 bits, UTF-16):
+        # parsed, so the field rules reject it naming the field, as batch validation would
+        try:
+            event = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            return Rejected(raw, "schema", f"not a JSON object ({exc.__class__.__name__}: {exc})")
     if not isinstance(event, dict):
         return Rejected(raw, "schema", f"not a JSON object (got {type(event).__name__})")
     kind = event.get("kind")
