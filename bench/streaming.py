@@ -64,9 +64,10 @@ class _Stages:
         self.fetch = array("d")
         self.process = array("d")
         self.ack = array("d")
+        self.flush = array("d")  # offline writes of the batches since the last one (in a worker thread)
         self.fetched_at = array("d")  # wall clock when each non-empty fetch returned
         self.sizes = array("q")
-        fetch, ack, process = broker.fetch, broker.ack, processor.process
+        fetch, ack, process, write = broker.fetch, broker.ack, processor.process, processor.write_offline
 
         async def timed_fetch(n, timeout):
             t = time.perf_counter()
@@ -89,16 +90,28 @@ class _Stages:
             finally:
                 self.process.append(time.perf_counter() - t)
 
+        def timed_write(kept):
+            t = time.perf_counter()
+            try:
+                return write(kept)
+            finally:
+                if kept:
+                    self.flush.append(time.perf_counter() - t)
+
         broker.fetch, broker.ack = timed_fetch, timed_ack
-        self.restore = lambda: setattr(processor, "process", process)
-        processor.process = timed_process
+
+        def restore():
+            processor.process, processor.write_offline = process, write
+
+        self.restore = restore
+        processor.process, processor.write_offline = timed_process, timed_write
 
     def summary(self, prefix: str) -> dict:
         def ms(values, q):
             return round(float(np.percentile(values, q)) * 1000, 2) if values else None
 
         out = {}
-        for name in ("fetch", "process", "ack"):
+        for name in ("fetch", "process", "ack", "flush"):
             values = getattr(self, name)
             out[f"{prefix}{name}_ms_p50"] = ms(values, 50)
             out[f"{prefix}{name}_ms_p99"] = ms(values, 99)

@@ -402,3 +402,46 @@ def test_a_batch_is_acknowledged_only_once_its_rows_are_written_offline(redis_ur
     assert (restarted.events, restarted.duplicates, restarted.applied, left) == (50, 25, 25, 0)
     assert len(rewritten) == 2 and rewritten[0] == written[2]
     assert offline_rows() == rows_at_crash + sum(rewritten)  # stopped idle: everything processed is offline
+
+
+def test_a_failed_background_offline_write_stops_the_loop_and_acknowledges_none_of_its_batches(
+    redis_url, run_id, tmp_path
+):
+    from creditops.streaming.broker import consume
+    from creditops.streaming.consumer import StreamProcessor
+    from creditops.streaming.state import RedisEventState
+
+    events = encode_transactions(
+        synthetic_transactions(np.arange(1, 21), 100, pd.Timestamp("2026-01-01", tz="UTC"), rate=5.0, seed=5)
+    )
+    client = redis.Redis.from_url(redis_url)
+    state = RedisEventState(client, prefix=f"creditops_test_{run_id}:offline_fail:")
+
+    class FailingSecondWrite(OfflineSink):
+        calls = 0
+
+        def write(self, tables):
+            type(self).calls += 1
+            if type(self).calls == 2:
+                raise OSError("disk full")
+            super().write(tables)
+
+    async def scenario():
+        broker = await NatsBroker(NATS_URL, f"creditops_test_{run_id}_offline_fail", ack_wait=30).connect()
+        try:
+            await broker.publish(events)
+            with pytest.raises(OSError, match="disk full"):
+                await consume(
+                    broker, StreamProcessor(state, offline=[FailingSecondWrite(tmp_path)]), batch_size=25,
+                    flush_events=50, flush_seconds=60, prefetch=False,
+                )  # fmt: skip
+            return await broker.backlog()
+        finally:
+            await broker.close(delete=True)
+
+    left = asyncio.run(scenario())
+    state.clear()
+    client.close()
+    # the first flush (batches 1-2) was written and acknowledged; the second (3-4) failed in its worker
+    # thread: the loop raised, and those batches and any after them stay for redelivery
+    assert FailingSecondWrite.calls == 2 and left == 50

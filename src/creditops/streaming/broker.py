@@ -296,9 +296,12 @@ async def consume(
     """Fetch, process, dead-letter, write offline, acknowledge, until stopped.
 
     A processed batch is in the online store; its rows go to the offline store with those of the next
-    batches (:meth:`StreamProcessor.flush`), once ``flush_events`` events wait, the oldest waited
-    ``flush_seconds``, a fetch brings nothing, or the loop stops; only then are those batches acknowledged.
-    A loop that ends by an error acknowledges nothing more: what it held is redelivered after ``ack_wait``.
+    batches, once ``flush_events`` events wait, the oldest waited ``flush_seconds``, a fetch brings nothing,
+    or the loop stops; only then are those batches acknowledged. A flush by size or age writes in a worker
+    thread while the loop goes on with the next batches (the Parquet write paused the loop ~25 ms a second,
+    and the events arriving meanwhile waited for it); one flush at a time, its batches acknowledged when
+    it is done. A loop that ends by an error finishes the flush under way (those batches are complete) and
+    acknowledges nothing more: what it held is redelivered after ``ack_wait``.
 
     Args:
         broker: the connected broker.
@@ -332,15 +335,33 @@ async def consume(
     ahead: asyncio.Task | None = None  # the next batch, fetched while this one is processed
     held: list[Any] = []  # processed batches' messages, acknowledged once their rows are written offline
     held_since = 0.0
+    flushing: asyncio.Task | None = None  # the offline write (then acknowledgement) under way
 
-    async def settle() -> None:
-        processor.flush()
-        if held:
-            await broker.ack(held)
-            held.clear()
+    async def write_then_ack(kept: dict, messages: list[Any], in_thread: bool) -> None:
+        if in_thread:
+            await asyncio.to_thread(processor.write_offline, kept)
+        else:
+            processor.write_offline(kept)
+        if messages:
+            await broker.ack(messages)
+
+    async def settle(background: bool = False) -> None:
+        nonlocal flushing
+        if flushing is not None:
+            task, flushing = flushing, None
+            await task  # the write under way first: batches are acknowledged in order, one flush at a time
+        kept, messages = processor.take_pending(), held[:]
+        held.clear()
+        if background and kept:
+            flushing = asyncio.create_task(write_then_ack(kept, messages, in_thread=True))
+        else:
+            await write_then_ack(kept, messages, in_thread=False)
 
     try:
         while not (should_stop and should_stop()):
+            if flushing is not None and flushing.done():
+                task, flushing = flushing, None
+                await task  # raises what the background write raised
             if ahead is not None:
                 messages, ahead = await ahead, None
             else:
@@ -367,17 +388,17 @@ async def consume(
             if not held:
                 held_since = time.perf_counter()
             held.extend(messages)
-            if (
-                not processor.pending
-                or len(held) >= flush_events
-                or time.perf_counter() - held_since >= flush_seconds
-            ):
-                await settle()
+            if not processor.pending:
+                await settle()  # nothing to write offline: acknowledge now
+            elif len(held) >= flush_events or time.perf_counter() - held_since >= flush_seconds:
+                await settle(background=True)
             stats.add(outcome)
             if max_events is not None and stats.events >= max_events:
                 break
         await settle()  # stopped: what was processed is written offline and acknowledged
     finally:
+        if flushing is not None:  # an error left it running: its batches are complete, finish them
+            await flushing
         if ahead is not None:  # fetched, never processed: handed back for redelivery now
             await broker.release(await ahead)
     stats.seconds = time.perf_counter() - start

@@ -136,10 +136,23 @@ class StreamProcessor:
         """
         if not self._kept:
             return
-        tables = {group: pd.concat(frames, ignore_index=True) for group, frames in self._kept.items()}
+        kept = self._kept
+        self.write_offline(kept)
+        if self._kept is kept:
+            self._kept = {}
+
+    def take_pending(self) -> dict[str, list[pd.DataFrame]]:
+        """The kept rows (by group) for :meth:`write_offline`, leaving none: :meth:`process` keeps anew."""
+        kept, self._kept = self._kept, {}
+        return kept
+
+    def write_offline(self, kept: dict[str, list[pd.DataFrame]]) -> None:
+        """Write kept rows to every offline sink, one write each (safe in a thread beside :meth:`process`)."""
+        if not kept:
+            return
+        tables = {group: pd.concat(frames, ignore_index=True) for group, frames in kept.items()}
         for sink in self.offline:
             sink.write(tables)
-        self._kept = {}
 
     def process(self, raws: Sequence[bytes]) -> BatchOutcome:
         """Run steps 1-4 on one batch; acknowledge it only after this returns and :meth:`flush` ran."""
