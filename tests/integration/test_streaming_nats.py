@@ -150,8 +150,10 @@ def test_consumer_crash_and_redelivery_lose_nothing_and_count_nothing_twice(setu
     time.sleep(6)  # well past ack_wait (2 s): the unacknowledged batch becomes deliverable again
     code, stats = _worker(path)
     assert code == 0
-    # the restarted consumer saw the redelivered batch 3 (online written, offline not) and everything after it
-    assert stats["events"] == len(events) + len(bad) + 300 - 2 * 250
+    # the restarted consumer saw the redelivered batch 3 (online written, offline not) and all after it;
+    # batches 1-2 too when the crash came while their offline write (a worker thread) was still under
+    # way: then their acknowledgement had not been sent either
+    assert stats["events"] in (len(events) + len(bad) + 300 - 2 * 250, len(events) + len(bad) + 300)
     assert stats["dead_lettered"] in (0, 1, 2) and stats["duplicates"] >= 300
     from creditops.streaming.state import RedisEventState
 
