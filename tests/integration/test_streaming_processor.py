@@ -292,3 +292,14 @@ def test_a_state_of_another_layout_is_refused_not_misread(redis_url, run_id):
     finally:
         RedisEventState(client, prefix=prefix).clear()
         client.close()
+
+
+def test_a_cleared_state_is_claimed_again_by_its_next_write(state):
+    newest = pd.Timestamp("2026-06-01", tz="UTC")
+    state.add_transactions(pd.DataFrame([_tx(1, 7, newest), _tx(2, 7, newest - pd.Timedelta(days=400))]))
+    state.clear()
+    state.add_transactions(pd.DataFrame([_tx(1, 7, newest), _tx(2, 7, newest - pd.Timedelta(days=400))]))
+    state.transactions([7])  # prunes: the horizon hash exists again
+    # another process on the same prefix: the layout mark was written again, so nothing is refused
+    again = RedisEventState(state.client, prefix=state.prefix.decode())
+    assert len(again.transactions([7], prune=False)) == 1

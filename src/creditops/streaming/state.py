@@ -370,6 +370,7 @@ class RedisEventState:
 
     def clear(self) -> int:
         """Delete every key under the prefix (tests, re-seeding); returns how many."""
+        self._layout_checked = False  # the layout mark goes too: the next write claims the prefix again
         keys = list(self.client.scan_iter(match=self.prefix + b"*", count=1000))
         for i in range(0, len(keys), 1000):
             self.client.delete(*keys[i : i + 1000])
