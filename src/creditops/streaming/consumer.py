@@ -13,7 +13,8 @@ For a batch (in this order, so a crash at any point loses nothing and double-cou
    (read from the online store); the identity features of new applications;
 4. write those rows to the online store, and keep them for the offline store; then prune the histories
    read in step 3 (their windows' horizons move forward), off the path of the batch's events;
-5. write the kept rows of all batches since the last flush offline (:meth:`~StreamProcessor.flush`);
+5. write the kept rows of all batches since the last flush offline (:meth:`~StreamProcessor.take_pending`,
+   :meth:`~StreamProcessor.write_offline`);
 6. only then may the caller acknowledge those batches to the broker.
 
 The offline write is off an event's path to the online store: a Parquet part per batch cost about as much as
@@ -88,8 +89,8 @@ class StreamProcessor:
     Args:
         state: the idempotent event state.
         sinks: feature sinks written by :meth:`process` (the online store).
-        offline: feature sinks written by :meth:`flush` with the rows of every batch processed since the last
-            flush (the offline store).
+        offline: feature sinks written by :meth:`write_offline` with the rows of every batch processed since
+            the last flush (the offline store).
         context: reader of the identity and bureau features the derived features need; None writes the
             behavioural and identity views only.
         known_applicants: ids -> mask of applicants known outside the stream (e.g. present in the online
@@ -126,23 +127,15 @@ class StreamProcessor:
 
     @property
     def pending(self) -> bool:
-        """Whether processed rows still wait for :meth:`flush` (their batches may not be acknowledged yet)."""
+        """Whether processed rows wait to be written offline (their batches may not be acknowledged yet)."""
         return bool(self._kept)
 
-    def flush(self) -> None:
-        """Step 5: the kept rows of every batch since the last flush, one write per offline sink.
-
-        Kept until every sink has written them: a failed write leaves them (and their batches unacknowledged).
-        """
-        if not self._kept:
-            return
-        kept = self._kept
-        self.write_offline(kept)
-        if self._kept is kept:
-            self._kept = {}
-
     def take_pending(self) -> dict[str, list[pd.DataFrame]]:
-        """The kept rows (by group) for :meth:`write_offline`, leaving none: :meth:`process` keeps anew."""
+        """Step 5: the kept rows (by group) for :meth:`write_offline`, leaving none.
+
+        :meth:`process` keeps anew. Their batches are acknowledged once the write returned; if it fails, they
+        are redelivered.
+        """
         kept, self._kept = self._kept, {}
         return kept
 
@@ -155,7 +148,7 @@ class StreamProcessor:
             sink.write(tables)
 
     def process(self, raws: Sequence[bytes]) -> BatchOutcome:
-        """Run steps 1-4 on one batch; acknowledge it only after this returns and :meth:`flush` ran."""
+        """Run steps 1-4 on one batch; acknowledge it only once this returned and its rows are offline."""
         now = self.now() if self.now else None
         checked = self._known if self.known_applicants is not None else None
         batch = validate_events(raws, now=now, known_applicants=checked)

@@ -44,8 +44,8 @@ LAYOUT = b"2"
 # KEYS = n histories, their n logs, then the horizon hash; ARGV = n transaction ids, n values, n applicants,
 # n event times (decimal ns). Per event: 0 = stored now (and appended to the log), 1 = the same value was
 # there (a redelivery), 2 = another value was there, 3 = at or before its applicant's horizon (expired: not
-# stored). Times are compared as decimal text
-# (Lua's numbers are doubles, which do not hold an int64 of nanoseconds exactly).
+# stored). Times are compared as decimal text (Lua's numbers are doubles, which do not hold an int64 of
+# nanoseconds exactly).
 _ADD_SCRIPT = """
 local function at_or_before(a, b)
   local neg_a, neg_b = a:sub(1, 1) == '-', b:sub(1, 1) == '-'
@@ -237,24 +237,14 @@ class RedisEventState:
         if not len(applicants):
             return
         forward = horizons > self._horizons(applicants)
-        applicants, horizons = applicants[forward].tolist(), horizons[forward].tolist()
+        applicants, horizons = applicants[forward], horizons[forward]
         for lo in range(0, len(applicants), SCRIPT_KEYS):
+            # each of these has a log: its newest seeded record lies after both its old and its new horizon
             part = applicants[lo : lo + SCRIPT_KEYS]
-            items = []
-            logs = self.client.mget([self._log_key(a) for a in part])
-            for applicant, log, horizon in zip(part, logs, horizons[lo : lo + SCRIPT_KEYS], strict=True):
-                records = np.frombuffer(log or b"", dtype=_RECORD)
-                doomed = records["ts"] <= horizon
-                items.append(
-                    (
-                        applicant,
-                        len(log or b""),
-                        records[~doomed].tobytes(),
-                        horizon,
-                        records["id"][doomed].tolist(),
-                    )
-                )
-            self._prune(items)
+            owner, records = _records(part, self.client.mget([self._log_key(int(a)) for a in part.tolist()]))
+            starts = _block_starts(owner)
+            horizon = horizons[lo : lo + SCRIPT_KEYS][np.searchsorted(part, owner[starts])]  # part is sorted
+            self._prune_blocks(owner, records, starts, horizon, every=True)
 
     def _horizons(self, applicants: np.ndarray) -> np.ndarray:
         """Each applicant's pruning horizon (ns; int64 minimum where none was recorded)."""
@@ -325,14 +315,29 @@ class RedisEventState:
         """
         if not len(owner):
             return
-        ts = records["ts"]
-        starts = np.r_[0, np.flatnonzero(owner[1:] != owner[:-1]) + 1]
-        ends = np.r_[starts[1:], len(owner)]
-        horizon = np.maximum.reduceat(ts, starts) - WINDOW_DAYS * _NS_PER_DAY
-        old = ts <= np.repeat(horizon, ends - starts)
+        starts = _block_starts(owner)
         # the horizon only moves forward: an event at or before it can never enter a window again
-        due = np.flatnonzero(np.logical_or.reduceat(old, starts)).tolist()
-        if not due:
+        horizon = np.maximum.reduceat(records["ts"], starts) - WINDOW_DAYS * _NS_PER_DAY
+        self._prune_blocks(owner, records, starts, horizon)
+
+    def _prune_blocks(
+        self,
+        owner: np.ndarray,
+        records: np.ndarray,
+        starts: np.ndarray,
+        horizon: np.ndarray,
+        every: bool = False,
+    ) -> None:
+        """Prune a read history's applicants (blocks starting at ``starts``) at their ``horizon``.
+
+        Those with a record at or before it, or with ``every``, all of them (each horizon recorded).
+        """
+        if not len(starts):
+            return
+        ends = np.r_[starts[1:], len(owner)]
+        old = records["ts"] <= np.repeat(horizon, ends - starts)
+        due = np.arange(len(starts)) if every else np.flatnonzero(np.logical_or.reduceat(old, starts))
+        if not len(due):
             return
         # the kept records and deleted ids of each due applicant, sliced out of all of them (no numpy each)
         size = _RECORD.itemsize
@@ -350,7 +355,7 @@ class RedisEventState:
                     limit[b],
                     doomed_ids[doomed_at[b] : doomed_at[b + 1]],
                 )
-                for b in due
+                for b in due.tolist()
             ]
         )
 
@@ -389,6 +394,11 @@ def _records(ids: Sequence[int], logs: Sequence[bytes | None]) -> tuple[np.ndarr
     )
     records = np.frombuffer(b"".join(x for x in logs if x), dtype=_RECORD)
     return np.repeat(np.asarray(ids, dtype=np.int64), counts), records
+
+
+def _block_starts(owner: np.ndarray) -> np.ndarray:
+    """Where each applicant's records start in a read history (its records are next to each other)."""
+    return np.r_[0, np.flatnonzero(owner[1:] != owner[:-1]) + 1] if len(owner) else np.zeros(0, np.int64)
 
 
 def _records_frame(owner: np.ndarray, records: np.ndarray) -> pd.DataFrame:
