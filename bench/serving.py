@@ -6,7 +6,8 @@ stock: a plain ``kserve.ModelServer`` serving the same booster with ``inplace_pr
 (no features, no explanation, no audit; the V1 body carries the 46 feature values), like kserve's
 ``xgbserver``; run with 1 worker (KServe's default) and with the same number of workers as creditops.
 
-(a) sequential single requests (keep-alive raw-socket client), p50/p99 after warm-up, both servers;
+(a) sequential single requests (keep-alive raw-socket client), p50/p99 after warm-up, both servers up and
+    idle (every worker loaded), their blocks of requests interleaved so both see the same machine;
 (b) throughput: 16 concurrent clients (raw keep-alive sockets, in a separate process) for 30 s, each server;
     errors; audit rows written during the run == rows answered; every chain verifies;
 (c) batch scoring rows/min through ``creditops.batch.score_file`` (``creditops.serving.decide``) with reason
@@ -255,34 +256,73 @@ class RawClient:
         self.sock.close()
 
 
-def sequential(base: str, path: str, bodies: list[bytes], n: int, warmup: int, client: str) -> dict:
+def sequential(targets: dict[str, tuple[str, str, list[bytes]]], n: int, warmup: int, rounds: int) -> dict:
+    """Single requests, one at a time, to each target in turn: ``rounds`` blocks of ``n / rounds`` each.
+
+    Interleaving the servers' blocks gives each the same share of the machine's slow and fast spells (its
+    speed drifts by tens of percent from one minute to the next), so the p99 ratio compares the servers,
+    not the moments they were measured in. Every target gets ``warmup`` unmeasured requests first.
+    """
     rnd = random.Random(1)
-    lat: list[float] = []
-    bad = 0
-    raw = RawClient(base) if client == "raw" else None
-    with httpx.Client(timeout=30) as hx:
-        for i in range(warmup + n):
-            body = rnd.choice(bodies)
-            t = time.perf_counter()
-            if raw is not None:
-                status = raw.post(path, body)
-            else:
-                headers = {"content-type": "application/json"}
-                status = hx.post(base + path, content=body, headers=headers).status_code
-            dt = time.perf_counter() - t
-            bad += status != 200
-            if i >= warmup:
-                lat.append(dt)
-    if raw is not None:
-        raw.close()
+    clients = {name: RawClient(base) for name, (base, _, _) in targets.items()}
+    lat: dict[str, list[float]] = {name: [] for name in targets}
+    bad = dict.fromkeys(targets, 0)
+    per_round = max(1, n // rounds)
+    try:
+        for block in range(rounds + 1):  # block 0: warm-up
+            for name, (_, path, bodies) in targets.items():
+                for _ in range(warmup if block == 0 else per_round):
+                    body = rnd.choice(bodies)
+                    t = time.perf_counter()
+                    status = clients[name].post(path, body)
+                    dt = time.perf_counter() - t
+                    bad[name] += status != 200
+                    if block:
+                        lat[name].append(dt)
+    finally:
+        for client in clients.values():
+            client.close()
     return {
-        "n": n,
-        "errors": bad,
-        "p50_ms": pct(lat, 50) * 1e3,
-        "p99_ms": pct(lat, 99) * 1e3,
-        "mean_ms": statistics.fmean(lat) * 1e3,
-        "answered": warmup + n - bad,
+        name: {
+            "n": len(lat[name]),
+            "errors": bad[name],
+            "p50_ms": pct(lat[name], 50) * 1e3,
+            "p99_ms": pct(lat[name], 99) * 1e3,
+            "mean_ms": statistics.fmean(lat[name]) * 1e3,
+            "answered": warmup + len(lat[name]) - bad[name],
+        }
+        for name in targets
     }
+
+
+def wait_quiet(window_s: float = 1.0, busy_s: float = 0.03, timeout_s: float = 60.0) -> float:
+    """Wait until this process's children (the servers) use under ``busy_s`` CPU-seconds in ``window_s``.
+
+    A server is ready when one worker answers its readiness probe; another may still be loading or
+    compiling, and would take the CPU from the requests measured. Returns the seconds waited.
+    """
+    import psutil
+
+    start = time.monotonic()
+    me = psutil.Process()
+
+    def cpu() -> dict[int, float]:
+        out = {}
+        for child in me.children(recursive=True):
+            try:
+                times = child.cpu_times()
+                out[child.pid] = times.user + times.system
+            except psutil.Error:
+                pass
+        return out
+
+    while time.monotonic() - start < timeout_s:
+        before = cpu()
+        time.sleep(window_s)
+        after = cpu()
+        if sum(after[p] - before.get(p, 0.0) for p in after) < busy_s:
+            break
+    return time.monotonic() - start
 
 
 class RssSampler:
@@ -364,6 +404,7 @@ def main() -> int:
     p.add_argument("--depth", type=int, default=5)
     p.add_argument("--sequential", type=int, default=2_000)
     p.add_argument("--warmup", type=int, default=200)
+    p.add_argument("--rounds", type=int, default=5, help="interleaved blocks of (a) per server")
     p.add_argument("--concurrency", type=int, default=16)
     p.add_argument("--seconds", type=float, default=30.0)
     p.add_argument("--batch-rows", type=int, default=1_000_000)
@@ -375,7 +416,7 @@ def main() -> int:
         "--client",
         choices=["raw", "httpx"],
         default="raw",
-        help="client of (a) and (b): raw keep-alive sockets (wrk-like, low client CPU) or httpx",
+        help="client of (b): raw keep-alive sockets (wrk-like, low client CPU) or httpx ((a) always raw)",
     )
     p.add_argument("--load-client", help=argparse.SUPPRESS)
     p.add_argument("--ids-file", help=argparse.SUPPRESS)
@@ -427,29 +468,32 @@ def main() -> int:
             server_args = ["--bundle", str(bundle_dir), "--feast-repo", str(REPO_PATH)]
             server_args += ["--audit-url", audit_url, "--workers", str(args.workers)]
             ours_path, stock_path = f"/v1/models/{MODEL}:predict", f"/v1/models/{STOCK}:predict"
+            model_file = bundle_dir / "model.ubj"
             with running_server(server_args, env=env, model_name=MODEL) as base:
                 log = AuditLog.open(audit_url)
                 a0 = log.count()
-                out["sequential"] = sequential(
-                    base, ours_path, ours, args.sequential, args.warmup, args.client
-                )
+                # (a) beside an idle stock server (1 worker, kserve's default), blocks interleaved
+                with stock_server(model_file, 1, tmp / "stock_seq.log") as sbase:
+                    out["quiet_wait_s"] = wait_quiet()
+                    targets = {"ours": (base, ours_path, ours), "stock": (sbase, stock_path, stock)}
+                    seq = sequential(targets, args.sequential, args.warmup, args.rounds)
+                out["sequential"], out["stock_sequential"] = seq["ours"], seq["stock"]
                 a1 = log.count()
                 out["sequential"]["audit_rows"] = a1 - a0
+                wait_quiet()
                 out["concurrent"] = _load_run(base + ours_path, ours_file, args)
                 a2 = log.count()
                 out["concurrent"]["audit_rows"] = a2 - a1
                 out["concurrent"]["audit_matches"] = (a2 - a1) == out["concurrent"]["ok_rows"]
                 out["audit_chain_ok"] = log.verify().ok
                 out["audit_records"] = a2
-            # The stock server runs after ours, never beside it: each gets the machine to itself.
-            model_file = bundle_dir / "model.ubj"
+            # (b) the stock server's load runs after ours, never beside it: each gets the machine to itself.
             with stock_server(model_file, 1, tmp / "stock1.log") as sbase:
-                out["stock_sequential"] = sequential(
-                    sbase, stock_path, stock, args.sequential, args.warmup, args.client
-                )
+                wait_quiet()
                 out["stock_concurrent_1w"] = _load_run(sbase + stock_path, stock_file, args)
             if args.workers > 1:
                 with stock_server(model_file, args.workers, tmp / "stockN.log") as sbase:
+                    wait_quiet()
                     out["stock_concurrent_nw"] = _load_run(sbase + stock_path, stock_file, args)
             else:
                 out["stock_concurrent_nw"] = out["stock_concurrent_1w"]
@@ -495,6 +539,8 @@ def main() -> int:
         "ratio_seq_p50": round(r_p50, 3),
         "ratio_seq_p99": round(r_p99, 3),
         "seq_errors": seq["errors"] + sseq["errors"],
+        "seq_rounds": args.rounds,
+        "quiet_wait_s": round(out["quiet_wait_s"], 1),
         "workers": w,
         "conc_rps": round(conc["rps"], 1),
         "stock_1w_rps": round(s1["rps"], 1),

@@ -260,8 +260,9 @@ def test_direct_reader_equals_get_online_features(loaded, world, name):
     pd.testing.assert_frame_equal(got, expected)
     assert got.iloc[:, 1:].isna().any().any() and np.isinf(got.iloc[:, 1:].to_numpy()).any()
     assert got.iloc[-1, 1:].isna().all()  # unknown applicant: all NaN, as Feast
-    one = lookup([ids[7]])  # the single-applicant path (no pipeline)
-    np.testing.assert_array_equal(one, expected.iloc[[7], 1:].to_numpy())
+    # the single-applicant path (no pipeline; a row decoded inline), each row: nulls, inf, unknown
+    for k, applicant in enumerate(ids):
+        np.testing.assert_array_equal(lookup([applicant]), expected.iloc[[k], 1:].to_numpy(np.float64))
     # the stream's batch path (one script call, numpy decoding) reads the same, NaN and inf included
     many = lookup.direct.many([int(i) for i in ids])
     np.testing.assert_array_equal(many, expected.iloc[:, 1:].to_numpy(np.float64))
@@ -290,8 +291,8 @@ def test_decode_value_matches_protobuf(value):
     assert (np.isnan(got) and expected is None) or got == float(expected)
 
 
-def test_decode_values_matches_decode_value_value_by_value():
-    from feast_repo.direct import decode_value, decode_values
+def test_decode_values_and_row_match_decode_value_value_by_value():
+    from feast_repo.direct import decode_row, decode_value, decode_values
 
     values = [
         ValueProto(double_val=-2.5),
@@ -320,6 +321,8 @@ def test_decode_values_matches_decode_value_value_by_value():
     assert decode_values(raws)[5] == float(2**49) and decode_values(raws)[7] == float(2**27)
     assert list(decode_values(raws)[-2:]) == [1.0, -1.0]
     assert decode_values([]).shape == (0,)
+    np.testing.assert_array_equal(decode_row(raws), expected)  # the request path's row decoder
+    assert decode_row(raws)[-2:].tolist() == [1.0, -1.0] and decode_row([]).shape == (0,)
 
 
 def test_direct_reader_not_used_off_redis(tables, world, tmp_path):
