@@ -631,14 +631,15 @@ class _RowEncoder:
         ]
         self.argc = 2 * (len(fv.features) + 1)
 
-    def fields(self, table: pd.DataFrame, lo: int, hi: int) -> dict[int, bytes] | None:
+    def fields(self, table, lo: int, hi: int) -> dict[int, bytes] | None:
         """Applicant -> its fields of this view (RESP), latest row in ``[lo, hi]`` (ns) per applicant.
 
-        None when a feature column is not a plain numeric / bool numpy column (the caller then writes the
-        table with :class:`_ViewEncoder`).
+        ``table`` is a frame or anything that gives its columns by name (the stream's
+        :class:`~creditops.streaming.columns.Columns`). None when a feature column is not a plain numeric /
+        bool numpy column (the caller then writes the table with :class:`_ViewEncoder`).
         """
         ts = utc_ns(table[self.ts_column])
-        ids = table[self.join_key].to_numpy(dtype="int64")
+        ids = np.asarray(table[self.join_key], dtype="int64")
         rows = _latest_rows(ids, ts, lo, hi)
         n = len(rows)
         columns = [_resp_timestamps(self.ts_field, ts[rows])]
@@ -651,7 +652,7 @@ class _RowEncoder:
             series = table[column]
             if not (isinstance(series.dtype, np.dtype) and series.dtype.kind in "fiub"):
                 return None
-            values = series.to_numpy()[rows]
+            values = np.asarray(series)[rows]
             cell = _fixed_cell(value_type, values)
             if cell is None:
                 columns.append(_resp_values(name, value_type, values))
@@ -688,8 +689,10 @@ class RowWriter:
         ttl = self.online.key_ttl_seconds
         self.expire = b"*3\r\n$6\r\nEXPIRE\r\n%s" + _resp_const(str(ttl).encode()) if ttl else None
 
-    def write(self, tables: Mapping[str, pd.DataFrame], start: datetime, end: datetime) -> bool:
+    def write(self, tables: Mapping[str, Any], start: datetime, end: datetime) -> bool:
         """Write each table (key of ``views``) like :class:`_RedisWriter` with ``dedup=False``.
+
+        A table is a frame or the stream's columns (see :meth:`_RowEncoder.fields`).
 
         Returns False, having written nothing, when a table has a column this writer does not encode.
         """

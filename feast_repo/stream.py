@@ -33,6 +33,7 @@ from feast.infra.online_stores.helpers import compute_versioned_name
 from feast.infra.online_stores.redis import RedisOnlineStore
 
 from creditops.features.registry import DERIVED_SOURCES, JOIN_KEY
+from creditops.streaming.columns import Columns, as_frame
 from feast_repo.bulk import RowWriter, _RedisWriter, _ViewEncoder, bulk_redis, entity_key_prefix, supported
 from feast_repo.direct import RedisServiceReader
 
@@ -60,11 +61,12 @@ class OnlineSink:
         keyed = {g: v for g, v in self.views.items() if v[0].entity_columns[0].name == JOIN_KEY}
         self.rows = RowWriter(store, keyed, client=self.client) if self.redis and keyed else None
 
-    def write(self, tables: Mapping[str, pd.DataFrame]) -> None:
+    def write(self, tables: Mapping[str, Columns] | Mapping[str, pd.DataFrame]) -> None:
         """Write each group's rows (latest per applicant) into its view, all views of an applicant at once."""
         if not self.redis:
             for group, table in tables.items():
                 if group in self.views and len(table):
+                    table = as_frame(table)
                     latest = table.drop_duplicates(table.columns[0], keep="last")
                     self.store.write_to_online_store(f"{group}_fv", latest, allow_registry_cache=True)
             return
@@ -73,7 +75,7 @@ class OnlineSink:
         if rows is not None and groups <= rows.encoders.keys() and rows.write(tables, _EPOCH, _FAR):
             return
         encoders = [
-            _ViewEncoder(self.views[g][0], self.views[g][1], t, _EPOCH, _FAR)
+            _ViewEncoder(self.views[g][0], self.views[g][1], as_frame(t), _EPOCH, _FAR)
             for g, t in tables.items()
             if g in self.views and len(t)
         ]
@@ -154,7 +156,7 @@ def context_reader(
     groups: tuple[str, ...] = ("identity", "bureau"),
     features: Collection[str] | None = None,
 ):
-    """Reader: ids -> frame of the features of ``groups`` from the online store (derived inputs).
+    """Reader: ids -> rows of the features of ``groups`` from the online store (derived inputs).
 
     ``features`` limits the read to those (default: the ones the derived features are computed from,
     :data:`creditops.features.registry.DERIVED_SOURCES`, 8 of the 20 identity and bureau features). Each
@@ -167,8 +169,9 @@ def context_reader(
     if bulk_redis(store):
         reader = RedisServiceReader(store, views, names)
 
-        def read(ids: np.ndarray) -> pd.DataFrame:
-            return pd.DataFrame(reader.many([int(i) for i in ids]), columns=names)
+        def read(ids: np.ndarray) -> Columns:
+            values = reader.many([int(i) for i in ids])
+            return Columns({name: values[:, k] for k, name in enumerate(names)})
 
         return read
     refs = [f"{fv.name}:{f.name}" for fv in views for f in fv.features]

@@ -454,14 +454,18 @@ def _plain_values(rule: ColumnRule, values: list) -> np.ndarray | None:
 
 
 def clean_records(
-    records: Sequence[Mapping[str, Any]], schema: TableSchema, now: pd.Timestamp | str | None = None
+    records: Sequence[Mapping[str, Any]],
+    schema: TableSchema,
+    now: pd.Timestamp | str | None = None,
+    extra: Mapping[str, np.ndarray] | None = None,
 ) -> pd.DataFrame | None:
     """The accepted frame of ``validate_table(frame of records, schema, now)`` when it accepts every record.
 
     None when a record breaks a rule of ``schema`` (its columns' type, null, range, category and
     ``future_timestamp`` rules, the rules validate_table applies to one table; ``schema`` must have no key,
     whose duplicates are not checked here) or holds a value of another type than the rule's plain one (see
-    above): then validate_table decides.
+    above): then validate_table decides. ``extra`` columns (one value per record) are appended to the frame
+    (one frame built, not a column set afterwards: the stream's batches are small).
     """
     if schema.key:
         raise ValueError(f"clean_records checks column rules only; {schema.name} has a key")
@@ -477,4 +481,4 @@ def clean_records(
                     return None
             values = pd.DatetimeIndex(values).tz_localize("UTC")
         columns[rule.name] = values
-    return pd.DataFrame(columns)
+    return pd.DataFrame({**columns, **(extra or {})})

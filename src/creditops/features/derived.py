@@ -2,7 +2,9 @@
 
 Every function takes a frame holding the identity, bureau and behavioural feature columns valid at one as-of
 time (one row per applicant and as-of) and returns a Series aligned to its index. Division by zero yields
-the neutral value stated in each docstring, never inf or NaN.
+the neutral value stated in each docstring, never inf or NaN. A mapping of column name -> numpy array works
+as the frame too (the stream's few rows, :mod:`creditops.streaming.consumer`): the Series are then indexed
+0..n-1.
 """
 
 from __future__ import annotations
@@ -11,10 +13,10 @@ import numpy as np
 import pandas as pd
 
 
-def _ratio(num: pd.Series, den: pd.Series, name: str, empty: float = 0.0) -> pd.Series:
-    num_a, den_a = num.to_numpy(np.float64), den.to_numpy(np.float64)
+def _ratio(num: pd.Series | np.ndarray, den: pd.Series | np.ndarray, name: str, empty: float = 0.0):
+    num_a, den_a = np.asarray(num, dtype=np.float64), np.asarray(den, dtype=np.float64)
     out = np.divide(num_a, den_a, out=np.full(len(den_a), empty), where=den_a != 0)
-    return pd.Series(out, index=num.index, name=name)
+    return pd.Series(out, index=getattr(num, "index", None), name=name)
 
 
 def debt_to_income(frame: pd.DataFrame) -> pd.Series:

@@ -28,7 +28,7 @@ Counts: ``events == applied + duplicates + expired + dead_lettered`` for every b
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -38,6 +38,7 @@ import pandas as pd
 from creditops.features.behavioural import TransactionWindow
 from creditops.features.build import compute_columns, identity_table
 from creditops.features.registry import JOIN_KEY, TIMESTAMP, features_in
+from creditops.streaming.columns import Columns
 from creditops.streaming.events import Rejected, validate_events
 from creditops.streaming.state import RedisEventState
 from creditops.timestamps import utc_ns
@@ -48,14 +49,18 @@ _NO_EVENT = np.iinfo(np.int64).min  # an applicant without a stored event has no
 
 
 class FeatureSink(Protocol):
-    """Where recomputed feature rows go: ``group -> frame`` (``applicant_id, event_timestamp, features``)."""
+    """Where recomputed feature rows go: ``group -> rows`` (``applicant_id, event_timestamp, features``).
 
-    def write(self, tables: dict[str, pd.DataFrame]) -> None:  # noqa: D102
+    The online sinks get :class:`~creditops.streaming.columns.Columns` (a batch's few rows, no frame); the
+    offline sinks get frames (:meth:`StreamProcessor.write_offline` builds one per group and flush).
+    """
+
+    def write(self, tables: Mapping[str, Columns] | Mapping[str, pd.DataFrame]) -> None:  # noqa: D102
         ...
 
 
-ContextReader = Callable[[np.ndarray], pd.DataFrame]
-"""ids -> frame of the identity and bureau features the derived ones need (NaN where unknown), id order."""
+ContextReader = Callable[[np.ndarray], "pd.DataFrame | Columns"]
+"""ids -> rows of the identity and bureau features the derived ones need (NaN where unknown), id order."""
 
 
 @dataclass
@@ -70,7 +75,7 @@ class BatchOutcome:
         dead_lettered: events rejected, each with its reason (``rejected``).
         applicants: applicants whose features were recomputed and written.
         rejected: (position in the batch, rejection).
-        tables: the feature rows written, by group.
+        columns: the feature rows written, by group (see :attr:`tables` for frames).
     """
 
     events: int
@@ -80,7 +85,12 @@ class BatchOutcome:
     dead_lettered: int = 0
     applicants: int = 0
     rejected: list[tuple[int, Rejected]] = field(default_factory=list)
-    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    columns: dict[str, Columns] = field(default_factory=dict)
+
+    @property
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """The feature rows written, by group, as frames (built on each call)."""
+        return {group: rows.frame() for group, rows in self.columns.items()}
 
 
 class StreamProcessor:
@@ -110,7 +120,7 @@ class StreamProcessor:
         self.state = state
         self.sinks = list(sinks)
         self.offline = list(offline)
-        self._kept: dict[str, list[pd.DataFrame]] = {}  # rows for the offline sinks, by group
+        self._kept: dict[str, list[Columns]] = {}  # rows for the offline sinks, by group
         self.context = context
         self.known_applicants = known_applicants
         self.now = now
@@ -130,7 +140,7 @@ class StreamProcessor:
         """Whether processed rows wait to be written offline (their batches may not be acknowledged yet)."""
         return bool(self._kept)
 
-    def take_pending(self) -> dict[str, list[pd.DataFrame]]:
+    def take_pending(self) -> dict[str, list[Columns]]:
         """Step 5: the kept rows (by group) for :meth:`write_offline`, leaving none.
 
         :meth:`process` keeps anew. Their batches are acknowledged once the write returned; if it fails, they
@@ -139,11 +149,11 @@ class StreamProcessor:
         kept, self._kept = self._kept, {}
         return kept
 
-    def write_offline(self, kept: dict[str, list[pd.DataFrame]]) -> None:
-        """Write kept rows to every offline sink, one write each (safe in a thread beside :meth:`process`)."""
+    def write_offline(self, kept: dict[str, list[Columns]]) -> None:
+        """Write kept rows to every offline sink, a frame per group (thread-safe beside :meth:`process`)."""
         if not kept:
             return
-        tables = {group: pd.concat(frames, ignore_index=True) for group, frames in kept.items()}
+        tables = {group: Columns.concat(parts).frame() for group, parts in kept.items()}
         for sink in self.offline:
             sink.write(tables)
 
@@ -157,15 +167,16 @@ class StreamProcessor:
         applications = batch.tables.get("applications", pd.DataFrame())
         if len(transactions):
             added = self.state.add_transactions(transactions)
-            for r in transactions.loc[added.conflict].itertuples(index=False):
-                detail = f"transaction_id {r.transaction_id} already applied with other content"
-                outcome.rejected.append(
-                    (int(r.event_index), Rejected(raws[r.event_index], "duplicate_key", detail))
-                )
+            if added.conflict.any():
+                for r in transactions.loc[added.conflict].itertuples(index=False):
+                    detail = f"transaction_id {r.transaction_id} already applied with other content"
+                    outcome.rejected.append(
+                        (int(r.event_index), Rejected(raws[r.event_index], "duplicate_key", detail))
+                    )
+                transactions = transactions.loc[~added.conflict]
             outcome.applied += int(added.new.sum())
             outcome.duplicates += int(added.duplicate.sum())
             outcome.expired += int(added.expired.sum())
-            transactions = transactions.loc[~added.conflict]
         if len(applications):
             self.state.add_applications(applications)
             outcome.applied += len(applications)
@@ -184,15 +195,15 @@ class StreamProcessor:
             )
         )
         if len(ids):
-            outcome.tables, history = self._features(ids, applications)
+            outcome.columns, history = self._features(ids, applications)
             outcome.applicants = len(ids)
             for sink in self.sinks:
-                sink.write(outcome.tables)
+                sink.write(outcome.columns)
             self.state.prune_records(*history)  # after the online write: off the batch's events' path
             if self.offline:
-                for group, table in outcome.tables.items():
-                    if len(table):
-                        self._kept.setdefault(group, []).append(table)
+                for group, rows in outcome.columns.items():
+                    if len(rows):
+                        self._kept.setdefault(group, []).append(rows)
         if outcome.events != outcome.applied + outcome.duplicates + outcome.expired + outcome.dead_lettered:
             raise RuntimeError(f"stream batch lost events: {outcome}")
         return outcome
@@ -202,18 +213,18 @@ class StreamProcessor:
 
         Each applicant's behavioural row is as of its newest stored event (transaction or application).
         """
-        tables, history = self._features(ids, applications)
+        columns, history = self._features(ids, applications)
         self.state.prune_records(*history)
-        return tables
+        return {group: rows.frame() for group, rows in columns.items()}
 
     def _features(
         self, ids: np.ndarray, applications: pd.DataFrame | None = None
-    ) -> tuple[dict[str, pd.DataFrame], tuple[np.ndarray, np.ndarray]]:
-        """:meth:`features` and the stored history they came from (applicants, records; not pruned yet).
+    ) -> tuple[dict[str, Columns], tuple[np.ndarray, np.ndarray]]:
+        """:meth:`features` as columns, and the stored history they came from (not pruned yet).
 
-        The history stays arrays (:meth:`RedisEventState.history_records`) and each table is one frame built
-        from the feature functions' columns (:func:`compute_columns`): for a batch's few applicants, frames
-        built and concatenated step by step cost more than the features.
+        The history stays arrays (:meth:`RedisEventState.history_records`), each table is the feature
+        functions' columns (:func:`compute_columns`) and the derived functions read their inputs from a
+        mapping of arrays: for a batch's few applicants, frames cost more than the features.
         """
         ids = np.asarray(ids, dtype=np.int64)
         owner, records, stored_apps = self.state.history_records(ids)
@@ -227,30 +238,29 @@ class StreamProcessor:
             at = position.get_indexer(stored_apps["applicant_id"].to_numpy(np.int64))
             np.maximum.at(newest, at, utc_ns(stored_apps["application_ts"]))
         seen = newest != _NO_EVENT
-        keys = {
-            JOIN_KEY: ids[seen],
-            TIMESTAMP: pd.DatetimeIndex(newest[seen].view("datetime64[ns]")).tz_localize("UTC"),
-        }
-        tables: dict[str, pd.DataFrame] = {}
+        keys = {JOIN_KEY: ids[seen], TIMESTAMP: newest[seen].view("datetime64[ns]")}
+        tables: dict[str, Columns] = {}
+        identity = None
         if applications is not None and len(applications):
             apps = applications.drop(columns=["event_index"]).reset_index(drop=True)
-            tables["identity"] = identity_table(apps)
+            identity = identity_table(apps)
+            tables["identity"] = Columns.of(identity)
         window = TransactionWindow.from_arrays(
             owner, ts, records["amount"], records["type"], records["late"], keys[JOIN_KEY], newest[seen]
         )
         behavioural = compute_columns("behavioural", window)
-        tables["behavioural"] = pd.DataFrame({**keys, **behavioural})
+        tables["behavioural"] = Columns({**keys, **behavioural})
         if self.context is not None and seen.any():
-            context = self.context(keys[JOIN_KEY]).reset_index(drop=True)
-            if "identity" in tables:  # a fresh application beats what the online store held
-                fresh = tables["identity"].drop_duplicates(JOIN_KEY, keep="last").set_index(JOIN_KEY)
-                idx = pd.Index(keys[JOIN_KEY]).get_indexer(fresh.index)
-                for column in [f.name for f in features_in("identity") if f.name in context.columns]:
-                    context.loc[idx[idx >= 0], column] = fresh[column].to_numpy()[idx >= 0]
-            frame = pd.DataFrame({**behavioural, **{c: context[c].to_numpy() for c in context.columns}})
-            derived = compute_columns("derived", frame)
+            read = self.context(keys[JOIN_KEY])
+            context = {c: np.array(read[c], dtype=np.float64) for c in read.columns}  # a copy: written below
+            if identity is not None:  # a fresh application beats what the online store held
+                fresh = identity.drop_duplicates(JOIN_KEY, keep="last")
+                idx = pd.Index(keys[JOIN_KEY]).get_indexer(fresh[JOIN_KEY].to_numpy(np.int64))
+                for column in [f.name for f in features_in("identity") if f.name in context]:
+                    context[column][idx[idx >= 0]] = fresh[column].to_numpy()[idx >= 0]
+            derived = compute_columns("derived", {**behavioural, **context})
             for name, values in derived.items():  # a missing input gives 0 (NaN never reaches the store)
                 if values.dtype.kind == "f":
                     derived[name] = np.where(np.isnan(values), 0.0, values)
-            tables["derived"] = pd.DataFrame({**keys, **derived})
+            tables["derived"] = Columns({**keys, **derived})
         return tables, (owner, records)

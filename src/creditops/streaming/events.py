@@ -123,7 +123,8 @@ def validate_events(
         if not rows[table]:
             continue
         pos = np.asarray(positions[table])
-        accepted = clean_records(rows[table], _STREAM_SCHEMAS[table], now=now)  # the usual case: all pass
+        # the usual case: all pass
+        accepted = clean_records(rows[table], _STREAM_SCHEMAS[table], now=now, extra={"event_index": pos})
         if accepted is None:
             frame = pd.DataFrame(rows[table], columns=[c.name for c in WORLD_SCHEMAS[table].columns])
             result = validate_table(frame, _STREAM_SCHEMAS[table], now=now)
@@ -135,8 +136,7 @@ def validate_events(
                     at = int(pos[r.row_number])
                     out.rejected.append((at, Rejected(raws[at], r.rule, r.detail)))
             accepted = result.accepted[table].copy()
-            pos = pos[good]
-        accepted["event_index"] = pos
+            accepted["event_index"] = pos[good]
         if table == "transactions" and known_applicants is not None and len(accepted):
             ids = accepted["applicant_id"].to_numpy(np.int64)
             known = np.asarray(known_applicants(ids), dtype=bool)
