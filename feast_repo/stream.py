@@ -101,7 +101,7 @@ class OfflineSink:
     def __init__(self, data_dir: str | Path):
         self.root = Path(data_dir) / "stream"
 
-    def write(self, tables: Mapping[str, pd.DataFrame]) -> None:
+    def write(self, tables: Mapping[str, Columns] | Mapping[str, pd.DataFrame]) -> None:
         """One part file per view and write, named by its content (the same rows rewrite the same file)."""
         for group, table in tables.items():
             if not len(table):
@@ -121,11 +121,19 @@ class OfflineSink:
         return {d.name: sorted(d.glob("part-*.parquet")) for d in sorted(self.root.iterdir()) if d.is_dir()}
 
 
-def _parquet_bytes(table: pd.DataFrame) -> bytes:
+def _arrow(table: Columns | pd.DataFrame) -> pa.Table:
+    """``table`` as an Arrow table; columns go straight from their arrays (timestamps UTC), no frame."""
+    if not isinstance(table, Columns):
+        return pa.Table.from_pandas(table, preserve_index=False)
+    utc = pa.timestamp("ns", tz="UTC")
+    return pa.table({c: pa.array(v, type=utc) if v.dtype.kind == "M" else v for c, v in table.data.items()})
+
+
+def _parquet_bytes(table: Columns | pd.DataFrame) -> bytes:
     """A plain Parquet file of ``table`` (no compression, dictionary or statistics), in memory."""
     sink = pa.BufferOutputStream()
     plain = {"compression": "none", "use_dictionary": False, "write_statistics": False}
-    pq.write_table(pa.Table.from_pandas(table, preserve_index=False), sink, **plain)
+    pq.write_table(_arrow(table), sink, **plain)
     return sink.getvalue().to_pybytes()
 
 

@@ -51,11 +51,11 @@ _NO_EVENT = np.iinfo(np.int64).min  # an applicant without a stored event has no
 class FeatureSink(Protocol):
     """Where recomputed feature rows go: ``group -> rows`` (``applicant_id, event_timestamp, features``).
 
-    The online sinks get :class:`~creditops.streaming.columns.Columns` (a batch's few rows, no frame); the
-    offline sinks get frames (:meth:`StreamProcessor.write_offline` builds one per group and flush).
+    The rows are :class:`~creditops.streaming.columns.Columns` (a batch's few rows, no frame built): a batch's
+    for the online sinks, those of every batch since the last flush for the offline ones.
     """
 
-    def write(self, tables: Mapping[str, Columns] | Mapping[str, pd.DataFrame]) -> None:  # noqa: D102
+    def write(self, tables: Mapping[str, Columns]) -> None:  # noqa: D102
         ...
 
 
@@ -150,10 +150,10 @@ class StreamProcessor:
         return kept
 
     def write_offline(self, kept: dict[str, list[Columns]]) -> None:
-        """Write kept rows to every offline sink, a frame per group (thread-safe beside :meth:`process`)."""
+        """Write kept rows to every offline sink, one table per group (thread-safe beside :meth:`process`)."""
         if not kept:
             return
-        tables = {group: Columns.concat(parts).frame() for group, parts in kept.items()}
+        tables = {group: Columns.concat(parts) for group, parts in kept.items()}
         for sink in self.offline:
             sink.write(tables)
 
