@@ -122,6 +122,8 @@ end
 return out
 """
 _SCRIPT_KEYS = 5_000
+_PIPELINE_UP_TO = 100
+"""Most applicants :meth:`RedisServiceReader.many` reads with a pipeline rather than a script."""
 
 
 class RedisServiceReader:
@@ -161,14 +163,22 @@ class RedisServiceReader:
     def many(self, ids: Sequence[int]) -> np.ndarray:
         """What calling the reader returns, for many ids at once (the stream's batches).
 
-        One Lua script call per few thousand applicants runs their HMGETs on the server, instead of one
-        pipelined command each, and the values are decoded by :func:`decode_values`.
+        From :data:`_PIPELINE_UP_TO` applicants on, one Lua script call per few thousand applicants runs
+        their HMGETs on the server, instead of one pipelined command each (1,000: 16 ms against 22); below,
+        the pipeline is cheaper (15: 0.6 ms against 1.0). The values are decoded by :func:`decode_values`.
         """
-        script = self.client.register_script(_HMGET_SCRIPT)
         keys = [self.key(i) for i in ids]
         flat: list[bytes | None] = []
-        for lo in range(0, len(keys), _SCRIPT_KEYS):
-            flat.extend(script(keys=keys[lo : lo + _SCRIPT_KEYS], args=self.fields))
+        if len(keys) <= _PIPELINE_UP_TO:
+            with self.client.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.hmget(key, self.fields)
+                for row in pipe.execute():
+                    flat.extend(row)
+        else:
+            script = self.client.register_script(_HMGET_SCRIPT)
+            for lo in range(0, len(keys), _SCRIPT_KEYS):
+                flat.extend(script(keys=keys[lo : lo + _SCRIPT_KEYS], args=self.fields))
         return decode_values(flat).reshape(len(ids), len(self.fields))
 
     def close(self) -> None:

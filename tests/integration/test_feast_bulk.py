@@ -263,10 +263,14 @@ def test_direct_reader_equals_get_online_features(loaded, world, name):
     # the single-applicant path (no pipeline; a row decoded inline), each row: nulls, inf, unknown
     for k, applicant in enumerate(ids):
         np.testing.assert_array_equal(lookup([applicant]), expected.iloc[[k], 1:].to_numpy(np.float64))
-    # the stream's batch path (one script call, numpy decoding) reads the same, NaN and inf included
+    # the stream's batch path (a script call from 100 applicants on, a pipeline below; numpy decoding)
+    # reads the same, NaN and inf included
+    assert len(ids) > 100
     many = lookup.direct.many([int(i) for i in ids])
     np.testing.assert_array_equal(many, expected.iloc[:, 1:].to_numpy(np.float64))
     np.testing.assert_array_equal(many, lookup.direct([int(i) for i in ids]))
+    few = [int(i) for i in ids[-60:]]  # the edge cases and the unknown applicant among them
+    np.testing.assert_array_equal(lookup.direct.many(few), expected.iloc[-60:, 1:].to_numpy(np.float64))
     assert lookup.direct.many([]).shape == (0, len(lookup.direct.fields))
 
 
