@@ -303,3 +303,16 @@ def test_a_cleared_state_is_claimed_again_by_its_next_write(state):
     # another process on the same prefix: the layout mark was written again, so nothing is refused
     again = RedisEventState(state.client, prefix=state.prefix.decode())
     assert len(again.transactions([7], prune=False)) == 1
+
+
+@pytest.mark.parametrize("n", [7, 150])  # a pipeline of EXISTS up to 100 keys, a script call above
+def test_exists_many_tells_each_key(state, n):
+    from creditops.streaming.state import exists_many
+
+    keys = [state.prefix + b"exists:%d" % i for i in range(n)]
+    present = np.arange(n) % 3 == 1
+    for key in np.asarray(keys, dtype=object)[present]:
+        state.client.set(key, b"1")
+    got = exists_many(state.client, keys)
+    assert got.dtype == bool and got.tolist() == present.tolist()
+    assert exists_many(state.client, []).shape == (0,)

@@ -104,7 +104,15 @@ return out
 
 
 def exists_many(client: redis.Redis, keys: Sequence[bytes]) -> np.ndarray:
-    """Mask of ``keys`` that exist, in a script call per :data:`SCRIPT_KEYS` keys (not one EXISTS each)."""
+    """Mask of ``keys`` that exist: a script call per :data:`SCRIPT_KEYS` keys (not one EXISTS each).
+
+    Up to 100 keys (a small batch) a pipeline of EXISTS, cheaper than a script call.
+    """
+    if len(keys) <= 100:
+        with client.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.exists(key)
+            return np.asarray(pipe.execute(), dtype=bool).reshape(len(keys))
     script = client.register_script(_EXISTS_SCRIPT)
     out = [script(keys=list(keys[lo : lo + SCRIPT_KEYS])) for lo in range(0, len(keys), SCRIPT_KEYS)]
     return np.asarray([x for part in out for x in part], dtype=bool)
@@ -304,7 +312,7 @@ class RedisEventState:
             reply = self.client.mget([self._log_key(i) for i in part] + [self._app_key(i) for i in part])
             logs += reply[: len(part)]
             apps += reply[len(part) :]
-        return (*_records(ids, logs), _applications_frame(apps))
+        return (*_records(ids, logs), _applications_frame(apps) if any(apps) else _NO_APPLICATIONS)
 
     def prune_records(self, owner: np.ndarray, records: np.ndarray) -> None:
         """Delete the read transactions no window can see again (at or before the newest less the window).
@@ -380,6 +388,10 @@ class RedisEventState:
         for i in range(0, len(keys), 1000):
             self.client.delete(*keys[i : i + 1000])
         return len(keys)
+
+
+_NO_APPLICATIONS = pd.DataFrame()
+"""What :meth:`RedisEventState.history_records` returns for no stored application (shared: read only)."""
 
 
 def _applications_frame(raw: Sequence[bytes | None]) -> pd.DataFrame:
