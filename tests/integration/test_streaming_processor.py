@@ -260,6 +260,38 @@ def test_state_log_holds_exactly_the_history_through_redelivery_conflict_and_pru
     assert set(state.transactions([7], prune=False)["amount"]) == {10.0}
 
 
+def test_a_prune_not_waited_for_is_done_before_the_state_next_reads_or_writes(state):
+    newest = pd.Timestamp("2026-06-01", tz="UTC")
+    old = newest - pd.Timedelta(days=400)
+    state.add_transactions(pd.DataFrame([_tx(1, 7, newest), _tx(2, 7, old)]))
+    owner, records, _ = state.history_records([7])
+    state.prune_records(owner, records, wait=False)
+    assert state._sent is not None  # sent, its reply not read yet
+    # the next write follows it: tx 2 is at or before the recorded horizon, so expired, not stored again
+    again = state.add_transactions(pd.DataFrame([_tx(2, 7, old)]))
+    assert state._sent is None and again.expired.tolist() == [True]
+    hashed, logged = _hash_and_log(state, 7)
+    assert len(hashed) == 1 and hashed == logged
+    # the server lost its scripts (SCRIPT FLUSH, a restart): the prune's reply is NOSCRIPT, and the
+    # settling call loads the script and runs the prune again
+    state.add_transactions(pd.DataFrame([_tx(3, 8, newest), _tx(4, 8, old)]))
+    owner, records, _ = state.history_records([8])
+    state.client.script_flush()
+    state.prune_records(owner, records, wait=False)
+    state.settle()
+    assert state.transactions([8], prune=False)["transaction_ts"].tolist() == [newest]
+    # an error reply other than NOSCRIPT is raised by the settling call, and the connection is not reused
+    state.add_transactions(pd.DataFrame([_tx(5, 9, newest), _tx(6, 9, old)]))
+    owner, records, _ = state.history_records([9])
+    state.client.set(state._log_key(9), b"x")
+    state.client.delete(state._tx_key(9))
+    state.client.set(state._tx_key(9), b"not a hash")
+    state.prune_records(owner, records, wait=False)
+    with pytest.raises(redis.exceptions.ResponseError, match="WRONGTYPE"):
+        state.settle()
+    assert state._sent is None and state.client.ping()
+
+
 def test_a_prune_keeps_what_was_appended_after_its_read(state):
     newest = pd.Timestamp("2026-06-01", tz="UTC")
     state.add_transactions(pd.DataFrame([_tx(1, 7, newest), _tx(2, 7, newest - pd.Timedelta(days=400))]))

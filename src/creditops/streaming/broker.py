@@ -396,6 +396,7 @@ async def consume(
             if max_events is not None and stats.events >= max_events:
                 break
         await settle()  # stopped: what was processed is written offline and acknowledged
+        processor.settle()  # and the last batch's prune is done
     finally:
         if flushing is not None:  # an error left it running: its batches are complete, finish them
             await flushing

@@ -12,7 +12,8 @@ For a batch (in this order, so a crash at any point loses nothing and double-cou
    applicant's newest event; the derived features from them and the applicant's identity and bureau features
    (read from the online store); the identity features of new applications;
 4. write those rows to the online store, and keep them for the offline store; then prune the histories
-   read in step 3 (their windows' horizons move forward), off the path of the batch's events;
+   read in step 3 (their windows' horizons move forward), off the path of the batch's events: the prune is
+   sent and the server runs it while the next batch is validated (the state's next call waits for it);
 5. write the kept rows of all batches since the last flush offline (:meth:`~StreamProcessor.take_pending`,
    :meth:`~StreamProcessor.write_offline`);
 6. only then may the caller acknowledge those batches to the broker.
@@ -135,6 +136,10 @@ class StreamProcessor:
             known[rest] = self.state.known(unique[rest])
         return known[inverse]
 
+    def settle(self) -> None:
+        """Wait for the last batch's prune (:meth:`RedisEventState.settle`): its errors are raised here."""
+        self.state.settle()
+
     @property
     def pending(self) -> bool:
         """Whether processed rows wait to be written offline (their batches may not be acknowledged yet)."""
@@ -199,7 +204,7 @@ class StreamProcessor:
             outcome.applicants = len(ids)
             for sink in self.sinks:
                 sink.write(outcome.columns)
-            self.state.prune_records(*history)  # after the online write: off the batch's events' path
+            self.state.prune_records(*history, wait=False)  # sent after the online write, not waited for
             if self.offline:
                 for group, rows in outcome.columns.items():
                     if len(rows):

@@ -169,9 +169,34 @@ class RedisEventState:
         self._layout_checked = False
         self._add = client.register_script(_ADD_SCRIPT)
         self._prune_script = client.register_script(_PRUNE_SCRIPT)
+        self._sent: tuple[Any, list[tuple[list[bytes], list[Any]]]] | None = None  # a prune not waited for
+
+    def settle(self) -> None:
+        """Wait for the prune sent with ``wait=False`` (:meth:`prune_records`): its replies, its errors.
+
+        Every other method of this state settles first, so what it reads or writes follows the prune.
+        """
+        if self._sent is None:
+            return
+        (conn, calls), self._sent = self._sent, None
+        unloaded = []
+        try:
+            for keys, args in calls:
+                try:
+                    conn.read_response()
+                except redis.exceptions.NoScriptError:  # the server lost its scripts: run it again, loaded
+                    unloaded.append((keys, args))
+        except BaseException:
+            conn.disconnect()  # replies may still be pending: never hand this connection back for reuse
+            raise
+        finally:
+            self.client.connection_pool.release(conn)
+        for keys, args in unloaded:
+            self._prune_script(keys=keys, args=args)
 
     def _check_layout(self) -> None:
         """Claim the prefix for :data:`LAYOUT`, or refuse a state another layout wrote (once per instance)."""
+        self.settle()
         if self._layout_checked:
             return
         if self.client.set(self._layout_key, LAYOUT, nx=True):
@@ -256,11 +281,13 @@ class RedisEventState:
 
     def _horizons(self, applicants: np.ndarray) -> np.ndarray:
         """Each applicant's pruning horizon (ns; int64 minimum where none was recorded)."""
+        self.settle()
         stored = self.client.hmget(self._horizon_key, [str(int(a)) for a in applicants])
         return np.array([int(h) if h else np.iinfo(np.int64).min for h in stored], dtype=np.int64)
 
     def add_applications(self, frame: pd.DataFrame) -> None:
         """Store validated application rows (the latest write wins: an application may be corrected)."""
+        self.settle()
         if frame.empty:
             return
         records = frame.drop(columns=["event_index"], errors="ignore").to_json(
@@ -273,10 +300,12 @@ class RedisEventState:
 
     def known(self, ids: np.ndarray) -> np.ndarray:
         """Mask of applicants whose application the stream has seen."""
+        self.settle()
         return exists_many(self.client, [self._app_key(int(i)) for i in ids])
 
     def applications(self, ids: Sequence[int]) -> pd.DataFrame:
         """The stored applications of ``ids`` that have one."""
+        self.settle()
         raw = self.client.mget([self._app_key(int(i)) for i in ids]) if len(ids) else []
         return _applications_frame(raw)
 
@@ -314,19 +343,23 @@ class RedisEventState:
             apps += reply[len(part) :]
         return (*_records(ids, logs), _applications_frame(apps) if any(apps) else _NO_APPLICATIONS)
 
-    def prune_records(self, owner: np.ndarray, records: np.ndarray) -> None:
+    def prune_records(self, owner: np.ndarray, records: np.ndarray, wait: bool = True) -> None:
         """Delete the read transactions no window can see again (at or before the newest less the window).
 
         The horizon is recorded, so a later event at or before it is counted expired. ``owner`` and
         ``records`` are what :meth:`history_records` returned: each applicant's records next to each other,
-        the whole of its log as read.
+        the whole of its log as read. With ``wait=False`` the prune is sent and its replies are read by the
+        next call of this state (:meth:`settle`): the server prunes while the caller goes on (the stream's
+        next batch is validated meanwhile). Its effects are the same: the script keeps what was appended
+        since the read, and leaves a log that was pruned meanwhile as it is.
         """
+        self.settle()
         if not len(owner):
             return
         starts = _block_starts(owner)
         # the horizon only moves forward: an event at or before it can never enter a window again
         horizon = np.maximum.reduceat(records["ts"], starts) - WINDOW_DAYS * _NS_PER_DAY
-        self._prune_blocks(owner, records, starts, horizon)
+        self._prune_blocks(owner, records, starts, horizon, wait=wait)
 
     def _prune_blocks(
         self,
@@ -335,6 +368,7 @@ class RedisEventState:
         starts: np.ndarray,
         horizon: np.ndarray,
         every: bool = False,
+        wait: bool = True,
     ) -> None:
         """Prune a read history's applicants (blocks starting at ``starts``) at their ``horizon``.
 
@@ -364,25 +398,43 @@ class RedisEventState:
                     doomed_ids[doomed_at[b] : doomed_at[b + 1]],
                 )
                 for b in due.tolist()
-            ]
+            ],
+            wait=wait,
         )
 
-    def _prune(self, items: Sequence[tuple[int, int, bytes, int, list[int]]]) -> None:
+    def _prune(self, items: Sequence[tuple[int, int, bytes, int, list[int]]], wait: bool = True) -> None:
         """Per (applicant, its log's length as read, the records it keeps, horizon, ids to delete): prune.
 
         The ids leave the history, the log keeps its kept records (and whatever was appended since it was
-        read), and the horizon is recorded: one script call per few thousand applicants.
+        read), and the horizon is recorded: one script call per few thousand applicants (see
+        :meth:`prune_records` for ``wait``).
         """
+        calls = []
         for lo in range(0, len(items), SCRIPT_KEYS // 2):
             keys: list[bytes] = []
             args: list[Any] = []
             for applicant, read, kept, horizon, ids in items[lo : lo + SCRIPT_KEYS // 2]:
                 keys += [self._tx_key(applicant), self._log_key(applicant)]
                 args += [read, kept, applicant, horizon, len(ids), *ids]
-            self._prune_script(keys=[*keys, self._horizon_key], args=args)
+            calls.append(([*keys, self._horizon_key], args))
+        if wait:
+            for keys, args in calls:
+                self._prune_script(keys=keys, args=args)
+            return
+        self.settle()
+        conn = self.client.connection_pool.get_connection("EVALSHA")
+        try:
+            for keys, args in calls:
+                conn.send_command("EVALSHA", self._prune_script.sha, len(keys), *keys, *args)
+        except BaseException:
+            conn.disconnect()
+            self.client.connection_pool.release(conn)
+            raise
+        self._sent = (conn, calls)
 
     def clear(self) -> int:
         """Delete every key under the prefix (tests, re-seeding); returns how many."""
+        self.settle()
         self._layout_checked = False  # the layout mark goes too: the next write claims the prefix again
         keys = list(self.client.scan_iter(match=self.prefix + b"*", count=1000))
         for i in range(0, len(keys), 1000):
