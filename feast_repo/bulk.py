@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import struct
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -504,6 +504,10 @@ def _connection(client: Any) -> Iterator[Any]:
         client.connection_pool.release(conn)
 
 
+def _written() -> None:
+    """What :meth:`RowWriter.send` returns when it had nothing to send."""
+
+
 def _send_all(conn: Any, payload: bytes, commands: int) -> None:
     """Send ``commands`` packed commands at once and read every reply (raising the first error reply)."""
     conn.send_packed_command([payload], check_health=False)
@@ -696,6 +700,19 @@ class RowWriter:
 
         Returns False, having written nothing, when a table has a column this writer does not encode.
         """
+        finish = self.send(tables, start, end)
+        if finish is None:
+            return False
+        finish()
+        return True
+
+    def send(self, tables: Mapping[str, Any], start: datetime, end: datetime) -> Callable[[], None] | None:
+        """:meth:`write` in two steps: this sends the commands; the call it returns reads their replies.
+
+        The server writes while the caller goes on (the stream prepares its prune meanwhile); the rows are
+        written once the returned call returned, and it must be called (it hands the connection back).
+        None, having sent nothing, when a table has a column this writer does not encode.
+        """
         lo, hi = pd.Timestamp(start).value, pd.Timestamp(end).value
         per_view = []
         for key, table in tables.items():
@@ -704,11 +721,11 @@ class RowWriter:
                 continue
             fields = encoder.fields(table, lo, hi)
             if fields is None:
-                return False
+                return None
             per_view.append((encoder.argc, fields))
         applicants = sorted({a for _, fields in per_view for a in fields})
         if not applicants:
-            return True
+            return _written
         parts = []
         for applicant in applicants:
             key = _resp_const(self.key_prefix + struct.pack("<q", applicant) + self.project)
@@ -718,6 +735,23 @@ class RowWriter:
             if self.expire is not None:
                 parts.append(self.expire % key)
         commands = len(applicants) * (2 if self.expire is not None else 1)
-        with _connection(self.client) as conn:
-            _send_all(conn, b"".join(parts), commands)
-        return True
+        pool = self.client.connection_pool
+        conn = pool.get_connection()
+        try:
+            conn.send_packed_command([b"".join(parts)], check_health=False)
+        except BaseException:
+            conn.disconnect()
+            pool.release(conn)
+            raise
+
+        def finish() -> None:
+            try:
+                for _ in range(commands):
+                    conn.read_response()  # raises the first error reply
+            except BaseException:
+                conn.disconnect()  # replies may still be pending: never hand this connection back for reuse
+                raise
+            finally:
+                pool.release(conn)
+
+        return finish

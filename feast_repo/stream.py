@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -63,31 +63,45 @@ class OnlineSink:
 
     def write(self, tables: Mapping[str, Columns] | Mapping[str, pd.DataFrame]) -> None:
         """Write each group's rows (latest per applicant) into its view, all views of an applicant at once."""
+        self.send(tables)()
+
+    def send(self, tables: Mapping[str, Columns] | Mapping[str, pd.DataFrame]) -> Callable[[], None]:
+        """:meth:`write` in two steps: the rows are written once the returned call returned (call it).
+
+        On Redis the commands are sent and the returned call reads their replies
+        (:meth:`~feast_repo.bulk.RowWriter.send`); any other way writes here.
+        """
         if not self.redis:
             for group, table in tables.items():
                 if group in self.views and len(table):
                     table = as_frame(table)
                     latest = table.drop_duplicates(table.columns[0], keep="last")
                     self.store.write_to_online_store(f"{group}_fv", latest, allow_registry_cache=True)
-            return
+            return _done
         groups = {g for g, t in tables.items() if g in self.views and len(t)}
         rows = self.rows
-        if rows is not None and groups <= rows.encoders.keys() and rows.write(tables, _EPOCH, _FAR):
-            return
+        if rows is not None and groups <= rows.encoders.keys():
+            finish = rows.send(tables, _EPOCH, _FAR)
+            if finish is not None:
+                return finish
         encoders = [
             _ViewEncoder(self.views[g][0], self.views[g][1], as_frame(t), _EPOCH, _FAR)
             for g, t in tables.items()
             if g in self.views and len(t)
         ]
-        if not encoders:
-            return
-        writer = _RedisWriter(self.store, encoders, client=self.client, dedup=False)
-        writer.run(connections=1, chunk_entities=max(1, len(writer.ids)))
+        if encoders:
+            writer = _RedisWriter(self.store, encoders, client=self.client, dedup=False)
+            writer.run(connections=1, chunk_entities=max(1, len(writer.ids)))
+        return _done
 
     def close(self) -> None:
         """Close the Redis connection."""
         if self.client is not None:
             self.client.close()
+
+
+def _done() -> None:
+    """What :meth:`OnlineSink.send` returns when the rows are written already."""
 
 
 class OfflineSink:

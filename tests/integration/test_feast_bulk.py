@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -436,3 +437,45 @@ def test_row_writer_leaves_the_hashes_of_the_column_writer(redis_url, redis_clie
         assert len(columns) == len(inside)
         assert rows == columns
         assert sum(v == b"" for h in rows.values() for v in h.values()) > 0  # NaN stored as null
+
+
+def test_row_writer_send_writes_columns_as_frames_and_raises_an_error_reply_on_confirm(
+    redis_url, redis_client, tables, world, tmp_path
+):
+    """The stream's path: Columns written in two steps (send, then confirm) leave the frames' hashes; an
+    error reply is raised by the confirming call and its connection is not handed back for reuse."""
+    import redis as redis_lib
+    from feast.infra.online_stores.helpers import compute_versioned_name
+
+    from creditops.streaming.columns import Columns
+
+    end = world.as_of
+    start = end - pd.Timedelta(days=30)
+    groups = ("identity", "behavioural", "derived")
+    with redis_projects(
+        redis_url, "creditops_send", ("frames", "columns"), tmp_path.joinpath, tables
+    ) as made:
+        writers = {}
+        for name, store in made.items():
+            fvs = {g: store.get_feature_view(f"{g}_fv") for g in groups}
+            writers[name] = bulk.RowWriter(
+                store, {g: (fv, compute_versioned_name(fv, False)) for g, fv in fvs.items()}
+            )
+        assert writers["frames"].write({g: tables[g] for g in groups}, start, end)
+        finish = writers["columns"].send({g: Columns.of(tables[g]) for g in groups}, start, end)
+        finish()
+        assert _hashes(redis_client, made["columns"].project) == _hashes(redis_client, made["frames"].project)
+        # one applicant's key is not a hash: its HSET fails, and so does the confirming call
+        writer = writers["columns"]
+        victim = int(tables["behavioural"][JOIN_KEY].iloc[0])
+        key = writer.key_prefix + struct.pack("<q", victim) + writer.project
+        redis_client.delete(key)
+        redis_client.set(key, b"not a hash")
+        pool = writer.client.connection_pool
+        finish = writer.send({g: Columns.of(tables[g]) for g in groups}, start, end)
+        with pytest.raises(redis_lib.exceptions.ResponseError, match="WRONGTYPE"):
+            finish()
+        assert pool._in_use_connections == set()  # handed back (disconnected: its other replies unread)
+        redis_client.delete(key)
+        assert writer.write({g: tables[g] for g in groups}, start, end)  # the next write is clean
+        assert _hashes(redis_client, made["columns"].project) == _hashes(redis_client, made["frames"].project)

@@ -94,6 +94,15 @@ class BatchOutcome:
         return {group: rows.frame() for group, rows in self.columns.items()}
 
 
+def _send(sink: FeatureSink, tables: Mapping[str, Columns]) -> Callable[[], None]:
+    """``sink.send(tables)`` when the sink has it (returns the call that confirms the write), else a write."""
+    send = getattr(sink, "send", None)
+    if send is not None:
+        return send(tables)
+    sink.write(tables)
+    return lambda: None
+
+
 class StreamProcessor:
     """Validate, apply and featurise batches of events (see the module docstring).
 
@@ -202,9 +211,14 @@ class StreamProcessor:
         if len(ids):
             outcome.columns, history = self._features(ids, applications)
             outcome.applicants = len(ids)
-            for sink in self.sinks:
-                sink.write(outcome.columns)
-            self.state.prune_records(*history, wait=False)  # sent after the online write, not waited for
+            # a sink that can send its writes and confirm them later (send) confirms them after the prune is
+            # sent: the server writes while the prune is prepared. The prune's reply is not waited for
+            finishes = [_send(sink, outcome.columns) for sink in self.sinks]
+            try:
+                self.state.prune_records(*history, wait=False)
+            finally:
+                for finish in finishes:
+                    finish()
             if self.offline:
                 for group, rows in outcome.columns.items():
                     if len(rows):
