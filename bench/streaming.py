@@ -237,7 +237,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--rate", type=float, default=1000.0)
     parser.add_argument("--seconds", type=float, default=60.0)
-    parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--batch", type=int, default=StreamingConfig().batch_size)  # the product's default
     args = parser.parse_args()
 
     run = f"creditops_bench_stream_{uuid.uuid4().hex[:8]}"

@@ -308,7 +308,9 @@ class StreamingConfig(_Section):
         url: broker URL.
         stream: stream name: events on ``<stream>.events.<kind>``, dead letters in ``<stream>_dlq``.
         durable: the consumer's durable name (consumers sharing it share the work).
-        batch_size: events fetched and processed together.
+        batch_size: the most events fetched and processed together: a backlog's batch (live traffic comes
+            in the few events that arrived meanwhile). Per event, 4,000 cost 99 us against 117 at 1,000
+            (interleaved batches on the streaming bench's world).
         ack_wait_seconds: an unacknowledged batch is redelivered after this long.
         state_redis_url: Redis holding the per-applicant event state.
         state_prefix: key prefix of that state.
@@ -322,7 +324,7 @@ class StreamingConfig(_Section):
     url: str = "nats://127.0.0.1:4222"
     stream: str = "creditops"
     durable: str = "features"
-    batch_size: int = Field(1000, ge=1, le=100_000)
+    batch_size: int = Field(4000, ge=1, le=100_000)
     ack_wait_seconds: float = Field(30.0, gt=0)
     state_redis_url: str = "redis://127.0.0.1:6379/0"
     state_prefix: str = "creditops:stream:"

@@ -282,7 +282,7 @@ async def consume(
     broker: Broker,
     processor: StreamProcessor,
     *,
-    batch_size: int = 1000,
+    batch_size: int = 4000,
     fetch_timeout: float = 0.5,
     stop_when_idle: bool = False,
     max_events: int | None = None,
