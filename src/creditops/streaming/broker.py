@@ -155,10 +155,17 @@ class NatsBroker:
         return int(info.num_pending or 0) + int(info.num_ack_pending or 0)
 
     async def ack(self, messages: Sequence[Any]) -> None:
-        """Acknowledge every message (after its batch's features are written)."""
-        for m in messages:
+        """Acknowledge every message (after its batch's features are written), processed when this returns.
+
+        The last is acknowledged with a reply (``ack_sync``): the consumer processes one connection's
+        acknowledgements in order, so when it answers, every one before it counts too. A flush only said the
+        server had received them, and a backlog question right after could still count some as pending.
+        """
+        if not messages:
+            return
+        for m in messages[:-1]:
             await m.ack()
-        await self.nc.flush()  # the server has the acks before the next backlog question
+        await messages[-1].ack_sync(timeout=max(5.0, self.ack_wait / 2))
 
     async def release(self, messages: Sequence[Any]) -> None:
         """Hand fetched, unprocessed messages back (NAK): redelivered now, not after ``ack_wait``."""
