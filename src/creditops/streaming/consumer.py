@@ -52,8 +52,9 @@ _NO_EVENT = np.iinfo(np.int64).min  # an applicant without a stored event has no
 class FeatureSink(Protocol):
     """Where recomputed feature rows go: ``group -> rows`` (``applicant_id, event_timestamp, features``).
 
-    The rows are :class:`~creditops.streaming.columns.Columns` (a batch's few rows, no frame built): a batch's
-    for the online sinks, those of every batch since the last flush for the offline ones.
+    The rows are :class:`~creditops.streaming.columns.Columns` (no frame built): one batch's rows for the
+    online sinks, the rows of every batch since the last flush for the offline ones. An online sink may also
+    have ``send(tables)``, which sends the write and returns the call that confirms it (see ``process``).
     """
 
     def write(self, tables: Mapping[str, Columns]) -> None:  # noqa: D102

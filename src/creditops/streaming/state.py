@@ -422,7 +422,7 @@ class RedisEventState:
                 self._prune_script(keys=keys, args=args)
             return
         self.settle()
-        conn = self.client.connection_pool.get_connection("EVALSHA")
+        conn = self.client.connection_pool.get_connection()
         try:
             for keys, args in calls:
                 conn.send_command("EVALSHA", self._prune_script.sha, len(keys), *keys, *args)
