@@ -505,7 +505,7 @@ def _connection(client: Any) -> Iterator[Any]:
 
 
 def _written() -> None:
-    """What :meth:`RowWriter.send` returns when it had nothing to send."""
+    """The confirming call of a write with nothing left to confirm (RowWriter.send, the stream sink)."""
 
 
 def _send_all(conn: Any, payload: bytes, commands: int) -> None:

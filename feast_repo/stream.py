@@ -34,7 +34,15 @@ from feast.infra.online_stores.redis import RedisOnlineStore
 
 from creditops.features.registry import DERIVED_SOURCES, JOIN_KEY
 from creditops.streaming.columns import Columns, as_frame
-from feast_repo.bulk import RowWriter, _RedisWriter, _ViewEncoder, bulk_redis, entity_key_prefix, supported
+from feast_repo.bulk import (
+    RowWriter,
+    _RedisWriter,
+    _ViewEncoder,
+    _written,
+    bulk_redis,
+    entity_key_prefix,
+    supported,
+)
 from feast_repo.direct import RedisServiceReader
 
 _FAR = pd.Timestamp("2262-01-01", tz="UTC").to_pydatetime()
@@ -77,7 +85,7 @@ class OnlineSink:
                     table = as_frame(table)
                     latest = table.drop_duplicates(table.columns[0], keep="last")
                     self.store.write_to_online_store(f"{group}_fv", latest, allow_registry_cache=True)
-            return _done
+            return _written
         groups = {g for g, t in tables.items() if g in self.views and len(t)}
         rows = self.rows
         if rows is not None and groups <= rows.encoders.keys():
@@ -92,16 +100,12 @@ class OnlineSink:
         if encoders:
             writer = _RedisWriter(self.store, encoders, client=self.client, dedup=False)
             writer.run(connections=1, chunk_entities=max(1, len(writer.ids)))
-        return _done
+        return _written
 
     def close(self) -> None:
         """Close the Redis connection."""
         if self.client is not None:
             self.client.close()
-
-
-def _done() -> None:
-    """What :meth:`OnlineSink.send` returns when the rows are written already."""
 
 
 class OfflineSink:

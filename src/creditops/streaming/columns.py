@@ -13,7 +13,7 @@ feature tables are.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -61,9 +61,6 @@ class Columns:
 
     def __getitem__(self, name: str) -> np.ndarray:
         return self.data[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.data)
 
     @property
     def columns(self) -> list[str]:
