@@ -26,7 +26,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from creditops.config import StreamingConfig
 from creditops.streaming.consumer import BatchOutcome, StreamProcessor
+
+_DEFAULTS = StreamingConfig()  # consume's defaults are the configuration's (one place for each value)
 
 
 class Message(Protocol):
@@ -289,7 +292,7 @@ async def consume(
     broker: Broker,
     processor: StreamProcessor,
     *,
-    batch_size: int = 4000,
+    batch_size: int = _DEFAULTS.batch_size,
     fetch_timeout: float = 0.5,
     stop_when_idle: bool = False,
     max_events: int | None = None,
@@ -297,8 +300,8 @@ async def consume(
     should_stop: Callable[[], bool] | None = None,
     idle_grace: float | None = None,
     prefetch: bool = True,
-    flush_events: int = 10_000,
-    flush_seconds: float = 1.0,
+    flush_events: int = _DEFAULTS.offline_flush_events,
+    flush_seconds: float = _DEFAULTS.offline_flush_seconds,
 ) -> ConsumerStats:
     """Fetch, process, dead-letter, write offline, acknowledge, until stopped.
 
